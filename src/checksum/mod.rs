@@ -1,0 +1,336 @@
+//! Checksum v1, as code. `docs/CHECKSUM.md` is the same spec in words; change both or
+//! neither, and bump the version if a checksum of any table would change.
+//!
+//! In one line: each row is encoded canonically (columns sorted by name, typed,
+//! NULL-tagged, length-prefixed, zero-padded to 64-byte blocks), hashed with BLAKE3,
+//! and the first 16 bytes of the row hashes are added modulo 2^128; the partition's
+//! checksum is BLAKE3 of that sum, the row count and the logical schema.
+//! Sums of files and row groups add up ([`Part::add`]), so work splits freely.
+
+mod encode;
+mod kernel;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+
+use encode::Col;
+pub use encode::{canonical_f64, logical_type};
+pub use kernel::padded;
+use kernel::Kernel;
+
+use crate::error::Result;
+
+/// The version of the spec this code implements.
+pub const VERSION: u32 = 1;
+
+const PARTITION_DOMAIN: &[u8] = b"backfill-checksum-v1";
+const COLUMN_DOMAIN: &[u8] = b"backfill-column-checksum-v1";
+
+/// One column as the checksum sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogicalColumn {
+    pub name: String,
+    pub logical_type: String,
+}
+
+/// The columns of a schema sorted by name (bytewise), with their logical types.
+///
+/// - two schemas that differ only in column order or physical encoding are equal;
+/// - `index[i]` is where column `i` sits in the Arrow schema it was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogicalSchema {
+    pub columns: Vec<LogicalColumn>,
+    index: Vec<usize>,
+}
+
+impl LogicalSchema {
+    pub fn of(schema: &Schema) -> Result<LogicalSchema> {
+        let index = encode::sorted_fields(schema.fields());
+        let columns = index
+            .iter()
+            .map(|i| {
+                let f = schema.field(*i);
+                Ok(LogicalColumn {
+                    name: f.name().clone(),
+                    logical_type: logical_type(f.name(), f.data_type())?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(LogicalSchema { columns, index })
+    }
+
+    /// `name:type, ...` in checksum order.
+    pub fn describe(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("{}:{}", c.name, c.logical_type))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Same names and logical types (the Arrow column order may differ).
+    pub fn same_columns(&self, other: &LogicalSchema) -> bool {
+        self.columns == other.columns
+    }
+}
+
+/// The additive part of a checksum: rows seen and the sums of their hashes.
+///
+/// - `add` is commutative and associative, so parts combine in any order;
+/// - `columns` is empty unless per-column sums were asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Part {
+    pub rows: u64,
+    pub sum: u128,
+    pub columns: Vec<u128>,
+}
+
+impl Part {
+    pub fn add(&mut self, other: &Part) {
+        self.rows += other.rows;
+        self.sum = self.sum.wrapping_add(other.sum);
+        if self.columns.len() < other.columns.len() {
+            self.columns.resize(other.columns.len(), 0);
+        }
+        for (a, b) in self.columns.iter_mut().zip(&other.columns) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+}
+
+/// Hashes record batches of one schema into a [`Part`].
+pub struct Hasher {
+    schema: LogicalSchema,
+    per_column: bool,
+    kernel: Kernel,
+    buf: Vec<u8>,
+    starts: Vec<usize>,
+    cursor: Vec<usize>,
+    part: Part,
+}
+
+impl Hasher {
+    pub fn new(schema: &Schema, per_column: bool) -> Result<Hasher> {
+        let schema = LogicalSchema::of(schema)?;
+        let part = Part {
+            columns: if per_column {
+                vec![0; schema.columns.len()]
+            } else {
+                Vec::new()
+            },
+            ..Part::default()
+        };
+        Ok(Hasher {
+            schema,
+            per_column,
+            kernel: Kernel::default(),
+            buf: Vec::new(),
+            starts: Vec::new(),
+            cursor: Vec::new(),
+            part,
+        })
+    }
+
+    pub fn schema(&self) -> &LogicalSchema {
+        &self.schema
+    }
+
+    pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let cols: Vec<Col> = self
+            .schema
+            .index
+            .iter()
+            .zip(&self.schema.columns)
+            .map(|(i, c)| Col::new(&c.name, batch.column(*i)))
+            .collect::<Result<_>>()?;
+
+        // Row messages: every column's value, in name order, then zero padding.
+        self.cursor.clear();
+        self.cursor.resize(n, 0);
+        for c in &cols {
+            for (i, len) in self.cursor.iter_mut().enumerate() {
+                *len += c.len(i);
+            }
+        }
+        self.layout(n);
+        for c in &cols {
+            for (i, at) in self.cursor.iter_mut().enumerate() {
+                *at += c.write(i, &mut self.buf[*at..]);
+            }
+        }
+        self.kernel.sum(&self.buf, &self.starts, &mut self.part.sum);
+
+        if self.per_column {
+            // Value messages: one value, then zero padding.
+            for (k, c) in cols.iter().enumerate() {
+                self.cursor.clear();
+                self.cursor.extend((0..n).map(|i| c.len(i)));
+                self.layout(n);
+                for (i, at) in self.cursor.iter_mut().enumerate() {
+                    *at += c.write(i, &mut self.buf[*at..]);
+                }
+                self.kernel
+                    .sum(&self.buf, &self.starts, &mut self.part.columns[k]);
+            }
+        }
+        self.part.rows += n as u64;
+        Ok(())
+    }
+
+    /// Turns the message lengths in `cursor` into padded `starts` and write cursors, and
+    /// a zeroed buffer of the total size.
+    fn layout(&mut self, n: usize) {
+        self.starts.clear();
+        self.starts.reserve(n + 1);
+        let mut at = 0;
+        for len in self.cursor.iter_mut() {
+            self.starts.push(at);
+            let start = at;
+            at += padded(*len);
+            *len = start;
+        }
+        self.starts.push(at);
+        self.buf.clear();
+        self.buf.resize(at, 0);
+    }
+
+    pub fn finish(self) -> (LogicalSchema, Part) {
+        (self.schema, self.part)
+    }
+}
+
+fn put_str(h: &mut blake3::Hasher, s: &str) {
+    h.update(&(s.len() as u32).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+/// The partition checksum: BLAKE3 over the domain, the logical schema, rows and sum, as hex.
+pub fn digest(schema: &LogicalSchema, part: &Part) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(PARTITION_DOMAIN);
+    h.update(&(schema.columns.len() as u32).to_le_bytes());
+    for c in &schema.columns {
+        put_str(&mut h, &c.name);
+        put_str(&mut h, &c.logical_type);
+    }
+    h.update(&part.rows.to_le_bytes());
+    h.update(&part.sum.to_le_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+/// One column's checksum: BLAKE3 over the domain, the column, rows and the column's sum.
+pub fn column_digest(column: &LogicalColumn, rows: u64, sum: u128) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(COLUMN_DOMAIN);
+    put_str(&mut h, &column.name);
+    put_str(&mut h, &column.logical_type);
+    h.update(&rows.to_le_bytes());
+    h.update(&sum.to_le_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+/// Checksums a set of batches in one go (tests, vectors, small data).
+pub fn checksum_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<String> {
+    let mut h = Hasher::new(schema, false)?;
+    for b in batches {
+        h.update(b)?;
+    }
+    let (schema, part) = h.finish();
+    Ok(digest(&schema, &part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{
+        ArrayRef, Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray,
+    };
+    use arrow::datatypes::{DataType, Field};
+    use std::sync::Arc;
+
+    fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        RecordBatch::try_from_iter(cols).unwrap()
+    }
+
+    fn sum(b: &RecordBatch) -> String {
+        checksum_batches(&b.schema(), std::slice::from_ref(b)).unwrap()
+    }
+
+    #[test]
+    fn row_message_layout_is_the_documented_one() {
+        // id int32 = 7, name utf8 = "ab": columns sorted (id, name); markers, LE payloads.
+        let b = batch(vec![
+            ("name", Arc::new(StringArray::from(vec!["ab"])) as ArrayRef),
+            ("id", Arc::new(Int32Array::from(vec![7])) as ArrayRef),
+        ]);
+        let mut msg = vec![0x01, 7, 0, 0, 0, 0, 0, 0, 0, 0x01, 2, 0, 0, 0, b'a', b'b'];
+        msg.resize(64, 0);
+        let row = kernel::prefix(blake3::hash(&msg).as_bytes());
+        let schema = LogicalSchema::of(&b.schema()).unwrap();
+        let want = digest(
+            &schema,
+            &Part {
+                rows: 1,
+                sum: row,
+                columns: vec![],
+            },
+        );
+        assert_eq!(sum(&b), want);
+        assert_eq!(schema.describe(), "id:int64, name:string");
+    }
+
+    #[test]
+    fn string_encodings_and_int_widths_agree() {
+        let a = batch(vec![(
+            "s",
+            Arc::new(StringArray::from(vec![Some("x"), None])) as ArrayRef,
+        )]);
+        let b = batch(vec![(
+            "s",
+            Arc::new(LargeStringArray::from(vec![Some("x"), None])) as ArrayRef,
+        )]);
+        let c = batch(vec![(
+            "s",
+            Arc::new(StringViewArray::from(vec![Some("x"), None])) as ArrayRef,
+        )]);
+        assert_eq!(sum(&a), sum(&b));
+        assert_eq!(sum(&a), sum(&c));
+        let i32s = batch(vec![(
+            "n",
+            Arc::new(Int32Array::from(vec![1, -2])) as ArrayRef,
+        )]);
+        let i64s = batch(vec![(
+            "n",
+            Arc::new(Int64Array::from(vec![1, -2])) as ArrayRef,
+        )]);
+        assert_eq!(sum(&i32s), sum(&i64s));
+    }
+
+    #[test]
+    fn null_empty_and_literal_strings_differ() {
+        let s = |v: Option<&str>| {
+            sum(&batch(vec![(
+                "s",
+                Arc::new(StringArray::from(vec![v])) as ArrayRef,
+            )]))
+        };
+        let all = [s(None), s(Some("")), s(Some("NULL")), s(Some("\0"))];
+        for i in 0..all.len() {
+            for j in 0..i {
+                assert_ne!(all[i], all[j], "{i} vs {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn floats_fold_negative_zero_and_nan() {
+        assert_eq!(canonical_f64(-0.0), canonical_f64(0.0));
+        assert_eq!(canonical_f64(f64::NAN), canonical_f64(-f64::NAN));
+        assert_ne!(canonical_f64(1.0), canonical_f64(-1.0));
+        let _ = Field::new("x", DataType::Float64, true);
+    }
+}

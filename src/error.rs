@@ -1,0 +1,94 @@
+//! The one error type of the library.
+
+use std::path::PathBuf;
+
+/// Everything the library can fail with. Variants carry the table, partition or path
+/// they are about, and their messages say what to do next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The table location could not be parsed or opened.
+    #[error("cannot open table {location}: {reason}")]
+    Location { location: String, reason: String },
+
+    /// Nothing exists at the table location.
+    #[error("table {location} not found: {reason}")]
+    TableNotFound { location: String, reason: String },
+
+    /// The folder layout breaks the Hive rules (depths or key order differ).
+    #[error("table layout is not Hive-partitioned at {path}: {reason}")]
+    Layout { path: String, reason: String },
+
+    /// A partition value or flag could not be understood.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The selection matched no partition.
+    #[error("selection matches no partition: {0}")]
+    EmptySelection(String),
+
+    /// A Parquet file could not be read.
+    #[error("cannot read {path} (partition {partition}): {reason}; check the file or remove it from the table")]
+    Unreadable {
+        partition: String,
+        path: String,
+        reason: String,
+    },
+
+    /// The files of one partition do not share one schema.
+    #[error("partition {partition} mixes schemas: {first} has [{first_schema}] but {second} has [{second_schema}]; rewrite the odd file so the partition has one schema")]
+    MixedSchema {
+        partition: String,
+        first: String,
+        first_schema: String,
+        second: String,
+        second_schema: String,
+    },
+
+    /// A column type the checksum spec does not cover.
+    #[error("column {column} has type {data_type}, which checksum v1 does not cover")]
+    UnsupportedType { column: String, data_type: String },
+
+    /// A snapshot file could not be read or written.
+    #[error("snapshot {path}: {reason}")]
+    Snapshot { path: PathBuf, reason: String },
+
+    /// Storage failed underneath.
+    #[error("storage error at {path}: {source}")]
+    Storage {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A query in DataFusion failed.
+    #[error("{context}: {source}")]
+    Query {
+        context: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    /// Local I/O failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The command exists but is not built yet.
+    #[error("`backfill {0}` is not available yet in this version")]
+    NotAvailable(&'static str),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn storage(path: impl std::fmt::Display, source: object_store::Error) -> Self {
+        Error::Storage {
+            path: path.to_string(),
+            source,
+        }
+    }
+}

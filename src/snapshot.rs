@@ -1,0 +1,386 @@
+//! Per-partition row counts and checksums of a table at a moment.
+//!
+//! Files are read in parallel (`jobs` at a time) straight through the Parquet reader;
+//! each file gives a checksum [`Part`], and a partition is the sum of its files' parts.
+//! All files of a partition must have the same logical schema.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::checksum::{self, Hasher, LogicalSchema, Part};
+use crate::error::{Error, Result};
+use crate::table::{DataFile, Partition, PartitionKey, Table};
+
+pub const FORMAT: &str = "backfill-snapshot";
+
+/// A snapshot, as written by `snapshot --out` and read by `diff` and `verify --against`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub format: String,
+    pub version: u32,
+    pub checksum_version: u32,
+    pub table: String,
+    pub taken_at: String,
+    pub keys: Vec<PartitionKey>,
+    pub partitions: Vec<PartitionSnapshot>,
+    #[serde(default)]
+    pub outside_layout: Vec<String>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Totals {
+    pub partitions: usize,
+    pub rows: u64,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// One partition in a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartitionSnapshot {
+    pub partition: String,
+    pub values: serde_json::Map<String, serde_json::Value>,
+    pub rows: u64,
+    pub checksum: String,
+    pub files: usize,
+    pub bytes: u64,
+    /// `name:type, ...` in checksum order.
+    pub schema: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<BTreeMap<String, ColumnSnapshot>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnSnapshot {
+    #[serde(rename = "type")]
+    pub logical_type: String,
+    pub checksum: String,
+}
+
+/// Called as files finish: (files done, bytes done) since the last call.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct ScanOptions {
+    /// Also compute per-column checksums.
+    pub columns: bool,
+    /// Files read at once.
+    pub jobs: usize,
+    pub progress: Option<Progress>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            columns: false,
+            jobs: default_jobs(),
+            progress: None,
+        }
+    }
+}
+
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// What reading one file gave.
+#[derive(Debug, Clone)]
+pub struct FileScan {
+    pub schema: LogicalSchema,
+    pub part: Part,
+}
+
+/// Reads one Parquet file and checksums its rows.
+pub async fn scan_file(
+    store: Arc<dyn ObjectStore>,
+    file: &DataFile,
+    columns: bool,
+) -> Result<FileScan> {
+    let reader = crate::table::reader::FileReader::new(store, file.path.clone(), file.size);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| reason(file, e))?;
+    let mut hasher = Hasher::new(builder.schema(), columns)?;
+    let mut stream = builder
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| reason(file, e))?;
+    while let Some(batch) = stream.try_next().await.map_err(|e| reason(file, e))? {
+        hasher.update(&batch)?;
+    }
+    let (schema, part) = hasher.finish();
+    Ok(FileScan { schema, part })
+}
+
+fn reason(file: &DataFile, e: impl std::fmt::Display) -> Error {
+    Error::Unreadable {
+        partition: String::new(),
+        path: file.relative.clone(),
+        reason: e.to_string(),
+    }
+}
+
+/// Every file of the given partitions, read in parallel; results in input order.
+pub async fn scan_files(
+    table: &Table,
+    partitions: &[&Partition],
+    options: &ScanOptions,
+) -> Vec<Vec<Result<FileScan>>> {
+    let units: Vec<(usize, usize, DataFile, String)> = partitions
+        .iter()
+        .enumerate()
+        .flat_map(|(p, part)| {
+            part.files
+                .iter()
+                .enumerate()
+                .map(move |(f, file)| (p, f, file.clone(), part.id.clone()))
+        })
+        .collect();
+    let store = table.location.store.clone();
+    let columns = options.columns;
+    let progress = options.progress.clone();
+    let results: Vec<(usize, usize, Result<FileScan>)> = futures::stream::iter(units)
+        .map(|(p, f, file, id)| {
+            let store = store.clone();
+            let progress = progress.clone();
+            async move {
+                let size = file.size;
+                let handle = tokio::spawn(async move {
+                    scan_file(store, &file, columns).await.map_err(|e| match e {
+                        Error::Unreadable { path, reason, .. } => Error::Unreadable {
+                            partition: id,
+                            path,
+                            reason,
+                        },
+                        e => e,
+                    })
+                });
+                let result = handle.await.unwrap_or_else(|e| {
+                    Err(Error::Usage(format!(
+                        "internal error while reading a file: {e}"
+                    )))
+                });
+                if let Some(progress) = &progress {
+                    progress(1, size);
+                }
+                (p, f, result)
+            }
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
+    let mut out: Vec<Vec<Option<Result<FileScan>>>> = partitions
+        .iter()
+        .map(|p| (0..p.files.len()).map(|_| None).collect())
+        .collect();
+    for (p, f, r) in results {
+        out[p][f] = Some(r);
+    }
+    out.into_iter()
+        .map(|v| {
+            v.into_iter()
+                .map(|r| r.expect("every file scanned"))
+                .collect()
+        })
+        .collect()
+}
+
+/// Combines the file scans of one partition; fails on unreadable files or mixed schemas.
+pub fn combine(
+    partition: &Partition,
+    keys: &[PartitionKey],
+    scans: Vec<Result<FileScan>>,
+    columns: bool,
+) -> Result<PartitionSnapshot> {
+    let mut schema: Option<(LogicalSchema, &str)> = None;
+    let mut total = Part::default();
+    for (scan, file) in scans.into_iter().zip(&partition.files) {
+        let scan = scan?;
+        match &schema {
+            None => schema = Some((scan.schema.clone(), &file.relative)),
+            Some((first, first_path)) if !first.same_columns(&scan.schema) => {
+                return Err(Error::MixedSchema {
+                    partition: partition.id.clone(),
+                    first: first_path.to_string(),
+                    first_schema: first.describe(),
+                    second: file.relative.clone(),
+                    second_schema: scan.schema.describe(),
+                });
+            }
+            _ => {}
+        }
+        total.add(&scan.part);
+    }
+    let schema = schema.map(|s| s.0).unwrap_or_default();
+    let columns = columns.then(|| {
+        schema
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let sum = total.columns.get(i).copied().unwrap_or(0);
+                let checksum = checksum::column_digest(c, total.rows, sum);
+                (
+                    c.name.clone(),
+                    ColumnSnapshot {
+                        logical_type: c.logical_type.clone(),
+                        checksum,
+                    },
+                )
+            })
+            .collect()
+    });
+    Ok(PartitionSnapshot {
+        partition: partition.id.clone(),
+        values: partition.values_json(keys),
+        rows: total.rows,
+        checksum: checksum::digest(&schema, &total),
+        files: partition.files.len(),
+        bytes: partition.bytes(),
+        schema: schema.describe(),
+        columns,
+    })
+}
+
+/// Snapshots the selected partitions (indices into `table.partitions`).
+pub async fn snapshot(
+    table: &Table,
+    selected: &[usize],
+    options: &ScanOptions,
+) -> Result<Snapshot> {
+    let partitions: Vec<&Partition> = selected.iter().map(|i| &table.partitions[*i]).collect();
+    let scans = scan_files(table, &partitions, options).await;
+    let mut out = Vec::with_capacity(partitions.len());
+    for (p, s) in partitions.iter().zip(scans) {
+        out.push(combine(p, &table.keys, s, options.columns)?);
+    }
+    Ok(Snapshot::new(table, out))
+}
+
+impl Snapshot {
+    pub fn new(table: &Table, partitions: Vec<PartitionSnapshot>) -> Snapshot {
+        let totals = Totals {
+            partitions: partitions.len(),
+            rows: partitions.iter().map(|p| p.rows).sum(),
+            files: partitions.iter().map(|p| p.files).sum(),
+            bytes: partitions.iter().map(|p| p.bytes).sum(),
+        };
+        Snapshot {
+            format: FORMAT.into(),
+            version: 1,
+            checksum_version: checksum::VERSION,
+            table: table.location.display.clone(),
+            taken_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            keys: table.keys.clone(),
+            partitions,
+            outside_layout: table.outside_layout.clone(),
+            totals,
+        }
+    }
+
+    /// Keeps only the partitions `selection` picks (an empty result is not an error here).
+    pub fn retain_selected(&mut self, selection: &crate::selection::Selection) -> Result<()> {
+        if selection.is_everything() {
+            return Ok(());
+        }
+        let typed: Vec<Vec<crate::table::Typed>> = self
+            .partitions
+            .iter()
+            .map(|p| {
+                self.keys
+                    .iter()
+                    .map(|k| {
+                        let v = p
+                            .values
+                            .get(&k.name)
+                            .cloned()
+                            .unwrap_or(serde_json::Value::Null);
+                        let text = match v {
+                            serde_json::Value::Null => None,
+                            serde_json::Value::String(s) => Some(s),
+                            other => Some(other.to_string()),
+                        };
+                        crate::table::Typed::read(text.as_deref(), k.key_type)
+                            .unwrap_or(crate::table::Typed::Null)
+                    })
+                    .collect()
+            })
+            .collect();
+        let candidates: Vec<crate::selection::Candidate> = self
+            .partitions
+            .iter()
+            .zip(&typed)
+            .map(|(p, t)| crate::selection::Candidate {
+                id: &p.partition,
+                typed: t,
+            })
+            .collect();
+        let keep = match selection.apply(&self.keys, &candidates) {
+            Ok(keep) => keep,
+            Err(Error::EmptySelection(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let keep: std::collections::HashSet<usize> = keep.into_iter().collect();
+        let mut i = 0;
+        self.partitions.retain(|_| {
+            i += 1;
+            keep.contains(&(i - 1))
+        });
+        self.totals = Totals {
+            partitions: self.partitions.len(),
+            rows: self.partitions.iter().map(|p| p.rows).sum(),
+            files: self.partitions.iter().map(|p| p.files).sum(),
+            bytes: self.partitions.iter().map(|p| p.bytes).sum(),
+        };
+        Ok(())
+    }
+
+    pub fn has_columns(&self) -> bool {
+        !self.partitions.is_empty() && self.partitions.iter().all(|p| p.columns.is_some())
+    }
+
+    /// Reads a snapshot file; says so if the file is not one.
+    pub fn read(path: &std::path::Path) -> Result<Snapshot> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.into(),
+            source: e,
+        })?;
+        let snap: Snapshot = serde_json::from_str(&text).map_err(|e| Error::Snapshot {
+            path: path.into(),
+            reason: format!("not a backfill snapshot ({e}); write one with `backfill snapshot TABLE --out FILE`"),
+        })?;
+        if snap.format != FORMAT {
+            return Err(Error::Snapshot {
+                path: path.into(),
+                reason: format!("format is {:?}, not {FORMAT:?}", snap.format),
+            });
+        }
+        if snap.checksum_version != checksum::VERSION {
+            return Err(Error::Snapshot {
+                path: path.into(),
+                reason: format!(
+                    "its checksums follow spec v{}, this backfill computes v{}; take the snapshot again",
+                    snap.checksum_version,
+                    checksum::VERSION
+                ),
+            });
+        }
+        Ok(snap)
+    }
+
+    pub fn write(&self, path: &std::path::Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("snapshot serialises");
+        std::fs::write(path, text + "\n").map_err(|e| Error::Io {
+            path: path.into(),
+            source: e,
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! Table location -> object store.
+//!
+//! A location is a local path, `file://`, `s3://bucket/prefix` or `memory://`.
+//! S3 settings come from the usual `AWS_*` environment variables; they are never
+//! printed, and [`Location`]'s `Display` shows only the scheme, bucket and prefix.
+
+use std::sync::Arc;
+
+use object_store::{local::LocalFileSystem, memory::InMemory, path::Path, ObjectStore};
+
+use crate::error::{Error, Result};
+
+/// Which kind of store a location lives on; the commit protocol differs per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    S3,
+    Memory,
+}
+
+/// An opened table location: the store, and the root path of the table inside it.
+///
+/// - `root` never starts or ends with `/`;
+/// - `display` is safe to print (no credentials).
+#[derive(Clone)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    pub root: Path,
+    pub backend: Backend,
+    pub display: String,
+    /// For local tables, the absolute directory of the table.
+    pub local_dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Location")
+            .field("display", &self.display)
+            .finish()
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl Location {
+    /// Opens a location string as given on the command line.
+    ///
+    /// Local locations must exist; remote ones are checked when first listed.
+    pub fn open(location: &str) -> Result<Location> {
+        if let Some(rest) = location.strip_prefix("s3://") {
+            return open_s3(location, rest);
+        }
+        if let Some(rest) = location.strip_prefix("memory://") {
+            return Ok(Location::in_memory(Arc::new(InMemory::new()), rest));
+        }
+        if location.contains("://") && !location.starts_with("file://") {
+            return Err(Error::Location {
+                location: location.to_string(),
+                reason: "unknown scheme; use a local path, file://, s3:// or memory://".into(),
+            });
+        }
+        let raw = location.strip_prefix("file://").unwrap_or(location);
+        let dir = std::path::Path::new(raw);
+        let meta = std::fs::metadata(dir).map_err(|e| Error::TableNotFound {
+            location: location.to_string(),
+            reason: format!("{e}; check the path"),
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::TableNotFound {
+                location: location.to_string(),
+                reason: "it is a file, not a folder; give the table's root folder".into(),
+            });
+        }
+        let abs = std::fs::canonicalize(dir).map_err(|e| Error::Io {
+            path: dir.into(),
+            source: e,
+        })?;
+        let root = Path::from_absolute_path(&abs).map_err(|e| Error::Location {
+            location: location.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Location {
+            store: Arc::new(LocalFileSystem::new()),
+            root,
+            backend: Backend::Local,
+            display: location.to_string(),
+            local_dir: Some(abs),
+        })
+    }
+
+    /// A location inside an existing in-memory store (tests share one store between calls).
+    pub fn in_memory(store: Arc<dyn ObjectStore>, prefix: &str) -> Location {
+        let prefix = prefix.trim_matches('/');
+        Location {
+            store,
+            root: Path::from(prefix),
+            backend: Backend::Memory,
+            display: format!("memory://{prefix}"),
+            local_dir: None,
+        }
+    }
+
+    /// The store path of `relative` (a `/`-separated path below the root).
+    pub fn child(&self, relative: &str) -> Path {
+        let mut p = self.root.clone();
+        for part in relative.split('/').filter(|s| !s.is_empty()) {
+            p = p.clone().join(part);
+        }
+        p
+    }
+
+    /// The path of `path` relative to the root, `/`-separated.
+    pub fn relative(&self, path: &Path) -> String {
+        match path.prefix_match(&self.root) {
+            Some(parts) => parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
+            None => path.to_string(),
+        }
+    }
+}
+
+fn open_s3(location: &str, rest: &str) -> Result<Location> {
+    use object_store::aws::AmazonS3Builder;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(Error::Location {
+            location: location.to_string(),
+            reason: "no bucket; write s3://bucket/prefix".into(),
+        });
+    }
+    let store = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .map_err(|e| Error::Location {
+            location: location.to_string(),
+            reason: format!("{e}; set AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for non-AWS servers)"),
+        })?;
+    let prefix = prefix.trim_matches('/');
+    Ok(Location {
+        store: Arc::new(store),
+        root: Path::from(prefix),
+        backend: Backend::S3,
+        display: format!("s3://{bucket}/{prefix}"),
+        local_dir: None,
+    })
+}

@@ -1,0 +1,293 @@
+//! Discovery: which partitions a table has, which files each holds, and what is
+//! outside the `key=value` layout.
+//!
+//! Rules (see README "Tables"):
+//! - a data file is a `*.parquet` file whose folders below the root are all `key=value`;
+//! - every such file sits at the same depth with the same keys in the same order,
+//!   otherwise discovery fails naming the first path that differs;
+//! - names starting with `_` or `.`, and `*.crc` files, are skipped as readers skip them;
+//!   a folder of `key=value` parts holding only such files is an empty partition;
+//! - Parquet files anywhere else are listed in [`Table::outside_layout`], never read.
+
+pub mod reader;
+pub mod value;
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+
+use crate::error::{Error, Result};
+use crate::storage::Location;
+pub use value::{escape_value, unescape_value, KeyType, Typed, HIVE_NULL};
+
+/// One partition key and the type its values are read in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionKey {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub key_type: KeyType,
+}
+
+/// One Parquet file of a partition.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub path: Path,
+    /// Path relative to the table root, for messages.
+    pub relative: String,
+    pub size: u64,
+}
+
+/// One leaf folder of `key=value` pairs.
+///
+/// - `id` is the folder path below the root exactly as stored (`k=v/k2=v2`);
+/// - `values[i]` is the unescaped value of key `i`, `None` for NULL;
+/// - `typed[i]` is that value read in the key's type.
+#[derive(Debug, Clone)]
+pub struct Partition {
+    pub id: String,
+    pub values: Vec<Option<String>>,
+    pub typed: Vec<Typed>,
+    pub files: Vec<DataFile>,
+    /// Files in the folder that are neither Parquet nor skipped by readers.
+    pub stray: Vec<String>,
+}
+
+impl Partition {
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    pub fn has_null(&self) -> bool {
+        self.values.iter().any(Option::is_none)
+    }
+
+    /// `{"key": value, ...}` in key order, typed.
+    pub fn values_json(&self, keys: &[PartitionKey]) -> serde_json::Map<String, serde_json::Value> {
+        keys.iter()
+            .zip(&self.typed)
+            .map(|(k, v)| (k.name.clone(), v.to_json()))
+            .collect()
+    }
+}
+
+/// A discovered table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub location: Location,
+    pub keys: Vec<PartitionKey>,
+    /// Sorted by typed values, oldest first for date keys, NULL last.
+    pub partitions: Vec<Partition>,
+    /// Parquet files not inside the `key=value` layout (relative paths).
+    pub outside_layout: Vec<String>,
+}
+
+/// How to read partition values: explicit types per key; others are inferred.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoverOptions {
+    pub key_types: BTreeMap<String, KeyType>,
+}
+
+impl DiscoverOptions {
+    /// Parses `key:type` as given to `--partition-type`.
+    pub fn add_type(&mut self, spec: &str) -> Result<()> {
+        let (k, t) = spec.split_once(':').ok_or_else(|| {
+            Error::Usage(format!(
+                "--partition-type {spec:?} should be KEY:TYPE, e.g. event_date:date"
+            ))
+        })?;
+        let ty = KeyType::parse(t).ok_or_else(|| {
+            Error::Usage(format!(
+                "--partition-type {spec:?}: unknown type {t:?}; use date, int or string"
+            ))
+        })?;
+        self.key_types.insert(k.to_string(), ty);
+        Ok(())
+    }
+}
+
+enum Entry {
+    Data { dirs: Vec<String>, file: DataFile },
+    Skipped { dirs: Vec<String> },
+    Stray { dirs: Vec<String>, relative: String },
+    Outside(String),
+}
+
+fn is_skipped(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with('.') || name.ends_with(".crc")
+}
+
+fn is_parquet(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".parquet")
+}
+
+fn is_key_value(part: &str) -> bool {
+    matches!(part.split_once('='), Some((k, _)) if !k.is_empty())
+}
+
+fn classify(relative: &str, path: Path, size: u64) -> Option<Entry> {
+    let parts: Vec<&str> = relative.split('/').collect();
+    let (name, dirs) = parts.split_last()?;
+    if dirs.iter().any(|d| is_skipped(d)) {
+        return None;
+    }
+    let layout = !dirs.is_empty() && dirs.iter().all(|d| is_key_value(d));
+    let dirs: Vec<String> = dirs.iter().map(|s| s.to_string()).collect();
+    if !layout {
+        return (is_parquet(name) && !is_skipped(name))
+            .then(|| Entry::Outside(relative.to_string()));
+    }
+    if is_skipped(name) {
+        Some(Entry::Skipped { dirs })
+    } else if is_parquet(name) {
+        Some(Entry::Data {
+            dirs,
+            file: DataFile {
+                path,
+                relative: relative.to_string(),
+                size,
+            },
+        })
+    } else {
+        Some(Entry::Stray {
+            dirs,
+            relative: relative.to_string(),
+        })
+    }
+}
+
+/// Lists the table and builds its partitions.
+pub async fn discover(location: &Location, options: &DiscoverOptions) -> Result<Table> {
+    let objects: Vec<object_store::ObjectMeta> = location
+        .store
+        .list(Some(&location.root))
+        .try_collect()
+        .await
+        .map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Error::TableNotFound {
+                location: location.display.clone(),
+                reason: "nothing at this location; check the path".into(),
+            },
+            e => Error::storage(&location.display, e),
+        })?;
+    let mut entries: Vec<(String, Entry)> = objects
+        .into_iter()
+        .filter_map(|meta| {
+            let relative = location.relative(&meta.location);
+            classify(&relative, meta.location, meta.size).map(|e| (relative, e))
+        })
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    build(location, entries.into_iter().map(|(_, e)| e), options)
+}
+
+fn build(
+    location: &Location,
+    entries: impl Iterator<Item = Entry>,
+    options: &DiscoverOptions,
+) -> Result<Table> {
+    let mut keys: Option<(Vec<String>, String)> = None;
+    let mut folders: BTreeMap<String, Partition> = BTreeMap::new();
+    let mut outside_layout = Vec::new();
+    for entry in entries {
+        let (dirs, example) = match &entry {
+            Entry::Data { dirs, file } => (dirs.clone(), file.relative.clone()),
+            Entry::Skipped { dirs } | Entry::Stray { dirs, .. } => (dirs.clone(), dirs.join("/")),
+            Entry::Outside(rel) => {
+                outside_layout.push(rel.clone());
+                continue;
+            }
+        };
+        let these: Vec<String> = dirs
+            .iter()
+            .map(|d| d.split_once('=').unwrap().0.to_string())
+            .collect();
+        match &keys {
+            None => keys = Some((these.clone(), example.clone())),
+            Some((first, first_path)) if *first != these => {
+                return Err(Error::Layout {
+                    path: example,
+                    reason: format!(
+                        "its keys are [{}] but {} has [{}]; every partition needs the same keys in the same order",
+                        these.join(", "),
+                        first_path,
+                        first.join(", ")
+                    ),
+                });
+            }
+            _ => {}
+        }
+        let id = dirs.join("/");
+        let partition = folders.entry(id.clone()).or_insert_with(|| Partition {
+            id,
+            values: dirs
+                .iter()
+                .map(|d| unescape_value(d.split_once('=').unwrap().1))
+                .collect(),
+            typed: Vec::new(),
+            files: Vec::new(),
+            stray: Vec::new(),
+        });
+        match entry {
+            Entry::Data { file, .. } => partition.files.push(file),
+            Entry::Stray { relative, .. } => partition.stray.push(relative),
+            _ => {}
+        }
+    }
+    let Some((key_names, _)) = keys else {
+        let reason = match outside_layout.first() {
+            Some(first) => format!(
+                "no key=value partition folders, and {} Parquet file(s) outside that layout (first: {first}); backfill works on Hive-partitioned tables",
+                outside_layout.len()
+            ),
+            None => "no Parquet files or key=value folders here; check the path".to_string(),
+        };
+        return Err(Error::TableNotFound {
+            location: location.display.clone(),
+            reason,
+        });
+    };
+    for name in options.key_types.keys() {
+        if !key_names.contains(name) {
+            return Err(Error::Usage(format!(
+                "--partition-type names key {name:?}, but the table's partition keys are [{}]",
+                key_names.join(", ")
+            )));
+        }
+    }
+    let mut partitions: Vec<Partition> = folders.into_values().collect();
+    let mut keys = Vec::with_capacity(key_names.len());
+    for (i, name) in key_names.iter().enumerate() {
+        let key_type = match options.key_types.get(name) {
+            Some(t) => *t,
+            None => KeyType::infer(partitions.iter().filter_map(|p| p.values[i].as_deref())),
+        };
+        for p in &mut partitions {
+            let typed = Typed::read(p.values[i].as_deref(), key_type).ok_or_else(|| {
+                Error::Usage(format!(
+                    "partition {}: value {:?} of key {name} is not a {key_type}; fix --partition-type",
+                    p.id,
+                    p.values[i].as_deref().unwrap_or_default()
+                ))
+            })?;
+            p.typed.push(typed);
+        }
+        keys.push(PartitionKey {
+            name: name.clone(),
+            key_type,
+        });
+    }
+    partitions.sort_by(|a, b| a.typed.cmp(&b.typed).then_with(|| a.id.cmp(&b.id)));
+    Ok(Table {
+        location: location.clone(),
+        keys,
+        partitions,
+        outside_layout,
+    })
+}
+
+impl Table {
+    pub fn key_names(&self) -> Vec<String> {
+        self.keys.iter().map(|k| k.name.clone()).collect()
+    }
+}

@@ -1,0 +1,468 @@
+//! Standalone checks of a table, for partitions written by any job.
+//!
+//! Every selected file is read in full (a footer can be fine while a page is not).
+//! Findings are facts about the table; [`VerifyReport::ok`] is true when there are none.
+
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use serde::Serialize;
+
+use crate::diff;
+use crate::error::{Error, Result};
+use crate::snapshot::{self, ScanOptions, Snapshot};
+use crate::table::{KeyType, Table, Typed};
+
+/// The step of an expected partition sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Every {
+    Hour,
+    Day,
+    Month,
+}
+
+impl Every {
+    pub fn parse(s: &str) -> Option<Every> {
+        match s {
+            "hour" => Some(Every::Hour),
+            "day" => Some(Every::Day),
+            "month" => Some(Every::Month),
+            _ => None,
+        }
+    }
+
+    fn truncate(self, t: NaiveDateTime) -> NaiveDateTime {
+        let d = t.date();
+        match self {
+            Every::Hour => d.and_hms_opt(t.time().hour_of(), 0, 0).expect("valid hour"),
+            Every::Day => d.and_time(NaiveTime::MIN),
+            Every::Month => NaiveDate::from_ymd_opt(d.year(), d.month(), 1)
+                .expect("valid month")
+                .and_time(NaiveTime::MIN),
+        }
+    }
+
+    fn next(self, t: NaiveDateTime) -> NaiveDateTime {
+        match self {
+            Every::Hour => t + Duration::hours(1),
+            Every::Day => t + Duration::days(1),
+            Every::Month => t
+                .checked_add_months(chrono::Months::new(1))
+                .expect("month in range"),
+        }
+    }
+
+    fn show(self, t: NaiveDateTime) -> String {
+        match self {
+            Every::Hour => t.format("%Y-%m-%dT%H").to_string(),
+            Every::Day => t.format("%Y-%m-%d").to_string(),
+            Every::Month => t.format("%Y-%m").to_string(),
+        }
+    }
+}
+
+trait HourOf {
+    fn hour_of(&self) -> u32;
+}
+impl HourOf for NaiveTime {
+    fn hour_of(&self) -> u32 {
+        chrono::Timelike::hour(self)
+    }
+}
+
+/// Reads a time point from text: `YYYY-MM-DD`, `YYYY-MM`, `YYYY-MM-DDTHH`, `YYYY-MM-DD HH`,
+/// `YYYY-MM-DD-HH`, or those with `:MM[:SS]`.
+fn parse_point(s: &str) -> Option<NaiveDateTime> {
+    if let Some(d) = crate::table::value::parse_date(s) {
+        return Some(d.and_time(NaiveTime::MIN));
+    }
+    if s.len() == 7 {
+        if let Ok(d) = NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d") {
+            return Some(d.and_time(NaiveTime::MIN));
+        }
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t);
+        }
+    }
+    for sep in ['T', ' ', '-'] {
+        if s.len() == 13 && s.as_bytes()[10] == sep as u8 {
+            let (d, h) = (&s[..10], &s[11..]);
+            if let (Some(d), Ok(h)) = (crate::table::value::parse_date(d), h.parse::<u32>()) {
+                return d.and_hms_opt(h, 0, 0);
+            }
+        }
+    }
+    None
+}
+
+/// One thing verify found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Finding {
+    pub kind: FindingKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    MissingPartition,
+    EmptyPartition,
+    NullPartition,
+    ZeroByteFile,
+    UnreadableFile,
+    MixedSchema,
+    OutsideLayout,
+    StrayFile,
+    Changed,
+    Missing,
+    New,
+}
+
+impl FindingKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::MissingPartition => "missing_partition",
+            FindingKind::EmptyPartition => "empty_partition",
+            FindingKind::NullPartition => "null_partition",
+            FindingKind::ZeroByteFile => "zero_byte_file",
+            FindingKind::UnreadableFile => "unreadable_file",
+            FindingKind::MixedSchema => "mixed_schema",
+            FindingKind::OutsideLayout => "outside_layout",
+            FindingKind::StrayFile => "stray_file",
+            FindingKind::Changed => "changed",
+            FindingKind::Missing => "missing",
+            FindingKind::New => "new",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub table: String,
+    pub ok: bool,
+    pub partitions: usize,
+    pub files: usize,
+    pub rows: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Expected>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Expected {
+    pub every: Every,
+    pub from: String,
+    pub to: String,
+    pub count: usize,
+}
+
+pub struct VerifyOptions {
+    pub every: Option<Every>,
+    /// Bounds of the expected sequence (`--from` / `--to`), else first and last present.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub against: Option<Snapshot>,
+    /// The selection the partitions came from; applied to `against` too.
+    pub selection: crate::selection::Selection,
+    pub scan: ScanOptions,
+}
+
+fn finding(
+    kind: FindingKind,
+    partition: Option<&str>,
+    path: Option<&str>,
+    detail: String,
+) -> Finding {
+    Finding {
+        kind,
+        partition: partition.map(str::to_string),
+        path: path.map(str::to_string),
+        detail,
+    }
+}
+
+/// The time point of a partition for the sequence check.
+fn point_of(
+    table: &Table,
+    typed: &[Typed],
+    raw: &[Option<String>],
+    every: Every,
+) -> Result<Option<NaiveDateTime>> {
+    let first = match &typed[0] {
+        Typed::Null => return Ok(None),
+        Typed::Date(d) => d.and_time(NaiveTime::MIN),
+        _ => {
+            let s = raw[0].as_deref().unwrap_or_default();
+            parse_point(s).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--expect-every {}: value {s:?} of key {} is not a date or time; it needs a first key like 2024-01-03 or 2024-01-03T05",
+                    every.show_name(),
+                    table.keys[0].name
+                ))
+            })?
+        }
+    };
+    // `dt=2024-01-03/hour=5` is the other common hourly layout.
+    if every == Every::Hour
+        && table.keys.len() > 1
+        && table.keys[1].key_type == KeyType::Int
+        && table.keys[1].name.contains("hour")
+    {
+        if let Typed::Int(h) = typed[1] {
+            return Ok(first.date().and_hms_opt(h as u32, 0, 0));
+        }
+    }
+    Ok(Some(first))
+}
+
+impl Every {
+    fn show_name(self) -> &'static str {
+        match self {
+            Every::Hour => "hour",
+            Every::Day => "day",
+            Every::Month => "month",
+        }
+    }
+}
+
+/// Verifies the selected partitions of `table`.
+pub async fn verify(
+    table: &Table,
+    selected: &[usize],
+    options: &VerifyOptions,
+) -> Result<VerifyReport> {
+    let mut findings = Vec::new();
+    for path in &table.outside_layout {
+        findings.push(finding(
+            FindingKind::OutsideLayout,
+            None,
+            Some(path),
+            "Parquet file outside the key=value layout; readers of the table may or may not see it"
+                .into(),
+        ));
+    }
+    let partitions: Vec<&crate::table::Partition> =
+        selected.iter().map(|i| &table.partitions[*i]).collect();
+
+    let mut expected = None;
+    if let Some(every) = options.every {
+        let mut present = std::collections::BTreeSet::new();
+        for p in &partitions {
+            if let Some(t) = point_of(table, &p.typed, &p.values, every)? {
+                present.insert(every.truncate(t));
+            }
+        }
+        let bound = |flag: &str, v: &Option<String>| -> Result<Option<NaiveDateTime>> {
+            v.as_deref()
+                .map(|s| {
+                    parse_point(s)
+                        .map(|t| every.truncate(t))
+                        .ok_or_else(|| Error::Usage(format!("{flag} {s:?} is not a date or time")))
+                })
+                .transpose()
+        };
+        let from = bound("--from", &options.from)?.or_else(|| present.first().copied());
+        let to = bound("--to", &options.to)?.or_else(|| present.last().copied());
+        if let (Some(from), Some(to)) = (from, to) {
+            let mut t = from;
+            let mut count = 0;
+            while t <= to {
+                count += 1;
+                if !present.contains(&t) {
+                    findings.push(finding(
+                        FindingKind::MissingPartition,
+                        Some(&every.show(t)),
+                        None,
+                        format!("no partition for {} {}", every.show_name(), every.show(t)),
+                    ));
+                }
+                t = every.next(t);
+                if count > 10_000_000 {
+                    return Err(Error::Usage("--expect-every: the expected range has over ten million steps; narrow --from/--to".into()));
+                }
+            }
+            expected = Some(Expected {
+                every,
+                from: every.show(from),
+                to: every.show(to),
+                count,
+            });
+        }
+    }
+
+    let scans = snapshot::scan_files(table, &partitions, &options.scan).await;
+    let mut snaps = Vec::new();
+    let mut rows = 0;
+    for (p, scans) in partitions.iter().zip(scans) {
+        if p.has_null() {
+            findings.push(finding(
+                FindingKind::NullPartition,
+                Some(&p.id),
+                None,
+                "a partition value is NULL (__HIVE_DEFAULT_PARTITION__)".into(),
+            ));
+        }
+        for s in &p.stray {
+            findings.push(finding(
+                FindingKind::StrayFile,
+                Some(&p.id),
+                Some(s),
+                "not a Parquet file and not hidden; readers that list the folder may trip on it"
+                    .into(),
+            ));
+        }
+        let mut good = Vec::new();
+        let mut bad = false;
+        for (file, scan) in p.files.iter().zip(&scans) {
+            if file.size == 0 {
+                findings.push(finding(
+                    FindingKind::ZeroByteFile,
+                    Some(&p.id),
+                    Some(&file.relative),
+                    "file is empty (0 bytes)".into(),
+                ));
+                bad = true;
+            } else if let Err(e) = scan {
+                let reason = match e {
+                    Error::Unreadable { reason, .. } => reason.clone(),
+                    e => e.to_string(),
+                };
+                findings.push(finding(
+                    FindingKind::UnreadableFile,
+                    Some(&p.id),
+                    Some(&file.relative),
+                    reason,
+                ));
+                bad = true;
+            } else {
+                good.push(file);
+            }
+        }
+        if bad {
+            continue;
+        }
+        match snapshot::combine(p, &table.keys, scans, options.scan.columns) {
+            Ok(s) => {
+                if s.rows == 0 {
+                    let detail = if p.files.is_empty() {
+                        "no data files".to_string()
+                    } else {
+                        format!("{} file(s), 0 rows", p.files.len())
+                    };
+                    findings.push(finding(
+                        FindingKind::EmptyPartition,
+                        Some(&p.id),
+                        None,
+                        detail,
+                    ));
+                }
+                rows += s.rows;
+                snaps.push(s);
+            }
+            Err(Error::MixedSchema {
+                partition,
+                first,
+                first_schema,
+                second,
+                second_schema,
+            }) => findings.push(finding(
+                FindingKind::MixedSchema,
+                Some(&partition),
+                Some(&second),
+                format!("[{second_schema}] differs from {first} [{first_schema}]"),
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+
+    if let Some(against) = &options.against {
+        let current = Snapshot::new(table, snaps);
+        // Compare only what the selection covers, on both sides.
+        let mut reference = against.clone();
+        reference.retain_selected(&options.selection)?;
+        let d = diff::diff(&reference, &current);
+        for c in &d.changed {
+            let cols = match &c.columns {
+                Some(cols) if !cols.is_empty() => format!("; columns: {}", cols.join(", ")),
+                _ => String::new(),
+            };
+            findings.push(finding(
+                FindingKind::Changed,
+                Some(&c.partition),
+                None,
+                format!(
+                    "rows {} -> {} ({:+}){cols}",
+                    c.rows_before, c.rows_after, c.rows_delta
+                ),
+            ));
+        }
+        for m in &d.missing {
+            findings.push(finding(
+                FindingKind::Missing,
+                Some(&m.partition),
+                None,
+                format!("in the snapshot ({} rows) but not in the table", m.rows),
+            ));
+        }
+        for n in &d.new {
+            findings.push(finding(
+                FindingKind::New,
+                Some(&n.partition),
+                None,
+                format!("in the table ({} rows) but not in the snapshot", n.rows),
+            ));
+        }
+    }
+
+    Ok(VerifyReport {
+        table: table.location.display.clone(),
+        ok: findings.is_empty(),
+        partitions: partitions.len(),
+        files: partitions.iter().map(|p| p.files.len()).sum(),
+        rows,
+        expected,
+        findings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_parse_common_spellings() {
+        let h = NaiveDate::from_ymd_opt(2024, 1, 3)
+            .unwrap()
+            .and_hms_opt(5, 0, 0)
+            .unwrap();
+        for s in [
+            "2024-01-03T05",
+            "2024-01-03 05",
+            "2024-01-03-05",
+            "2024-01-03T05:00:00",
+        ] {
+            assert_eq!(parse_point(s), Some(h), "{s}");
+        }
+        assert_eq!(
+            parse_point("2024-02"),
+            NaiveDate::from_ymd_opt(2024, 2, 1).map(|d| d.and_time(NaiveTime::MIN))
+        );
+        assert_eq!(parse_point("eu"), None);
+    }
+
+    #[test]
+    fn months_step_over_year_ends() {
+        let t = parse_point("2024-12").unwrap();
+        assert_eq!(Every::Month.show(Every::Month.next(t)), "2025-01");
+    }
+}

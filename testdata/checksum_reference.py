@@ -1,0 +1,225 @@
+"""An independent implementation of docs/CHECKSUM.md (spec v1) in Python, from the
+spec's words only. It computes the test vectors published in the spec; the Rust tests
+check that `backfill` gives the same values.
+
+    python testdata/checksum_reference.py            # print the vectors
+    python testdata/checksum_reference.py DIR...     # checksum Parquet partitions
+
+Needs pyarrow and blake3 (PyPI).
+"""
+import decimal
+import struct
+import sys
+
+import blake3
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+NULL, PRESENT = b"\x00", b"\x01"
+UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def logical_type(t):
+    if pa.types.is_null(t):
+        return "null"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_signed_integer(t):
+        return "int64"
+    if pa.types.is_unsigned_integer(t):
+        return "uint64"
+    if pa.types.is_floating(t):
+        return "float64"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_time(t):
+        return "time"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz is not None else "timestamp"
+    if pa.types.is_duration(t):
+        return "duration"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t):
+        return "binary"
+    if pa.types.is_map(t):
+        return f"map<{logical_type(t.key_type)},{logical_type(t.item_type)}>"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return f"list<{logical_type(t.value_type)}>"
+    if pa.types.is_struct(t):
+        return "struct<" + ",".join(f"{f.name}:{logical_type(f.type)}" for f in t) + ">"
+    if pa.types.is_dictionary(t):
+        return logical_type(t.value_type)
+    raise ValueError(f"type {t} not covered")
+
+
+def canonical_f64(v):
+    if v != v:
+        return 0x7FF8000000000000
+    if v == 0.0:
+        return 0
+    return struct.unpack("<Q", struct.pack("<d", v))[0]
+
+
+def encode(t, v):
+    """Encodes one Python value `v` of Arrow type `t` (marker included)."""
+    if v is None or pa.types.is_null(t):
+        return NULL
+    if pa.types.is_dictionary(t):
+        return encode(t.value_type, v)
+    if pa.types.is_boolean(t):
+        body = bytes([1 if v else 0])
+    elif pa.types.is_signed_integer(t):
+        body = struct.pack("<q", v)
+    elif pa.types.is_unsigned_integer(t):
+        body = struct.pack("<Q", v)
+    elif pa.types.is_floating(t):
+        body = struct.pack("<Q", canonical_f64(float(v)))
+    elif pa.types.is_decimal(t):
+        unscaled = int(decimal.Decimal(v).scaleb(t.scale))
+        width = 8 if t.precision <= 18 else 16 if t.precision <= 38 else 32
+        body = unscaled.to_bytes(width, "little", signed=True)
+    elif pa.types.is_date(t):
+        body = struct.pack("<i", v)  # days, see raw()
+    elif pa.types.is_time(t):
+        body = struct.pack("<q", v * UNIT_NS[t.unit])
+    elif pa.types.is_timestamp(t) or pa.types.is_duration(t):
+        body = (v * UNIT_NS[t.unit]).to_bytes(16, "little", signed=True)
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        b = v.encode()
+        body = struct.pack("<I", len(b)) + b
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t):
+        body = struct.pack("<I", len(v)) + v
+    elif pa.types.is_map(t):
+        body = struct.pack("<I", len(v))
+        for k, x in v:
+            body += PRESENT + encode(t.key_type, k) + encode(t.item_type, x)
+    elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        body = struct.pack("<I", len(v)) + b"".join(encode(t.value_type, x) for x in v)
+    elif pa.types.is_struct(t):
+        body = b"".join(encode(f.type, v[f.name]) for f in t)
+    else:
+        raise ValueError(f"type {t} not covered")
+    return PRESENT + body
+
+
+def raw(col):
+    """Python values of a column, with dates as day numbers and times as integers."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        return raw(col.cast(t.value_type))
+    if pa.types.is_date32(t):
+        return col.cast(pa.int32()).to_pylist()
+    if pa.types.is_date64(t):
+        return [None if v is None else v // 86_400_000 for v in col.cast(pa.int64()).to_pylist()]
+    if pa.types.is_timestamp(t) or pa.types.is_duration(t) or pa.types.is_time(t):
+        return col.cast(pa.int64()).to_pylist()
+    return col.to_pylist()
+
+
+def pad(msg):
+    n = max(1, -(-len(msg) // 64)) * 64
+    return msg + b"\x00" * (n - len(msg))
+
+
+def h16(msg):
+    return int.from_bytes(blake3.blake3(pad(msg)).digest()[:16], "little")
+
+
+def put_str(s):
+    b = s.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+def checksums(tables):
+    """(partition checksum, {column: checksum}) of the rows of `tables` (one schema)."""
+    schema = tables[0].schema if tables else pa.schema([])
+    names = sorted(schema.names, key=lambda n: n.encode())
+    types = {n: schema.field(n).type for n in names}
+    rows, total, col_sums = 0, 0, {n: 0 for n in names}
+    for table in tables:
+        cols = {n: raw(table.column(n).combine_chunks()) for n in names}
+        for i in range(table.num_rows):
+            values = [encode(types[n], cols[n][i]) for n in names]
+            total = (total + h16(b"".join(values))) % 2**128
+            for n, v in zip(names, values):
+                col_sums[n] = (col_sums[n] + h16(v)) % 2**128
+        rows += table.num_rows
+    head = b"backfill-checksum-v1" + struct.pack("<I", len(names))
+    for n in names:
+        head += put_str(n) + put_str(logical_type(types[n]))
+    digest = blake3.blake3(head + struct.pack("<Q", rows) + total.to_bytes(16, "little")).hexdigest()
+    columns = {}
+    for n in names:
+        body = b"backfill-column-checksum-v1" + put_str(n) + put_str(logical_type(types[n]))
+        body += struct.pack("<Q", rows) + col_sums[n].to_bytes(16, "little")
+        columns[n] = blake3.blake3(body).hexdigest()
+    return digest, columns
+
+
+def vectors():
+    d = decimal.Decimal
+    return {
+        "empty": [],
+        "one_int": [pa.table({"x": pa.array([1], pa.int64())})],
+        "int_null": [pa.table({"x": pa.array([None], pa.int64())})],
+        "strings": [pa.table({"s": pa.array(["", None, "a"])})],
+        "duplicate": [pa.table({"s": pa.array(["a", "a"])})],
+        "floats": [pa.table({"f": pa.array([0.0, -0.0, float("nan"), 1.5], pa.float64())})],
+        "mixed": [
+            pa.table(
+                {
+                    "name": pa.array(["x", None]),
+                    "id": pa.array([1, 2], pa.int32()),
+                    "ok": pa.array([True, False]),
+                    "d": pa.array([19725, None], pa.date32()),
+                    "amount": pa.array([d("1.25"), d("-3.00")], pa.decimal128(10, 2)),
+                }
+            )
+        ],
+        "timestamps": [
+            pa.table(
+                {
+                    "ts": pa.array([0, 1_700_000_000_000], pa.timestamp("ms", tz="UTC")),
+                    "t": pa.array([1, None], pa.timestamp("ns")),
+                }
+            )
+        ],
+        "nested": [
+            pa.table(
+                {
+                    "l": pa.array([[1, None], []], pa.list_(pa.int64())),
+                    "st": pa.array([{"a": 1, "b": "x"}, None], pa.struct([("a", pa.int64()), ("b", pa.string())])),
+                    "m": pa.array([[("k", 1)], None], pa.map_(pa.string(), pa.int64())),
+                }
+            )
+        ],
+        "binary": [
+            pa.table(
+                {
+                    "b": pa.array([b"", b"\x00\xff"], pa.binary()),
+                    "fb": pa.array([b"ab", None], pa.binary(2)),
+                }
+            )
+        ],
+        "long_row": [pa.table({"s": pa.array(["x" * 2000])})],
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        import glob
+        import os
+
+        for d in sys.argv[1:]:
+            files = sorted(glob.glob(os.path.join(d, "*.parquet")))
+            digest, _ = checksums([pq.read_table(f) for f in files])
+            print(f"{d}  {digest}")
+    else:
+        for name, tables in vectors().items():
+            digest, columns = checksums(tables)
+            print(f"{name}  {digest}")
+            for c, v in columns.items():
+                print(f"  {c}  {v}")

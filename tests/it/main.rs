@@ -1,0 +1,12 @@
+//! The one integration test binary (every extra binary would link DataFusion again).
+
+mod support;
+
+mod bad_input;
+mod checksum_laws;
+mod checksum_vectors;
+mod cli_output;
+mod diff;
+mod discovery;
+mod verify;
+mod writers;

@@ -1,0 +1,105 @@
+//! Helpers shared by the integration tests: running the binary, building small tables.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+
+pub use backfill::demo::write_parquet;
+
+/// What a run of the binary gave.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `backfill ARGS` in `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_backfill"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .output()
+        .expect("the backfill binary runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `backfill ARGS` from the repository root (for `testdata/` tables).
+pub fn run(args: &[&str]) -> Output {
+    run_in(&root(), args)
+}
+
+/// A batch `id int64, name utf8` from pairs.
+pub fn rows(pairs: &[(i64, Option<&str>)]) -> RecordBatch {
+    let ids: ArrayRef = Arc::new(Int64Array::from(
+        pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
+    ));
+    let names: ArrayRef = Arc::new(StringArray::from(
+        pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
+    ));
+    RecordBatch::try_from_iter([("id", ids), ("name", names)]).unwrap()
+}
+
+/// Writes `batch` as `table/<partition>/<file>`.
+pub fn put(table: &Path, partition: &str, file: &str, batch: &RecordBatch) {
+    write_parquet(
+        &table.join(partition).join(file),
+        std::slice::from_ref(batch),
+    )
+    .unwrap();
+}
+
+/// A temp dir holding table `t` with days 2024-01-01..=`days` x regions eu/us, 3 rows each.
+pub fn small_table(days: u32) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t");
+    for d in 1..=days {
+        for (r, region) in ["eu", "us"].iter().enumerate() {
+            let base = (d as i64) * 100 + r as i64 * 10;
+            let batch = rows(&[(base, Some("a")), (base + 1, None), (base + 2, Some(""))]);
+            put(
+                &table,
+                &format!("day=2024-01-{d:02}/region={region}"),
+                "part-0.parquet",
+                &batch,
+            );
+        }
+    }
+    (dir, table)
+}
+
+/// The snapshot JSON of a table, via the binary.
+pub fn snapshot_json(dir: &Path, table: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["snapshot", table, "--json"];
+    args.extend_from_slice(extra);
+    let out = run_in(dir, &args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+/// `partition -> checksum` of a snapshot JSON document.
+pub fn checksums(snapshot: &serde_json::Value) -> Vec<(String, String)> {
+    snapshot["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partition"].as_str().unwrap().to_string(),
+                p["checksum"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,144 @@
+//! `verify`: each finding on a table made to have it, and a clean table passing.
+
+use crate::support::{put, rows, run_in, small_table};
+
+#[test]
+fn a_clean_table_passes() {
+    let (dir, _) = small_table(3);
+    let out = run_in(dir.path(), &["verify", "t", "--expect-every", "day"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    insta::assert_snapshot!(out.stdout);
+}
+
+#[test]
+fn every_kind_of_finding() {
+    let (dir, table) = small_table(5);
+    // A gap (day 3), an empty partition, a zero-byte and a truncated file, a NULL
+    // partition, a stray file, a file outside the layout, mixed schemas.
+    std::fs::remove_dir_all(table.join("day=2024-01-03")).unwrap();
+    put(
+        &table,
+        "day=2024-01-04/region=eu",
+        "part-0.parquet",
+        &rows(&[]),
+    );
+    std::fs::write(table.join("day=2024-01-04/region=us/empty.parquet"), b"").unwrap();
+    let good = std::fs::read(table.join("day=2024-01-05/region=eu/part-0.parquet")).unwrap();
+    std::fs::write(
+        table.join("day=2024-01-05/region=eu/part-0.parquet"),
+        &good[..good.len() / 2],
+    )
+    .unwrap();
+    put(
+        &table,
+        "day=__HIVE_DEFAULT_PARTITION__/region=eu",
+        "part-0.parquet",
+        &rows(&[(1, None)]),
+    );
+    std::fs::write(table.join("day=2024-01-01/region=eu/README.md"), "x").unwrap();
+    put(&table, "misc", "loose.parquet", &rows(&[(1, None)]));
+    let ints = arrow::array::RecordBatch::try_from_iter([(
+        "id",
+        std::sync::Arc::new(arrow::array::Int64Array::from(vec![5])) as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    put(&table, "day=2024-01-02/region=us", "part-1.parquet", &ints);
+
+    let out = run_in(
+        dir.path(),
+        &["verify", "t", "--expect-every", "day", "--json"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let kinds: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["partition"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("outside_layout", "-"),
+        ("missing_partition", "2024-01-03"),
+        ("stray_file", "day=2024-01-01/region=eu"),
+        ("mixed_schema", "day=2024-01-02/region=us"),
+        ("empty_partition", "day=2024-01-04/region=eu"),
+        ("zero_byte_file", "day=2024-01-04/region=us"),
+        ("unreadable_file", "day=2024-01-05/region=eu"),
+        ("null_partition", "day=__HIVE_DEFAULT_PARTITION__/region=eu"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(kinds, want);
+    assert_eq!(report["ok"], false);
+}
+
+#[test]
+fn drift_against_a_snapshot_within_the_selection() {
+    let (dir, table) = small_table(4);
+    assert_eq!(
+        run_in(
+            dir.path(),
+            &["snapshot", "t", "--columns", "--out", "s.json"]
+        )
+        .code,
+        0
+    );
+    put(
+        &table,
+        "day=2024-01-02/region=eu",
+        "part-0.parquet",
+        &rows(&[(200, Some("a")), (201, None), (202, Some("x"))]),
+    );
+    std::fs::remove_dir_all(table.join("day=2024-01-03/region=us")).unwrap();
+    std::fs::remove_dir_all(table.join("day=2024-01-04/region=us")).unwrap();
+
+    let out = run_in(
+        dir.path(),
+        &[
+            "verify",
+            "t",
+            "--from",
+            "2024-01-02",
+            "--to",
+            "2024-01-03",
+            "--against",
+            "s.json",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    insta::assert_snapshot!(out.stdout);
+    assert!(
+        out.stderr.contains("selected 3 partition(s)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn hourly_sequences_on_two_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    for h in [0, 1, 3] {
+        put(
+            &t,
+            &format!("dt=2024-01-01/hour={h}"),
+            "a.parquet",
+            &rows(&[(h, None)]),
+        );
+    }
+    let out = run_in(
+        dir.path(),
+        &["verify", "t", "--expect-every", "hour", "--json"],
+    );
+    assert_eq!(out.code, 1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["findings"][0]["partition"], "2024-01-01T02");
+    assert_eq!(report["expected"]["count"], 4);
+}
