@@ -77,6 +77,34 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Another run holds the table's lock.
+    #[error("table {table} is being changed by run {run_id} ({holder}); wait for it to finish, or if it crashed, `backfill resume {table} {run_id}` once its lock expires")]
+    Locked {
+        table: String,
+        run_id: String,
+        holder: String,
+    },
+
+    /// This run lost its lease or a newer run wrote to its journal: stop writing.
+    #[error("run {run_id} lost its lock on the table ({reason}); nothing more was written; read `backfill runs` before resuming")]
+    LockLost { run_id: String, reason: String },
+
+    /// A conflict that left nothing changed: safe to retry.
+    #[error("{0}; nothing was changed, it is safe to retry")]
+    Conflict(String),
+
+    /// A commit step failed and its outcome is not known: read the journal first.
+    #[error("commit of partition {partition} in run {run_id} did not finish ({reason}); the journal knows the state: run `backfill resume` (or `rollback`) for run {run_id}")]
+    OutcomeUnknown {
+        run_id: String,
+        partition: String,
+        reason: String,
+    },
+
+    /// A run, its journal or its options are not usable.
+    #[error("{0}")]
+    Run(String),
+
     /// The command exists but is not built yet.
     #[error("`backfill {0}` is not available yet in this version")]
     NotAvailable(&'static str),

@@ -6,28 +6,41 @@
 //!
 //! ```text
 //!  TABLE (local | s3:// | memory://)
-//!    │ storage     location -> object store
+//!    │ storage     location -> object store, and the work area beside the table
 //!    ▼
 //!  table        discover key=value folders -> partitions, files, typed values
 //!    │ selection   --where / --from / --to / --partition -> chosen partitions
-//!    ▼
-//!  snapshot     read files in parallel -> per-partition rows + checksum (checksum: spec v1)
+//!    ├─▶ plan       freeze: partitions in order, files, bytes, rows (footers only)
+//!    │     │ lock       one run per table (flock / conditional-write lease)
+//!    │     │ journal    every step recorded before it is taken; resume reads it
+//!    │     ▼ run, per partition, --jobs at a time:
+//!    │   transform  read once (before-checksum) -> the user's SQL in DataFusion -> conform
+//!    │   stage      write new files outside the table, read back, verify
+//!    │   commit     rename-exchange (local) / add-then-delete (object stores); backups; undo
 //!    │
+//!  snapshot     read files in parallel -> per-partition rows + checksum (checksum: spec v1)
 //!    ├─▶ diff     snapshot vs snapshot -> unchanged / changed / missing / new
 //!    └─▶ verify   gaps, empty partitions, bad files, NULL partitions, drift
 //! ```
 //!
 //! ## Glossary
 //!
-//! table, partition, partition key, selection, snapshot, checksum, diff: as in the
-//! README. A [`checksum::Part`] is the additive piece of a checksum that files and
-//! row groups contribute.
+//! table, partition, partition key, selection, transform, plan, run, stage, commit, backup,
+//! journal, snapshot, checksum, diff: as in the README. A [`checksum::Part`] is the additive
+//! piece of a checksum that files and row groups contribute.
 //!
 //! ## Module map
 //!
-//! - [`storage`]: location strings to object stores, credentials from `AWS_*`.
-//! - [`table`]: discovery and partition values ([`table::value`]: escaping, types).
+//! - [`storage`]: location strings to object stores, credentials from `AWS_*`, the work area.
+//! - [`table`]: discovery, partition values ([`table::value`]), the Parquet file reader.
 //! - [`selection`]: the selection flags, evaluated over discovered partitions.
+//! - [`plan`]: the frozen plan of a run.
+//! - [`transform`]: the SQL over one partition, and the checks of its output.
+//! - [`stage`]: writing and verifying new files.
+//! - [`commit`]: the swap, backups, recovery of interrupted commits, rollback.
+//! - [`journal`]: the append-only record of runs.
+//! - [`lock`]: one run at a time per table.
+//! - [`run`]: run, resume, rollback and the run history.
 //! - [`checksum`]: the checksum spec as code (`docs/CHECKSUM.md` in words).
 //! - [`snapshot`]: per-partition counts and checksums; snapshot files.
 //! - [`diff`]: comparing two snapshots (pure).
@@ -37,13 +50,20 @@
 //! The library never prints; the binary renders what these return.
 
 pub mod checksum;
+pub mod commit;
 pub mod demo;
 pub mod diff;
 mod error;
+pub mod journal;
+pub mod lock;
+pub mod plan;
+pub mod run;
 pub mod selection;
 pub mod snapshot;
+pub mod stage;
 pub mod storage;
 pub mod table;
+pub mod transform;
 pub mod verify;
 
 pub use error::{Error, Result};

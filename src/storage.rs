@@ -113,6 +113,38 @@ impl Location {
         p
     }
 
+    /// Where runs keep their journal, staged files and backups: beside the table, outside
+    /// its prefix (`lake/events` -> `lake/.backfill/events`), so no reader of the table
+    /// lists them. A table at the very root of a store uses `.backfill/_root` inside it.
+    pub fn work_root(&self) -> Path {
+        let parts: Vec<_> = self.root.parts().collect();
+        match parts.split_last() {
+            Some((name, parent)) => Path::from_iter(parent.iter().cloned())
+                .join(".backfill")
+                .join(name.clone()),
+            None => Path::from(".backfill").join("_root"),
+        }
+    }
+
+    /// The filesystem path of a store path, for local tables.
+    pub fn fs_path(&self, path: &Path) -> Option<std::path::PathBuf> {
+        self.local_dir
+            .as_ref()
+            .map(|_| std::path::PathBuf::from("/").join(path.as_ref()))
+    }
+
+    /// Makes a written file and the folder entry naming it durable (local tables only;
+    /// object_store never fsyncs, object stores are durable on success).
+    pub fn sync_file(&self, path: &Path) -> Result<()> {
+        if let Some(fs) = self.fs_path(path) {
+            sync_path(&fs)?;
+            if let Some(parent) = fs.parent() {
+                sync_path(parent)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The path of `path` relative to the root, `/`-separated.
     pub fn relative(&self, path: &Path) -> String {
         match path.prefix_match(&self.root) {
@@ -149,4 +181,14 @@ fn open_s3(location: &str, rest: &str) -> Result<Location> {
         display: format!("s3://{bucket}/{prefix}"),
         local_dir: None,
     })
+}
+
+/// fsync of a file or folder.
+pub fn sync_path(path: &std::path::Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::Io {
+            path: path.into(),
+            source: e,
+        })
 }

@@ -4,13 +4,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::{diff, render, snapshot, verify, SelectionArgs};
+use super::{diff, plan, render, run as run_cmd, runs, snapshot, verify, SelectionArgs};
 
 /// Write a small example lake and walk through the commands on it
 ///
 /// Writes the table `events` (7 days x 2 regions, Hive-partitioned Parquet) under DIR,
-/// then runs snapshot, verify and diff on it, before and after another job damages it.
-/// Nothing is downloaded.
+/// then runs snapshot, verify and diff on it, before and after another job damages it,
+/// and repairs it with a real backfill (plan, run, diff, runs). Nothing is downloaded.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Where to write the example (replaced if it exists)
@@ -89,8 +89,77 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     })
     .await?;
 
+    let fix = dir.join("fix.sql");
+    std::fs::write(
+        &fix,
+        "-- Drop duplicated events and write event types in upper case.\n\
+         SELECT DISTINCT event_id, user_id, upper(event_type) AS event_type, amount, created_at\n\
+         FROM source\n",
+    )
+    .with_context(|| format!("writing {}", fix.display()))?;
     render::out(&format!(
-        "\nnext: `backfill snapshot {table} --where \"region = 'eu'\" --json`, or `backfill --help`\n"
+        "\nthe fix: {} removes duplicates and upper-cases event_type; backfill 2024-01-02..2024-01-04\n",
+        fix.display()
+    ));
+    let selection = SelectionArgs {
+        from: Some("2024-01-02".into()),
+        to: Some("2024-01-04".into()),
+        ..SelectionArgs::default()
+    };
+
+    step(&format!(
+        "backfill plan {table} --from 2024-01-02 --to 2024-01-04 --sql {} --jobs 2",
+        fix.display()
+    ));
+    plan::run(plan::PlanArgs {
+        table: table.clone(),
+        selection: selection.clone(),
+        sql: Some(fix.clone()),
+        order: "oldest-first".into(),
+        jobs: Some(2),
+        tables: vec![],
+        allow_schema_change: false,
+        json: false,
+    })
+    .await?;
+
+    step(&format!(
+        "backfill run {table} --sql {} --from 2024-01-02 --to 2024-01-04",
+        fix.display()
+    ));
+    run_cmd::run(run_cmd::RunArgs {
+        table: table.clone(),
+        sql: fix.clone(),
+        selection,
+        all: false,
+        jobs: Some(2),
+        order: "oldest-first".into(),
+        on_empty: "fail".into(),
+        allow_schema_change: false,
+        tables: vec![],
+        json: false,
+    })
+    .await?;
+
+    step(&format!("backfill diff {} {table}", before.display()));
+    diff::run(diff::DiffArgs {
+        before: before.display().to_string(),
+        after: table.clone(),
+        selection: SelectionArgs::default(),
+        json: false,
+    })
+    .await?;
+
+    step(&format!("backfill runs {table}"));
+    runs::run(runs::RunsArgs {
+        table: table.clone(),
+        release: None,
+        json: false,
+    })
+    .await?;
+
+    render::out(&format!(
+        "\nnext: `backfill rollback {table} RUN_ID` puts the old partitions back; `backfill --help` for the rest\n"
     ));
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,12 @@
 pub mod demo;
 pub mod diff;
 pub mod later;
+pub mod plan;
 pub mod render;
+pub mod resume;
+pub mod rollback;
+pub mod run;
+pub mod runs;
 pub mod snapshot;
 pub mod verify;
 
@@ -32,11 +37,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    Plan(later::PlanArgs),
-    Run(later::RunArgs),
-    Resume(later::ResumeArgs),
-    Rollback(later::RollbackArgs),
-    Runs(later::RunsArgs),
+    Plan(plan::PlanArgs),
+    Run(run::RunArgs),
+    Resume(resume::ResumeArgs),
+    Rollback(rollback::RollbackArgs),
+    Runs(runs::RunsArgs),
     Snapshot(snapshot::SnapshotArgs),
     Diff(diff::DiffArgs),
     Verify(verify::VerifyArgs),
@@ -119,11 +124,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(a) => diff::run(a).await,
         Command::Verify(a) => verify::run(a).await,
         Command::Demo(a) => demo::run(a).await,
-        Command::Plan(_) => later::not_yet("plan"),
-        Command::Run(_) => later::not_yet("run"),
-        Command::Resume(_) => later::not_yet("resume"),
-        Command::Rollback(_) => later::not_yet("rollback"),
-        Command::Runs(_) => later::not_yet("runs"),
+        Command::Plan(a) => plan::run(a).await,
+        Command::Run(a) => run::run(a).await,
+        Command::Resume(a) => resume::run(a).await,
+        Command::Rollback(a) => rollback::run(a).await,
+        Command::Runs(a) => runs::run(a).await,
         Command::Bench(_) => later::not_yet("bench"),
     }
+}
+
+/// Parses `--table NAME=TABLE` flags.
+pub fn parse_tables(specs: &[String]) -> Result<Vec<(String, String)>> {
+    specs
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((n, t)) if !n.is_empty() && !t.is_empty() => Ok((n.to_string(), t.to_string())),
+            _ => Err(anyhow::anyhow!(
+                "--table {s:?} should be NAME=TABLE, e.g. rates=lake/rates"
+            )),
+        })
+        .collect()
 }

@@ -3,6 +3,8 @@
 use std::io::{IsTerminal, Write};
 
 use backfill::diff::Diff;
+use backfill::plan::Plan;
+use backfill::run::{PartitionReport, RollbackReport, RunInfo, RunReport};
 use backfill::snapshot::{Progress, Snapshot};
 use backfill::verify::VerifyReport;
 
@@ -307,4 +309,193 @@ pub fn progress(
     bar.set_message(format!("{label} {files} files"));
     let b = bar.clone();
     Some((bar, std::sync::Arc::new(move |_files, bytes| b.inc(bytes))))
+}
+
+pub fn plan(p: &Plan, jobs: usize) -> String {
+    let rows: Vec<Vec<String>> = p
+        .partitions
+        .iter()
+        .map(|q| {
+            vec![
+                q.partition.clone(),
+                q.files.len().to_string(),
+                bytes(q.bytes),
+                q.rows.to_string(),
+            ]
+        })
+        .collect();
+    let mut text = table(
+        &["partition", "files", "bytes", "rows"],
+        &rows,
+        &["files", "bytes", "rows"],
+    );
+    let t = &p.totals;
+    text.push_str(&format!(
+        "\n{} partitions, {} files, {}, {} rows; estimated {:.1} s with {jobs} jobs\n",
+        t.partitions,
+        t.files,
+        bytes(t.bytes),
+        t.rows,
+        p.estimated_seconds
+    ));
+    text
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+pub fn run_report(r: &RunReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .partitions
+        .iter()
+        .map(|p| {
+            vec![
+                p.partition.clone(),
+                p.status.name().to_string(),
+                opt(p.rows_before),
+                opt(p.rows_after),
+                p.checksum_before
+                    .as_deref()
+                    .map(short)
+                    .unwrap_or_else(|| "-".into()),
+                p.checksum_after
+                    .as_deref()
+                    .map(short)
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut text = format!("run {} on {}\n\n", r.run_id, r.table);
+    text.push_str(&table(
+        &[
+            "partition",
+            "status",
+            "rows_before",
+            "rows_after",
+            "checksum_before",
+            "checksum_after",
+        ],
+        &rows,
+        &["rows_before", "rows_after"],
+    ));
+    let notes: Vec<&PartitionReport> = r
+        .partitions
+        .iter()
+        .filter(|p| p.error.is_some() || p.schema_change.is_some())
+        .collect();
+    if !notes.is_empty() {
+        text.push('\n');
+        for p in notes {
+            if let Some(e) = &p.error {
+                text.push_str(&format!("{}: {e}\n", p.partition));
+            }
+            if let Some(c) = &p.schema_change {
+                text.push_str(&format!("{}: schema change: {c}\n", p.partition));
+            }
+        }
+    }
+    let s = &r.summary;
+    text.push_str(&format!(
+        "\n{} rewritten, {} unchanged, {} failed, {} deleted, {} kept, {} skipped; rows {} -> {} ({:+})\n",
+        s.rewritten, s.unchanged, s.failed, s.deleted, s.kept, s.skipped, s.rows_before, s.rows_after, s.rows_delta
+    ));
+    text
+}
+
+pub fn rollback(r: &RollbackReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .partitions
+        .iter()
+        .map(|p| {
+            vec![
+                p.partition.clone(),
+                p.status.clone(),
+                p.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut text = format!("rollback of run {} on {}\n\n", r.run_id, r.table);
+    if !rows.is_empty() {
+        text.push_str(&table(&["partition", "status", "reason"], &rows, &[]));
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "{} rolled back, {} skipped\n",
+        r.rolled_back, r.skipped
+    ));
+    text
+}
+
+pub fn runs(runs: &[RunInfo]) -> String {
+    if runs.is_empty() {
+        return "no runs\n".into();
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.run_id.clone(),
+                r.started_at.clone(),
+                r.sql_hash.clone(),
+                r.selection.clone(),
+                r.partitions.to_string(),
+                r.rewritten.to_string(),
+                r.unchanged.to_string(),
+                r.failed.to_string(),
+                if r.released {
+                    format!("{} (released)", r.status)
+                } else {
+                    r.status.clone()
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "run_id",
+            "started",
+            "sql",
+            "selection",
+            "partitions",
+            "rewritten",
+            "unchanged",
+            "failed",
+            "status",
+        ],
+        &rows,
+        &["partitions", "rewritten", "unchanged", "failed"],
+    )
+}
+
+/// A progress bar over partitions for `run` and `resume`, only on a terminal.
+pub fn run_progress(total: u64) -> Option<(indicatif::ProgressBar, backfill::run::Progress)> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{pos}/{len} partitions [{bar:30}] {msg} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let started = std::time::Instant::now();
+    let rows = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    Some((
+        bar,
+        std::sync::Arc::new(move |p: &PartitionReport| {
+            let n = rows.fetch_add(
+                p.rows_before.unwrap_or(0),
+                std::sync::atomic::Ordering::Relaxed,
+            ) + p.rows_before.unwrap_or(0);
+            b.set_message(format!(
+                "{:.0} rows/s",
+                n as f64 / started.elapsed().as_secs_f64().max(1e-3)
+            ));
+            b.inc(1);
+        }),
+    ))
 }

@@ -56,7 +56,12 @@ fn the_demo_runs_start_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_in(dir.path(), &["demo", "lake"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    insta::assert_snapshot!(out.stdout);
+    insta::with_settings!({filters => vec![
+        (r"\d{8}T\d{6}Z-[0-9a-f]{6}", "[RUN_ID]"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", "[TIME]"),
+    ]}, {
+        insta::assert_snapshot!(out.stdout);
+    });
     assert!(dir
         .path()
         .join("lake/events/event_date=2024-01-07/region=us/part-0.parquet")

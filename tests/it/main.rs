@@ -8,5 +8,7 @@ mod checksum_vectors;
 mod cli_output;
 mod diff;
 mod discovery;
+mod run;
+mod safety;
 mod verify;
 mod writers;

@@ -1,0 +1,107 @@
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use backfill::plan::{self, Order};
+use backfill::run;
+use backfill::transform::Transform;
+
+use super::{open_selected, parse_tables, render, SelectionArgs};
+
+/// Show which partitions a backfill would rewrite, in order, and what it would cost
+///
+/// Lists the selected partitions in execution order with files, bytes and rows (read from
+/// Parquet footers: no data is read), the totals and an estimated duration. With --sql the
+/// transform is planned against the table's schema (not executed) and its output columns
+/// are compared with the table's. Nothing is written.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Table root: a local folder, file://PATH or s3://BUCKET/PREFIX
+    pub table: String,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// The transform to check against the table's schema (planned, not executed)
+    #[arg(long, value_name = "FILE")]
+    pub sql: Option<std::path::PathBuf>,
+    /// Execution order
+    #[arg(long, value_name = "ORDER", default_value = "oldest-first", value_parser = ["oldest-first", "newest-first"])]
+    pub order: String,
+    /// Partitions a run would rewrite at once (for the estimate)
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Register another table for joins, as NAME=TABLE (repeatable)
+    #[arg(long = "table", value_name = "NAME=TABLE")]
+    pub tables: Vec<String>,
+    /// Accept output columns or types that differ from the table's
+    #[arg(long)]
+    pub allow_schema_change: bool,
+    /// Print one JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct TransformCheck {
+    ok: bool,
+    output_columns: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_change: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PlanOutput {
+    #[serde(flatten)]
+    plan: plan::Plan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transform: Option<TransformCheck>,
+}
+
+pub async fn run(args: PlanArgs) -> Result<ExitCode> {
+    let (table, selected) = open_selected(&args.table, &args.selection).await?;
+    let jobs = args.jobs.unwrap_or_else(backfill::snapshot::default_jobs);
+    let order = Order::parse(&args.order).expect("clap checked");
+    let transform = match &args.sql {
+        Some(path) => {
+            let sql = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --sql {}", path.display()))?;
+            let t = Transform::new(&sql, &parse_tables(&args.tables)?).await?;
+            let (schema, change) =
+                run::check_sql(&table, &selected, &t, args.allow_schema_change).await?;
+            Some(TransformCheck {
+                ok: true,
+                output_columns: schema
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{}:{}", f.name(), f.data_type()))
+                    .collect(),
+                schema_change: change,
+            })
+        }
+        None => None,
+    };
+    let plan = plan::build(
+        &table,
+        &selected,
+        &args.selection.selection(),
+        order,
+        jobs,
+        "(plan)",
+    )
+    .await?;
+    let out = PlanOutput { plan, transform };
+    if args.json {
+        render::json(&out);
+    } else {
+        render::out(&render::plan(&out.plan, jobs));
+        if let Some(t) = &out.transform {
+            let text = match &t.schema_change {
+                None => "transform: ok; its output columns equal the table's\n".to_string(),
+                Some(c) => format!("transform: ok; schema change (allowed): {c}\n"),
+            };
+            render::out(&text);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,60 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use backfill::lock::LeaseTimes;
+use backfill::run;
+use backfill::storage::Location;
+
+use super::render;
+
+/// Finish an interrupted run from its journal
+///
+/// Reads the run's frozen plan (partitions, SQL, options, clock) from the journal; never
+/// recomputes it. Partitions already committed or unchanged are kept; interrupted commits
+/// are completed; the others (including failed ones) are processed again.
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// Table root
+    pub table: String,
+    /// The run to resume (default: the latest one that did not finish cleanly)
+    pub run_id: Option<String>,
+    /// Print one JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: ResumeArgs) -> Result<ExitCode> {
+    let loc = Location::open(&args.table)?;
+    let run_id = match &args.run_id {
+        Some(id) => id.clone(),
+        None => run::resumable(&loc).await?,
+    };
+    if !args.json {
+        render::note(&format!("resuming run {run_id}"));
+    }
+    let bar = render::run_progress(0);
+    let report = run::resume(
+        &loc,
+        &run_id,
+        LeaseTimes::default(),
+        bar.as_ref().map(|(_, p)| Arc::clone(p)),
+    )
+    .await
+    .with_context(|| format!("resuming run {run_id} on {}", loc.display))?;
+    if let Some((bar, _)) = bar {
+        bar.finish_and_clear();
+    }
+    if args.json {
+        render::json(&report);
+    } else {
+        render::out(&render::run_report(&report));
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

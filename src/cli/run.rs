@@ -1,0 +1,96 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use backfill::lock::LeaseTimes;
+use backfill::plan::{OnEmpty, Order};
+use backfill::run::{self, RunRequest};
+
+use super::{open_selected, parse_tables, render, SelectionArgs};
+
+/// Rewrite the selected partitions with a SQL transform, safely and resumably
+///
+/// The SQL file is one query over the table `source` (one partition's rows, with the
+/// partition keys as columns); `this_partition` is a one-row table of the partition's
+/// values. Each partition is read, transformed, checked (rows must belong to it, columns
+/// must be the table's), staged outside the table, read back and verified, then committed
+/// so that it is always wholly old or wholly new. A partition whose content does not change
+/// is not rewritten. Every step is journalled: `backfill resume` finishes an interrupted
+/// run, `backfill rollback` undoes one. Exit 0 when every partition succeeded, 1 when some
+/// failed (they are listed and left as they were), 2 on bad input (nothing written).
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Table root: a local folder, file://PATH or s3://BUCKET/PREFIX
+    pub table: String,
+    /// The transform: a SQL query over the table `source`
+    #[arg(long, value_name = "FILE")]
+    pub sql: std::path::PathBuf,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Act on every partition (required when no selection is given)
+    #[arg(long)]
+    pub all: bool,
+    /// Partitions rewritten at once (default: the number of cores)
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Execution order
+    #[arg(long, value_name = "ORDER", default_value = "oldest-first", value_parser = ["oldest-first", "newest-first"])]
+    pub order: String,
+    /// When the transform returns no rows: fail (leave the partition, report it), delete
+    /// the partition, or keep it as it was
+    #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = ["fail", "delete", "keep"])]
+    pub on_empty: String,
+    /// Accept output columns or types that differ from the table's (reported per partition)
+    #[arg(long)]
+    pub allow_schema_change: bool,
+    /// Register another table for joins, as NAME=TABLE (repeatable)
+    #[arg(long = "table", value_name = "NAME=TABLE")]
+    pub tables: Vec<String>,
+    /// Print one JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    let sql = std::fs::read_to_string(&args.sql)
+        .with_context(|| format!("reading --sql {}", args.sql.display()))?;
+    let (table, selected) = open_selected(&args.table, &args.selection).await?;
+    let ids: Vec<&str> = selected
+        .iter()
+        .map(|i| table.partitions[*i].id.as_str())
+        .collect();
+    if !args.json {
+        render::resolved(&ids);
+    }
+    let bar = render::run_progress(selected.len() as u64);
+    let req = RunRequest {
+        sql,
+        selection: args.selection.selection(),
+        all: args.all,
+        jobs: args.jobs.unwrap_or_else(backfill::snapshot::default_jobs),
+        order: Order::parse(&args.order).expect("clap checked"),
+        on_empty: OnEmpty::parse(&args.on_empty).expect("clap checked"),
+        allow_schema_change: args.allow_schema_change,
+        tables: parse_tables(&args.tables)?,
+        lease: LeaseTimes::default(),
+        progress: bar.as_ref().map(|(_, p)| Arc::clone(p)),
+    };
+    let report = run::run(&table, &selected, req)
+        .await
+        .with_context(|| format!("running a backfill on {}", table.location))?;
+    if let Some((bar, _)) = bar {
+        bar.finish_and_clear();
+    }
+    if args.json {
+        render::json(&report);
+    } else {
+        render::out(&render::run_report(&report));
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

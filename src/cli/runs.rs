@@ -1,0 +1,45 @@
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use backfill::lock::LeaseTimes;
+use backfill::run;
+use backfill::storage::Location;
+
+use super::render;
+
+/// List the runs recorded in a table's journal, or release a run's backups
+///
+/// Backups of the old files are kept until released: `--release RUN_ID` deletes them (the
+/// run can no longer be rolled back; its journal stays).
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    /// Table root
+    pub table: String,
+    /// Delete the backups of a finished run
+    #[arg(long, value_name = "RUN_ID")]
+    pub release: Option<String>,
+    /// Print one JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: RunsArgs) -> Result<ExitCode> {
+    let loc = Location::open(&args.table)?;
+    if let Some(id) = &args.release {
+        run::release(&loc, id, LeaseTimes::default())
+            .await
+            .with_context(|| format!("releasing run {id}"))?;
+        render::note(&format!("released the backups of run {id}"));
+    }
+    let runs = run::history(&loc)
+        .await
+        .with_context(|| format!("reading the journal of {}", loc.display))?;
+    if args.json {
+        render::json(&serde_json::json!({ "table": loc.display, "runs": runs }));
+    } else {
+        render::out(&render::runs(&runs));
+    }
+    Ok(ExitCode::SUCCESS)
+}

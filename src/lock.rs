@@ -1,0 +1,313 @@
+//! One run at a time per table.
+//!
+//! - Local tables: `flock` on `<work>/lock`. The kernel drops the lock when the process
+//!   dies, so a crashed run never blocks the next one; the file names the holder.
+//! - Object stores: a lease object `<work>/lock.json`, taken with a create-only write and
+//!   renewed (or taken over once expired) with a write conditional on its ETag, so two
+//!   runs can never both hold it. A run that fails to renew stops before its next commit.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::{
+    path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::storage::{Backend, Location};
+
+/// How long a lease lives without renewal, and how often it is renewed.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTimes {
+    pub ttl: Duration,
+    pub renew_every: Duration,
+}
+
+impl Default for LeaseTimes {
+    fn default() -> Self {
+        LeaseTimes {
+            ttl: Duration::from_secs(60),
+            renew_every: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Holder {
+    run_id: String,
+    owner: String,
+    since: String,
+    expires_at_ms: i64,
+}
+
+fn owner() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "unknown host".into()
+    };
+    format!("pid {} on {host}", std::process::id())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A held lock; released on [`Lock::release`] or when dropped (local) / when the lease expires.
+pub struct Lock {
+    run_id: String,
+    kind: Kind,
+    lost: Arc<AtomicBool>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+}
+
+enum Kind {
+    Local {
+        file: std::fs::File,
+    },
+    Lease {
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        etag: Arc<tokio::sync::Mutex<Option<String>>>,
+    },
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+    }
+}
+
+impl Lock {
+    /// Takes the table's lock for `run_id`, or fails with [`Error::Locked`] naming the holder.
+    pub async fn acquire(loc: &Location, run_id: &str, times: LeaseTimes) -> Result<Lock> {
+        let lost = Arc::new(AtomicBool::new(false));
+        match loc.backend {
+            Backend::Local => {
+                let dir = loc.fs_path(&loc.work_root()).expect("local");
+                std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+                    path: dir.clone(),
+                    source: e,
+                })?;
+                let path = dir.join("lock");
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(|e| Error::Io {
+                        path: path.clone(),
+                        source: e,
+                    })?;
+                use std::os::fd::AsRawFd;
+                // SAFETY: flock on a file descriptor we own.
+                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let holder: Option<Holder> = serde_json::from_str(&text).ok();
+                    return Err(Error::Locked {
+                        table: loc.display.clone(),
+                        run_id: holder
+                            .as_ref()
+                            .map(|h| h.run_id.clone())
+                            .unwrap_or_else(|| "?".into()),
+                        holder: holder
+                            .map(|h| format!("{}, since {}", h.owner, h.since))
+                            .unwrap_or_else(|| "unknown holder".into()),
+                    });
+                }
+                let holder = Holder {
+                    run_id: run_id.into(),
+                    owner: owner(),
+                    since: chrono::Utc::now().to_rfc3339(),
+                    expires_at_ms: i64::MAX,
+                };
+                use std::io::Write;
+                file.set_len(0)
+                    .and_then(|_| {
+                        (&file).write_all(serde_json::to_string(&holder).unwrap().as_bytes())
+                    })
+                    .map_err(|e| Error::Io {
+                        path: path.clone(),
+                        source: e,
+                    })?;
+                Ok(Lock {
+                    run_id: run_id.into(),
+                    kind: Kind::Local { file },
+                    lost,
+                    renewer: None,
+                })
+            }
+            Backend::S3 | Backend::Memory => {
+                let path = loc.work_root().join("lock.json");
+                let store = loc.store.clone();
+                let etag = take_lease(&store, &path, loc, run_id, times).await?;
+                let etag = Arc::new(tokio::sync::Mutex::new(Some(etag)));
+                let renewer = tokio::spawn(renew(
+                    store.clone(),
+                    path.clone(),
+                    run_id.to_string(),
+                    times,
+                    etag.clone(),
+                    lost.clone(),
+                ));
+                Ok(Lock {
+                    run_id: run_id.into(),
+                    kind: Kind::Lease { store, path, etag },
+                    lost,
+                    renewer: Some(renewer),
+                })
+            }
+        }
+    }
+
+    /// Fails if the lease could not be renewed: the caller must stop changing the table.
+    pub fn check(&self) -> Result<()> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(Error::LockLost {
+                run_id: self.run_id.clone(),
+                reason: "its lease could not be renewed".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        match &self.kind {
+            Kind::Local { file } => {
+                let _ = file.set_len(0);
+                Ok(())
+            }
+            Kind::Lease { store, path, etag } => {
+                let current = etag.lock().await.clone();
+                // Delete only our own lease: re-read and compare the ETag first.
+                if let Ok(meta) = store.head(path).await {
+                    if meta.e_tag == current {
+                        store
+                            .delete(path)
+                            .await
+                            .map_err(|e| Error::storage(path, e))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn body(run_id: &str, times: LeaseTimes) -> PutPayload {
+    let holder = Holder {
+        run_id: run_id.into(),
+        owner: owner(),
+        since: chrono::Utc::now().to_rfc3339(),
+        expires_at_ms: now_ms() + times.ttl.as_millis() as i64,
+    };
+    PutPayload::from(serde_json::to_vec(&holder).expect("holder serialises"))
+}
+
+async fn take_lease(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    loc: &Location,
+    run_id: &str,
+    times: LeaseTimes,
+) -> Result<String> {
+    let create = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match store.put_opts(path, body(run_id, times), create).await {
+        Ok(r) => return r.e_tag.ok_or_else(|| Error::Run("the store returned no ETag for the lock; it cannot hold a lease".into())),
+        Err(object_store::Error::AlreadyExists { .. }) => {}
+        Err(object_store::Error::NotImplemented { .. }) => {
+            return Err(Error::Run(format!("{} does not support conditional writes, which the table lock needs; enable them on the server", loc.display)))
+        }
+        Err(e) => return Err(Error::storage(path, e)),
+    }
+    let current = store.get(path).await.map_err(|e| Error::storage(path, e))?;
+    let version = UpdateVersion {
+        e_tag: current.meta.e_tag.clone(),
+        version: current.meta.version.clone(),
+    };
+    let bytes = current.bytes().await.map_err(|e| Error::storage(path, e))?;
+    let holder: Holder = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Run(format!(
+            "lock {path} is not readable ({e}); delete it if no run is active"
+        ))
+    })?;
+    if holder.expires_at_ms > now_ms() {
+        return Err(Error::Locked {
+            table: loc.display.clone(),
+            run_id: holder.run_id,
+            holder: format!("{}, since {}", holder.owner, holder.since),
+        });
+    }
+    // Expired: take it over, but only if nobody else did first.
+    let update = PutOptions {
+        mode: PutMode::Update(version),
+        ..Default::default()
+    };
+    match store.put_opts(path, body(run_id, times), update).await {
+        Ok(r) => r
+            .e_tag
+            .ok_or_else(|| Error::Run("the store returned no ETag for the lock".into())),
+        Err(object_store::Error::Precondition { .. })
+        | Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Locked {
+            table: loc.display.clone(),
+            run_id: "another run".into(),
+            holder: "it took over the expired lock first".into(),
+        }),
+        Err(e) => Err(Error::storage(path, e)),
+    }
+}
+
+async fn renew(
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    run_id: String,
+    times: LeaseTimes,
+    etag: Arc<tokio::sync::Mutex<Option<String>>>,
+    lost: Arc<AtomicBool>,
+) {
+    let mut last_ok = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(times.renew_every).await;
+        let mut current = etag.lock().await;
+        let version = UpdateVersion {
+            e_tag: current.clone(),
+            version: None,
+        };
+        let update = PutOptions {
+            mode: PutMode::Update(version),
+            ..Default::default()
+        };
+        match store.put_opts(&path, body(&run_id, times), update).await {
+            Ok(r) => {
+                *current = r.e_tag;
+                last_ok = std::time::Instant::now();
+            }
+            // Somebody else holds it now.
+            Err(object_store::Error::Precondition { .. })
+            | Err(object_store::Error::NotFound { .. }) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // A passing error: try again, but give up before the lease could expire.
+            Err(_) if last_ok.elapsed() < times.ttl.mul_f32(0.6) => {}
+            Err(_) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+}

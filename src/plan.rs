@@ -1,0 +1,248 @@
+//! The plan: the resolved, frozen list of partitions a run will act on, with their files,
+//! bytes and rows (from Parquet footers, no data read), in execution order. Pure once
+//! built; serialised as the first journal record.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::async_reader::AsyncFileReader;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::selection::Selection;
+use crate::storage::Location;
+use crate::table::{DataFile, Partition, PartitionKey, Table, Typed};
+
+/// Execution order of partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    #[default]
+    OldestFirst,
+    NewestFirst,
+}
+
+impl Order {
+    pub fn parse(s: &str) -> Option<Order> {
+        match s {
+            "oldest-first" => Some(Order::OldestFirst),
+            "newest-first" => Some(Order::NewestFirst),
+            _ => None,
+        }
+    }
+}
+
+/// What to do with a partition for which the transform returns no rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnEmpty {
+    /// Leave the partition as it was and report it as failed.
+    #[default]
+    Fail,
+    /// Remove the partition (its files become the backup).
+    Delete,
+    /// Leave the partition as it was and report it as kept.
+    Keep,
+}
+
+impl OnEmpty {
+    pub fn parse(s: &str) -> Option<OnEmpty> {
+        match s {
+            "fail" => Some(OnEmpty::Fail),
+            "delete" => Some(OnEmpty::Delete),
+            "keep" => Some(OnEmpty::Keep),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedFile {
+    /// File name inside the partition folder.
+    pub name: String,
+    pub size: u64,
+    pub rows: u64,
+    /// Why the footer could not be read (the partition will fail; others proceed).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedPartition {
+    pub partition: String,
+    /// Unescaped values in key order; `None` is NULL.
+    pub raw_values: Vec<Option<String>>,
+    pub files: Vec<PlannedFile>,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// Options a run was started with, frozen in its plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub sql: String,
+    pub sql_hash: String,
+    pub order: Order,
+    pub on_empty: OnEmpty,
+    pub allow_schema_change: bool,
+    /// `NAME=TABLE` registered for joins.
+    pub tables: Vec<(String, String)>,
+    pub jobs: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PlanTotals {
+    pub partitions: usize,
+    pub files: usize,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// A frozen plan.
+///
+/// - `partitions` are in execution order and never change after the plan is journalled;
+/// - `started_at` is the run's clock: anything time-dependent reads it, not "now".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub run_id: String,
+    pub table: String,
+    pub started_at: String,
+    pub selection: Selection,
+    pub keys: Vec<PartitionKey>,
+    pub partitions: Vec<PlannedPartition>,
+    pub totals: PlanTotals,
+    /// Estimated wall time of a run, from rows and the measured rewrite rate.
+    pub estimated_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub settings: Option<RunSettings>,
+}
+
+/// Rows a run rewrites per second per job, for estimates (measured; see README "Performance").
+pub const ROWS_PER_SECOND_PER_JOB: f64 = 1_000_000.0;
+
+/// Reads the row count in a file's footer.
+pub async fn footer_rows(loc: &Location, file: &DataFile) -> Result<u64> {
+    let mut reader =
+        crate::table::reader::FileReader::new(loc.store.clone(), file.path.clone(), file.size);
+    let meta = reader
+        .get_metadata(None)
+        .await
+        .map_err(|e| Error::Unreadable {
+            partition: String::new(),
+            path: file.relative.clone(),
+            reason: e.to_string(),
+        })?;
+    Ok(meta.file_metadata().num_rows().max(0) as u64)
+}
+
+/// Builds the plan of the selected partitions: reads every footer (in parallel).
+pub async fn build(
+    table: &Table,
+    selected: &[usize],
+    selection: &Selection,
+    order: Order,
+    jobs: usize,
+    run_id: &str,
+) -> Result<Plan> {
+    let mut parts: Vec<&Partition> = selected.iter().map(|i| &table.partitions[*i]).collect();
+    if order == Order::NewestFirst {
+        parts.reverse();
+    }
+    let loc = Arc::new(table.location.clone());
+    let units: Vec<(usize, DataFile, String)> = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| p.files.iter().map(move |f| (i, f.clone(), p.id.clone())))
+        .collect();
+    let rows: Vec<(usize, String, u64, u64, Option<String>)> = futures::stream::iter(units)
+        .map(|(i, f, id)| {
+            let loc = loc.clone();
+            async move {
+                let (rows, error) = match footer_rows(&loc, &f).await {
+                    Ok(r) => (r, None),
+                    Err(Error::Unreadable { reason, .. }) => (0, Some(format!("{id}: {reason}"))),
+                    Err(e) => return Err(e),
+                };
+                let name = f
+                    .relative
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                Ok::<_, Error>((i, name, f.size, rows, error))
+            }
+        })
+        .buffered(jobs.max(1) * 8)
+        .try_collect()
+        .await?;
+    let mut partitions: Vec<PlannedPartition> = parts
+        .iter()
+        .map(|p| PlannedPartition {
+            partition: p.id.clone(),
+            raw_values: p.values.clone(),
+            files: Vec::new(),
+            bytes: 0,
+            rows: 0,
+        })
+        .collect();
+    for (i, name, size, r, error) in rows {
+        let p = &mut partitions[i];
+        p.files.push(PlannedFile {
+            name,
+            size,
+            rows: r,
+            error,
+        });
+        p.bytes += size;
+        p.rows += r;
+    }
+    let totals = PlanTotals {
+        partitions: partitions.len(),
+        files: partitions.iter().map(|p| p.files.len()).sum(),
+        bytes: partitions.iter().map(|p| p.bytes).sum(),
+        rows: partitions.iter().map(|p| p.rows).sum(),
+    };
+    let estimated_seconds = totals.rows as f64 / (ROWS_PER_SECOND_PER_JOB * jobs.max(1) as f64)
+        + partitions.len() as f64 * 0.002;
+    Ok(Plan {
+        run_id: run_id.to_string(),
+        table: table.location.display.clone(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        selection: selection.clone(),
+        keys: table.keys.clone(),
+        partitions,
+        totals,
+        estimated_seconds,
+        settings: None,
+    })
+}
+
+impl PlannedPartition {
+    /// The partition as discovery would give it, from the frozen plan.
+    pub fn to_partition(&self, loc: &Location, keys: &[PartitionKey]) -> Partition {
+        let typed = keys
+            .iter()
+            .zip(&self.raw_values)
+            .map(|(k, v)| Typed::read(v.as_deref(), k.key_type).unwrap_or(Typed::Null))
+            .collect();
+        let files = self
+            .files
+            .iter()
+            .map(|f| {
+                let relative = format!("{}/{}", self.partition, f.name);
+                DataFile {
+                    path: loc.child(&relative),
+                    relative,
+                    size: f.size,
+                }
+            })
+            .collect();
+        Partition {
+            id: self.partition.clone(),
+            values: self.raw_values.clone(),
+            typed,
+            files,
+            stray: Vec::new(),
+        }
+    }
+}

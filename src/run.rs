@@ -1,0 +1,969 @@
+//! Runs: plan, transform, stage, verify, commit and journal each partition; resume,
+//! rollback and list runs. See `commit` for the swap itself and README "Safety".
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::checksum::{self, Hasher};
+use crate::commit::{self, Recovered};
+use crate::error::{Error, Result};
+use crate::journal::{self, Event, Journal, Phases, Record, RunDir, Side};
+use crate::lock::{LeaseTimes, Lock};
+use crate::plan::{self, OnEmpty, Order, Plan, PlannedPartition, RunSettings};
+use crate::selection::Selection;
+use crate::storage::{Backend, Location};
+use crate::table::{PartitionKey, Table};
+use crate::transform::{self, ms, Transform};
+
+/// What the user asked a run to do.
+#[derive(Clone)]
+pub struct RunRequest {
+    pub sql: String,
+    pub selection: Selection,
+    /// Required to act on a whole table without a selection.
+    pub all: bool,
+    pub jobs: usize,
+    pub order: Order,
+    pub on_empty: OnEmpty,
+    pub allow_schema_change: bool,
+    pub tables: Vec<(String, String)>,
+    pub lease: LeaseTimes,
+    pub progress: Option<Progress>,
+}
+
+/// Called after each partition finishes.
+pub type Progress = Arc<dyn Fn(&PartitionReport) + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Rewritten,
+    Unchanged,
+    Failed,
+    Deleted,
+    Kept,
+    /// Not reached (the run stopped before it).
+    Skipped,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Rewritten => "rewritten",
+            Status::Unchanged => "unchanged",
+            Status::Failed => "failed",
+            Status::Deleted => "deleted",
+            Status::Kept => "kept",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionReport {
+    pub partition: String,
+    pub status: Status,
+    pub rows_before: Option<u64>,
+    pub rows_after: Option<u64>,
+    pub checksum_before: Option<String>,
+    pub checksum_after: Option<String>,
+    pub duration_ms: f64,
+    pub phases: Phases,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_change: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PartitionReport {
+    fn new(partition: &str, status: Status) -> PartitionReport {
+        PartitionReport {
+            partition: partition.into(),
+            status,
+            rows_before: None,
+            rows_after: None,
+            checksum_before: None,
+            checksum_after: None,
+            duration_ms: 0.0,
+            phases: Phases::default(),
+            schema_change: None,
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub partitions: usize,
+    pub rewritten: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub deleted: usize,
+    pub kept: usize,
+    pub skipped: usize,
+    pub rows_before: u64,
+    pub rows_after: u64,
+    pub rows_delta: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub table: String,
+    pub sql_hash: String,
+    pub partitions: Vec<PartitionReport>,
+    pub summary: RunSummary,
+    /// Time spent per phase, summed over partitions (they overlap with `--jobs` > 1).
+    pub phases: Phases,
+    pub wall_ms: f64,
+}
+
+impl RunReport {
+    fn new(plan: &Plan, partitions: Vec<PartitionReport>, wall_ms: f64) -> RunReport {
+        let mut s = RunSummary {
+            partitions: partitions.len(),
+            ..Default::default()
+        };
+        let mut phases = Phases::default();
+        for p in &partitions {
+            match p.status {
+                Status::Rewritten => s.rewritten += 1,
+                Status::Unchanged => s.unchanged += 1,
+                Status::Failed => s.failed += 1,
+                Status::Deleted => s.deleted += 1,
+                Status::Kept => s.kept += 1,
+                Status::Skipped => s.skipped += 1,
+            }
+            let before = p.rows_before.unwrap_or(0);
+            s.rows_before += before;
+            // A partition left as it was still holds its old rows.
+            s.rows_after += match p.status {
+                Status::Rewritten | Status::Unchanged => p.rows_after.unwrap_or(before),
+                Status::Deleted => 0,
+                _ => before,
+            };
+            phases.add(&p.phases);
+        }
+        s.rows_delta = s.rows_after as i64 - s.rows_before as i64;
+        RunReport {
+            run_id: plan.run_id.clone(),
+            table: plan.table.clone(),
+            sql_hash: plan
+                .settings
+                .as_ref()
+                .map(|s| s.sql_hash.clone())
+                .unwrap_or_default(),
+            partitions,
+            summary: s,
+            phases,
+            wall_ms,
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.summary.failed == 0 && self.summary.skipped == 0
+    }
+}
+
+/// Everything a partition's processing needs, shared by the parallel tasks.
+struct Ctx {
+    loc: Location,
+    run: RunDir,
+    journal: Journal,
+    lock: Lock,
+    transform: Transform,
+    keys: Vec<PartitionKey>,
+    settings: RunSettings,
+    progress: Option<Progress>,
+}
+
+pub fn sql_hash(sql: &str) -> String {
+    blake3::hash(sql.as_bytes()).to_hex()[..16].to_string()
+}
+
+/// Refuses a whole-table run without `--all`, and an empty one.
+pub fn check_scope(selection: &Selection, all: bool, selected: usize) -> Result<()> {
+    if selection.is_everything() && !all {
+        return Err(Error::Usage(
+            "no selection: give --where, --from/--to or --partition, or --all to rewrite every partition".into(),
+        ));
+    }
+    if selected == 0 {
+        return Err(Error::EmptySelection("the table has no partitions".into()));
+    }
+    Ok(())
+}
+
+/// Plans the SQL over the first selected partition's schema, without data.
+pub async fn check_sql(
+    table: &Table,
+    selected: &[usize],
+    transform: &Transform,
+    allow_schema_change: bool,
+) -> Result<(arrow::datatypes::SchemaRef, Option<String>)> {
+    // The first readable file gives the schema; unreadable ones fail their partition later.
+    let mut found = None;
+    for p in selected.iter().map(|i| &table.partitions[*i]) {
+        for file in &p.files {
+            let reader = crate::table::reader::FileReader::new(
+                table.location.store.clone(),
+                file.path.clone(),
+                file.size,
+            );
+            if let Ok(b) =
+                parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader).await
+            {
+                found = Some((p, b));
+                break;
+            }
+        }
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some((first, builder)) = found else {
+        return Err(Error::Usage(
+            "no selected partition has a readable data file; there is nothing to transform".into(),
+        ));
+    };
+    let file_schema = builder.schema().clone();
+    let out = transform.check(&table.keys, first, &file_schema).await?;
+    let conformed = transform::conform(&table.keys, first, &file_schema, &out, Vec::new(), true)
+        .map_err(Error::Usage)?;
+    if conformed.schema_change.is_some() && !allow_schema_change {
+        return Err(Error::Usage(format!(
+            "the transform's columns differ from the table's: {}; pass --allow-schema-change if that is intended",
+            conformed.schema_change.unwrap_or_default()
+        )));
+    }
+    Ok((out, conformed.schema_change))
+}
+
+/// Starts a run over the selected partitions.
+pub async fn run(table: &Table, selected: &[usize], req: RunRequest) -> Result<RunReport> {
+    let started = Instant::now();
+    check_scope(&req.selection, req.all, selected.len())?;
+    let transform = Transform::new(&req.sql, &req.tables).await?;
+    check_sql(table, selected, &transform, req.allow_schema_change).await?;
+    let run_id = journal::new_run_id();
+    let loc = table.location.clone();
+    let lock = Lock::acquire(&loc, &run_id, req.lease).await?;
+    let result = async {
+        let mut plan = plan::build(
+            table,
+            selected,
+            &req.selection,
+            req.order,
+            req.jobs,
+            &run_id,
+        )
+        .await?;
+        plan.settings = Some(RunSettings {
+            sql: req.sql.clone(),
+            sql_hash: sql_hash(&req.sql),
+            order: req.order,
+            on_empty: req.on_empty,
+            allow_schema_change: req.allow_schema_change,
+            tables: req.tables.clone(),
+            jobs: req.jobs,
+        });
+        let journal = Journal::create(&loc, &plan).await?;
+        Ok::<_, Error>((plan, journal))
+    }
+    .await;
+    let (plan, journal) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = lock.release().await;
+            return Err(e);
+        }
+    };
+    let settings = plan.settings.clone().expect("set above");
+    let ctx = Arc::new(Ctx {
+        run: RunDir::new(&loc, &run_id),
+        loc,
+        journal,
+        lock,
+        transform,
+        keys: plan.keys.clone(),
+        settings,
+        progress: req.progress,
+    });
+    let reports = execute(&ctx, &plan, &HashMap::new()).await;
+    finish(ctx, &plan, reports, started).await
+}
+
+async fn finish(
+    ctx: Arc<Ctx>,
+    plan: &Plan,
+    reports: Vec<PartitionReport>,
+    started: Instant,
+) -> Result<RunReport> {
+    let report = RunReport::new(plan, reports, ms(started));
+    let s = &report.summary;
+    let finished = ctx
+        .journal
+        .append(Event::Finished {
+            rewritten: s.rewritten + s.deleted,
+            unchanged: s.unchanged,
+            failed: s.failed,
+        })
+        .await;
+    let ctx = Arc::try_unwrap(ctx)
+        .map_err(|_| Error::Run("internal: run context still shared".into()))?;
+    ctx.lock.release().await?;
+    finished?;
+    Ok(report)
+}
+
+/// Processes the partitions of `plan` that `done` does not already report, `jobs` at once,
+/// in plan order.
+async fn execute(
+    ctx: &Arc<Ctx>,
+    plan: &Plan,
+    done: &HashMap<String, PartitionReport>,
+) -> Vec<PartitionReport> {
+    let jobs = ctx.settings.jobs.max(1);
+    let todo: Vec<(usize, PlannedPartition)> = plan
+        .partitions
+        .iter()
+        .cloned()
+        .enumerate()
+        .filter(|(_, p)| !done.contains_key(&p.partition))
+        .collect();
+    let mut results: Vec<(usize, PartitionReport)> = futures::stream::iter(todo)
+        .map(|(i, p)| {
+            let ctx = ctx.clone();
+            async move {
+                let id = p.partition.clone();
+                let handle = tokio::spawn(async move { process(&ctx, &p).await });
+                let report = handle.await.unwrap_or_else(|e| {
+                    let mut r = PartitionReport::new(&id, Status::Failed);
+                    r.error = Some(format!("internal error: {e}"));
+                    r
+                });
+                (i, report)
+            }
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    for (i, p) in plan.partitions.iter().enumerate() {
+        if let Some(r) = done.get(&p.partition) {
+            results.push((i, r.clone()));
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+async fn process(ctx: &Ctx, p: &PlannedPartition) -> PartitionReport {
+    let started = Instant::now();
+    let mut report = PartitionReport::new(&p.partition, Status::Failed);
+    match process_inner(ctx, p, &mut report).await {
+        Ok(()) => {}
+        Err(e) => {
+            report.status = Status::Failed;
+            report.error = Some(e.to_string());
+            // A commit that did not finish is not "failed": resume must find its state.
+            if !matches!(e, Error::OutcomeUnknown { .. } | Error::LockLost { .. }) {
+                let _ = ctx
+                    .journal
+                    .append(Event::Failed {
+                        partition: p.partition.clone(),
+                        error: e.to_string(),
+                    })
+                    .await;
+            }
+        }
+    }
+    report.duration_ms = ms(started);
+    if let Some(progress) = &ctx.progress {
+        progress(&report);
+    }
+    report
+}
+
+async fn process_inner(
+    ctx: &Ctx,
+    p: &PlannedPartition,
+    report: &mut PartitionReport,
+) -> Result<()> {
+    ctx.lock.check()?;
+    let id = p.partition.as_str();
+    // The partition must still be what the plan froze.
+    let mut planned: Vec<(String, u64)> =
+        p.files.iter().map(|f| (f.name.clone(), f.size)).collect();
+    planned.sort();
+    let live = commit::live_files(&ctx.loc, id).await?;
+    if live != planned {
+        return Err(Error::Run(format!("partition {id} changed since the plan was made (its files differ); it was left as it is")));
+    }
+    let partition = p.to_partition(&ctx.loc, &ctx.keys);
+
+    let t = Instant::now();
+    let source = transform::read_partition(&ctx.loc, &partition).await?;
+    report.phases.read_ms = ms(t);
+    let before = Side {
+        rows: source.part.rows,
+        checksum: checksum::digest(&source.logical, &source.part),
+    };
+    report.rows_before = Some(before.rows);
+    report.checksum_before = Some(before.checksum.clone());
+
+    let t = Instant::now();
+    let (out_schema, batches) = ctx.transform.apply(&ctx.keys, &partition, &source).await?;
+    let conformed = transform::conform(
+        &ctx.keys,
+        &partition,
+        &source.schema,
+        &out_schema,
+        batches,
+        ctx.settings.allow_schema_change,
+    )
+    .map_err(|e| Error::Run(format!("partition {id}: {e}; it was left as it was")))?;
+    report.phases.transform_ms = ms(t);
+    report.schema_change = conformed.schema_change.clone();
+    let old_files: Vec<String> = p.files.iter().map(|f| f.name.clone()).collect();
+
+    if conformed.rows == 0 {
+        report.rows_after = Some(0);
+        match ctx.settings.on_empty {
+            OnEmpty::Fail => {
+                return Err(Error::Run(format!(
+                    "the transform returned no rows for {id}; it was left as it was (choose --on-empty delete or keep)"
+                )))
+            }
+            OnEmpty::Keep => {
+                ctx.journal.append(Event::Kept { partition: id.into(), before, reason: "the transform returned no rows".into() }).await?;
+                report.status = Status::Kept;
+                return Ok(());
+            }
+            OnEmpty::Delete => {
+                ctx.lock.check()?;
+                let t = Instant::now();
+                commit::remove(&ctx.loc, &ctx.run, &ctx.journal, id, &old_files, &before).await.map_err(|e| unknown(ctx, id, e))?;
+                ctx.journal.append(Event::Deleted { partition: id.into(), before }).await.map_err(|e| unknown(ctx, id, e))?;
+                report.phases.commit_ms = ms(t);
+                report.status = Status::Deleted;
+                return Ok(());
+            }
+        }
+    }
+
+    let t = Instant::now();
+    let mut hasher = Hasher::new(&conformed.schema, false)?;
+    for b in &conformed.batches {
+        hasher.update(b)?;
+    }
+    let (logical, part) = hasher.finish();
+    let after = Side {
+        rows: part.rows,
+        checksum: checksum::digest(&logical, &part),
+    };
+    report.phases.checksum_ms = ms(t);
+    report.rows_after = Some(after.rows);
+    report.checksum_after = Some(after.checksum.clone());
+    if after == before {
+        ctx.journal
+            .append(Event::Unchanged {
+                partition: id.into(),
+                before,
+                phases: report.phases.clone(),
+            })
+            .await?;
+        report.status = Status::Unchanged;
+        return Ok(());
+    }
+
+    let t = Instant::now();
+    clear_stage(ctx, id).await?;
+    let name = format!("part-{}-0.parquet", ctx.journal.run_id());
+    let path = ctx.run.stage(id).join(name.as_str());
+    let props = crate::stage::properties(source.codec, source.row_group_rows);
+    let size = crate::stage::write(
+        &ctx.loc,
+        &path,
+        &conformed.schema,
+        &conformed.batches,
+        props,
+    )
+    .await?;
+    crate::stage::verify(&ctx.loc, &[(path, size)], &logical, &part).await?;
+    let new_files = vec![name];
+    ctx.journal
+        .append(Event::Staged {
+            partition: id.into(),
+            before: before.clone(),
+            after: after.clone(),
+            files: new_files.clone(),
+            schema_change: conformed.schema_change.clone(),
+        })
+        .await?;
+    report.phases.write_ms = ms(t);
+
+    ctx.lock.check()?;
+    let t = Instant::now();
+    commit::commit(&ctx.loc, &ctx.run, &ctx.journal, id, &new_files, &old_files)
+        .await
+        .map_err(|e| unknown(ctx, id, e))?;
+    report.phases.commit_ms = ms(t);
+    ctx.journal
+        .append(Event::Committed {
+            partition: id.into(),
+            before,
+            after,
+            phases: report.phases.clone(),
+        })
+        .await
+        .map_err(|e| unknown(ctx, id, e))?;
+    report.status = Status::Rewritten;
+    Ok(())
+}
+
+fn unknown(ctx: &Ctx, partition: &str, e: Error) -> Error {
+    match e {
+        Error::LockLost { .. } | Error::OutcomeUnknown { .. } => e,
+        e => Error::OutcomeUnknown {
+            run_id: ctx.journal.run_id().into(),
+            partition: partition.into(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Removes what an earlier attempt may have left in a partition's stage folder.
+async fn clear_stage(ctx: &Ctx, partition: &str) -> Result<()> {
+    let stage = ctx.run.stage(partition);
+    if ctx.loc.backend == Backend::Local {
+        let dir = ctx.loc.fs_path(&stage).expect("local");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::Io {
+                path: dir,
+                source: e,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn plan_of(records: &[Record]) -> Result<Plan> {
+    match records.first().map(|r| &r.event) {
+        Some(Event::Planned { plan }) => Ok((**plan).clone()),
+        _ => Err(Error::Run(
+            "the journal does not start with a plan; it cannot be resumed".into(),
+        )),
+    }
+}
+
+/// The report a partition's final journal record stands for, if it has one.
+fn final_report(ev: &Event) -> Option<PartitionReport> {
+    let mut r = match ev {
+        Event::Committed {
+            partition,
+            before,
+            after,
+            phases,
+        } => {
+            let mut r = PartitionReport::new(partition, Status::Rewritten);
+            r.rows_after = Some(after.rows);
+            r.checksum_after = Some(after.checksum.clone());
+            r.phases = phases.clone();
+            r.rows_before = Some(before.rows);
+            r.checksum_before = Some(before.checksum.clone());
+            r
+        }
+        Event::Unchanged {
+            partition,
+            before,
+            phases,
+        } => {
+            let mut r = PartitionReport::new(partition, Status::Unchanged);
+            r.rows_after = Some(before.rows);
+            r.checksum_after = Some(before.checksum.clone());
+            r.phases = phases.clone();
+            r.rows_before = Some(before.rows);
+            r.checksum_before = Some(before.checksum.clone());
+            r
+        }
+        Event::Deleted { partition, before } => {
+            let mut r = PartitionReport::new(partition, Status::Deleted);
+            r.rows_after = Some(0);
+            r.rows_before = Some(before.rows);
+            r.checksum_before = Some(before.checksum.clone());
+            r
+        }
+        Event::Kept {
+            partition, before, ..
+        } => {
+            let mut r = PartitionReport::new(partition, Status::Kept);
+            r.rows_before = Some(before.rows);
+            r.checksum_before = Some(before.checksum.clone());
+            r
+        }
+        _ => return None,
+    };
+    r.duration_ms = 0.0;
+    Some(r)
+}
+
+/// The latest run with unfinished business (not finished, or finished with failures).
+pub async fn resumable(loc: &Location) -> Result<String> {
+    let ids = journal::run_ids(loc).await?;
+    for id in ids.iter().rev() {
+        let records = journal::read(loc, id).await?;
+        let finished = records.iter().any(|r| {
+            matches!(
+                r.event,
+                Event::Finished { failed: 0, .. } | Event::RollbackFinished
+            )
+        });
+        if !finished {
+            return Ok(id.clone());
+        }
+    }
+    Err(Error::Run(format!(
+        "no interrupted run in the journal of {}; `backfill runs` lists them",
+        loc.display
+    )))
+}
+
+/// Finishes an interrupted run from its journal; never recomputes the plan.
+pub async fn resume(
+    loc: &Location,
+    run_id: &str,
+    lease: LeaseTimes,
+    progress: Option<Progress>,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let lock = Lock::acquire(loc, run_id, lease).await?;
+    let opened = async {
+        let (journal, records) = Journal::open(loc, run_id).await?;
+        let plan = plan_of(&records)?;
+        if records
+            .iter()
+            .any(|r| matches!(r.event, Event::RollingBack { .. } | Event::RollbackFinished))
+        {
+            return Err(Error::Run(format!(
+                "run {run_id} was rolled back; start a new run instead"
+            )));
+        }
+        if records.iter().any(|r| matches!(r.event, Event::Released)) {
+            return Err(Error::Run(format!(
+                "run {run_id} was released; start a new run instead"
+            )));
+        }
+        let settings = plan
+            .settings
+            .clone()
+            .ok_or_else(|| Error::Run("the plan has no run settings".into()))?;
+        let transform = Transform::new(&settings.sql, &settings.tables).await?;
+        journal.append(Event::Resumed).await?;
+        Ok::<_, Error>((journal, records, plan, settings, transform))
+    }
+    .await;
+    let (journal, records, plan, settings, transform) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = lock.release().await;
+            return Err(e);
+        }
+    };
+    let states = journal::last_states(&records);
+    let ctx = Arc::new(Ctx {
+        loc: loc.clone(),
+        run: RunDir::new(loc, run_id),
+        journal,
+        lock,
+        transform,
+        keys: plan.keys.clone(),
+        settings,
+        progress,
+    });
+    let mut done = HashMap::new();
+    for p in &plan.partitions {
+        let Some(state) = states.get(&p.partition) else {
+            continue;
+        };
+        if let Some(r) = final_report(state) {
+            done.insert(p.partition.clone(), r);
+            continue;
+        }
+        if matches!(
+            state,
+            Event::Committing { .. } | Event::Added { .. } | Event::Deleting { .. }
+        ) {
+            let outcome = commit::recover(&ctx.loc, &ctx.run, &ctx.journal, state).await;
+            match outcome {
+                Ok(Recovered::Done) => {
+                    let ev = completed(&records, &p.partition, state);
+                    let r = match ev {
+                        Some(ev) => {
+                            ctx.journal.append(ev.clone()).await?;
+                            final_report(&ev)
+                        }
+                        None => None,
+                    };
+                    if let Some(r) = r {
+                        done.insert(p.partition.clone(), r);
+                    }
+                }
+                Ok(Recovered::NotStarted) => {}
+                Err(e) => {
+                    let mut r = PartitionReport::new(&p.partition, Status::Failed);
+                    r.error = Some(e.to_string());
+                    done.insert(p.partition.clone(), r);
+                }
+            }
+        }
+    }
+    let reports = execute(&ctx, &plan, &done).await;
+    finish(ctx, &plan, reports, started).await
+}
+
+/// The record that closes an interrupted commit, from the run's earlier records.
+fn completed(records: &[Record], partition: &str, state: &Event) -> Option<Event> {
+    let staged = records.iter().rev().find_map(|r| match &r.event {
+        Event::Staged {
+            partition: p,
+            before,
+            after,
+            ..
+        } if p == partition => Some((before.clone(), after.clone())),
+        _ => None,
+    });
+    match state {
+        Event::Deleting { before, .. } => Some(Event::Deleted {
+            partition: partition.into(),
+            before: before.clone(),
+        }),
+        _ => staged.map(|(before, after)| Event::Committed {
+            partition: partition.into(),
+            before,
+            after,
+            phases: Phases::default(),
+        }),
+    }
+}
+
+/// What rollback did to one partition.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackEntry {
+    pub partition: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    pub run_id: String,
+    pub table: String,
+    pub partitions: Vec<RollbackEntry>,
+    pub rolled_back: usize,
+    pub skipped: usize,
+}
+
+/// Puts back the old content of every partition `run_id` committed, newest commit first.
+pub async fn rollback(loc: &Location, run_id: &str, lease: LeaseTimes) -> Result<RollbackReport> {
+    let lock = Lock::acquire(loc, run_id, lease).await?;
+    let result = rollback_locked(loc, run_id).await;
+    let released = lock.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport> {
+    let (journal, records) = Journal::open(loc, run_id).await?;
+    let plan = plan_of(&records)?;
+    if records.iter().any(|r| matches!(r.event, Event::Released)) {
+        return Err(Error::Run(format!(
+            "run {run_id} was released: its backups are gone and it cannot be rolled back"
+        )));
+    }
+    let run = RunDir::new(loc, run_id);
+    let states = journal::last_states(&records);
+    // Order of commits, to undo the newest first.
+    let mut order: Vec<&str> = Vec::new();
+    for r in &records {
+        if let Some(p) = r.event.partition() {
+            if matches!(r.event, Event::Committing { .. } | Event::Deleting { .. })
+                && !order.contains(&p)
+            {
+                order.push(p);
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    for p in order.iter().rev() {
+        let state = &states[*p];
+        let committing = records.iter().rev().find_map(|r| match &r.event {
+            Event::Committing {
+                partition,
+                new_files,
+                old_files,
+            } if partition == p => Some((new_files.clone(), old_files.clone(), false)),
+            Event::Deleting {
+                partition,
+                old_files,
+                ..
+            } if partition == p => Some((Vec::new(), old_files.clone(), true)),
+            _ => None,
+        });
+        let Some((new_files, old_files, deleted)) = committing else {
+            continue;
+        };
+        let entry = |status: &str, reason: Option<String>| RollbackEntry {
+            partition: p.to_string(),
+            status: status.into(),
+            reason,
+        };
+        match state {
+            Event::RolledBack { .. } => {
+                entries.push(entry(
+                    "rolled_back",
+                    Some("already, by an earlier rollback".into()),
+                ));
+                continue;
+            }
+            // Bring an interrupted commit to a definite state first.
+            Event::Committing { .. } | Event::Added { .. } | Event::Deleting { .. }
+                if commit::recover(loc, &run, &journal, state).await? == Recovered::NotStarted =>
+            {
+                entries.push(entry("untouched", Some("its commit never started".into())));
+                continue;
+            }
+            Event::RollingBack { .. } => {
+                commit::undo(
+                    loc, &run, &journal, p, &new_files, &old_files, deleted, true,
+                )
+                .await?;
+                entries.push(entry("rolled_back", None));
+                continue;
+            }
+            _ => {}
+        }
+        match commit::undo(
+            loc, &run, &journal, p, &new_files, &old_files, deleted, false,
+        )
+        .await?
+        {
+            None => entries.push(entry("rolled_back", None)),
+            Some(reason) => {
+                journal
+                    .append(Event::RollbackSkipped {
+                        partition: p.to_string(),
+                        reason: reason.clone(),
+                    })
+                    .await?;
+                entries.push(entry("skipped", Some(reason)));
+            }
+        }
+    }
+    journal.append(Event::RollbackFinished).await?;
+    let rolled_back = entries.iter().filter(|e| e.status == "rolled_back").count();
+    let skipped = entries.iter().filter(|e| e.status == "skipped").count();
+    Ok(RollbackReport {
+        run_id: run_id.into(),
+        table: plan.table,
+        partitions: entries,
+        rolled_back,
+        skipped,
+    })
+}
+
+/// One line of the run history.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub started_at: String,
+    pub sql_hash: String,
+    pub selection: String,
+    pub partitions: usize,
+    pub rewritten: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub status: String,
+    pub released: bool,
+}
+
+/// The run history of a table, oldest first.
+pub async fn history(loc: &Location) -> Result<Vec<RunInfo>> {
+    let mut out = Vec::new();
+    for id in journal::run_ids(loc).await? {
+        let records = journal::read(loc, &id).await?;
+        let Ok(plan) = plan_of(&records) else {
+            continue;
+        };
+        let states = journal::last_states(&records);
+        let count = |f: fn(&Event) -> bool| states.values().filter(|e| f(e)).count();
+        let finished = records
+            .iter()
+            .any(|r| matches!(r.event, Event::Finished { .. }));
+        let rolled_back = records
+            .iter()
+            .any(|r| matches!(r.event, Event::RollbackFinished));
+        let failed = count(|e| matches!(e, Event::Failed { .. }));
+        let status = if rolled_back {
+            "rolled_back"
+        } else if finished && failed > 0 {
+            "finished_with_failures"
+        } else if finished {
+            "finished"
+        } else {
+            "interrupted"
+        };
+        out.push(RunInfo {
+            run_id: id.clone(),
+            started_at: plan.started_at.clone(),
+            sql_hash: plan
+                .settings
+                .as_ref()
+                .map(|s| s.sql_hash.clone())
+                .unwrap_or_default(),
+            selection: plan.selection.describe(),
+            partitions: plan.partitions.len(),
+            rewritten: count(|e| {
+                matches!(
+                    e,
+                    Event::Committed { .. }
+                        | Event::Deleted { .. }
+                        | Event::RolledBack { .. }
+                        | Event::RollbackSkipped { .. }
+                )
+            }),
+            unchanged: count(|e| matches!(e, Event::Unchanged { .. })),
+            failed,
+            status: status.into(),
+            released: records.iter().any(|r| matches!(r.event, Event::Released)),
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes a finished run's backups; it can no longer be rolled back.
+pub async fn release(loc: &Location, run_id: &str, lease: LeaseTimes) -> Result<()> {
+    let lock = Lock::acquire(loc, run_id, lease).await?;
+    let result = async {
+        let (journal, records) = Journal::open(loc, run_id).await?;
+        let settled = records
+            .iter()
+            .any(|r| matches!(r.event, Event::Finished { .. } | Event::RollbackFinished));
+        if !settled {
+            return Err(Error::Run(format!(
+                "run {run_id} is not finished; resume or roll it back before releasing its backups"
+            )));
+        }
+        journal.append(Event::Released).await?;
+        commit::release(loc, &RunDir::new(loc, run_id)).await
+    }
+    .await;
+    let released = lock.release().await;
+    result?;
+    released
+}

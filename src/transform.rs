@@ -1,0 +1,593 @@
+//! The user's SQL against one partition, in DataFusion.
+//!
+//! The partition's current rows are the table `source`: every column of its files plus
+//! the partition keys as typed columns (unless the files already hold them). The
+//! partition's values are also the one-row table `this_partition`, for joins and
+//! filters (`WHERE d.valid_on = (SELECT event_date FROM this_partition)`). Tables given
+//! with `--table NAME=TABLE` are registered under NAME.
+//!
+//! The output is then made to fit the table ([`conform`]): rows must carry the
+//! partition's own key values (key columns are then dropped), and columns and types must
+//! equal the table's unless a schema change is allowed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, Scalar, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::TryStreamExt;
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::basic::Compression;
+
+use crate::checksum::{Hasher, LogicalSchema, Part};
+use crate::error::{Error, Result};
+use crate::storage::{Backend, Location};
+use crate::table::{KeyType, Partition, PartitionKey, Typed};
+
+/// A partition's current rows, read once: they feed the transform and the before-checksum.
+pub struct Source {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub logical: LogicalSchema,
+    pub part: Part,
+    /// The codec of the first column chunk of the first file, to write the same.
+    pub codec: Compression,
+    /// The largest row group, to write similar ones.
+    pub row_group_rows: usize,
+}
+
+/// Reads every file of a partition and checksums it on the way.
+pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Source> {
+    let mut schema: Option<(SchemaRef, LogicalSchema, String)> = None;
+    let mut batches = Vec::new();
+    let mut part = Part::default();
+    let mut codec = Compression::SNAPPY;
+    let mut row_group_rows = 0usize;
+    for file in &partition.files {
+        let unreadable = |e: &dyn std::fmt::Display| Error::Unreadable {
+            partition: partition.id.clone(),
+            path: file.relative.clone(),
+            reason: e.to_string(),
+        };
+        let reader =
+            crate::table::reader::FileReader::new(loc.store.clone(), file.path.clone(), file.size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| unreadable(&e))?;
+        let meta = builder.metadata().clone();
+        if schema.is_none() {
+            if let Some(rg) = meta.row_groups().first() {
+                if let Some(col) = rg.columns().first() {
+                    codec = col.compression();
+                }
+            }
+        }
+        row_group_rows = row_group_rows.max(
+            meta.row_groups()
+                .iter()
+                .map(|r| r.num_rows().max(0) as usize)
+                .max()
+                .unwrap_or(0),
+        );
+        let file_schema = builder.schema().clone();
+        let mut hasher = Hasher::new(&file_schema, false)?;
+        match &schema {
+            None => {
+                schema = Some((
+                    file_schema.clone(),
+                    hasher.schema().clone(),
+                    file.relative.clone(),
+                ))
+            }
+            Some((_, first, first_path)) if !first.same_columns(hasher.schema()) => {
+                return Err(Error::MixedSchema {
+                    partition: partition.id.clone(),
+                    first: first_path.clone(),
+                    first_schema: first.describe(),
+                    second: file.relative.clone(),
+                    second_schema: hasher.schema().describe(),
+                })
+            }
+            _ => {}
+        }
+        let target = schema.as_ref().map(|s| s.0.clone()).expect("set above");
+        let mut stream = builder
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| unreadable(&e))?;
+        while let Some(batch) = stream.try_next().await.map_err(|e| unreadable(&e))? {
+            hasher.update(&batch)?;
+            // Files may order columns differently; the transform sees the first file's order.
+            let batch = if batch.schema() == target {
+                batch
+            } else {
+                reorder(&batch, &target)?
+            };
+            batches.push(batch);
+        }
+        let (_, p) = hasher.finish();
+        part.add(&p);
+    }
+    let (schema, logical) = match schema {
+        Some((s, l, _)) => (s, l),
+        None => (Arc::new(Schema::empty()), LogicalSchema::default()),
+    };
+    Ok(Source {
+        schema,
+        batches,
+        logical,
+        part,
+        codec,
+        row_group_rows: row_group_rows.max(1024),
+    })
+}
+
+fn reorder(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
+    let cols = target
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = batch
+                .column_by_name(f.name())
+                .ok_or_else(|| Error::Run(format!("column {} missing in a file", f.name())))?;
+            arrow::compute::cast(c, f.data_type()).map_err(|e| Error::Run(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(target.clone(), cols).map_err(|e| Error::Run(e.to_string()))
+}
+
+fn key_type(k: &PartitionKey) -> DataType {
+    match k.key_type {
+        KeyType::Date => DataType::Date32,
+        KeyType::Int => DataType::Int64,
+        KeyType::String => DataType::Utf8,
+    }
+}
+
+/// A constant column of `n` copies of a partition value.
+fn constant(value: &Typed, k: &PartitionKey, n: usize) -> ArrayRef {
+    match (value, k.key_type) {
+        (Typed::Date(d), _) => Arc::new(Date32Array::from(vec![
+                crate::table::value::days_since_epoch(
+                    *d
+                );
+                n
+            ])),
+        (Typed::Int(i), _) => Arc::new(Int64Array::from(vec![*i; n])),
+        (Typed::Str(s), _) => Arc::new(StringArray::from(vec![s.as_str(); n])),
+        (Typed::Null, _) => arrow::array::new_null_array(&key_type(k), n),
+    }
+}
+
+/// The compiled transform: SQL text and the tables it may join.
+#[derive(Clone)]
+pub struct Transform {
+    sql: String,
+    tables: Vec<(String, Arc<dyn TableProvider>)>,
+    stores: Vec<(url::Url, Arc<dyn object_store::ObjectStore>)>,
+}
+
+impl Transform {
+    /// Prepares the transform and the `--table NAME=TABLE` tables (opened once per run).
+    pub async fn new(sql: &str, tables: &[(String, String)]) -> Result<Transform> {
+        if sql.trim().is_empty() {
+            return Err(Error::Usage(
+                "the SQL file is empty; write a SELECT over the table `source`".into(),
+            ));
+        }
+        let mut t = Transform {
+            sql: sql.trim().trim_end_matches(';').to_string(),
+            tables: Vec::new(),
+            stores: Vec::new(),
+        };
+        for (name, location) in tables {
+            let (provider, store) = lookup_table(location)
+                .await
+                .map_err(|e| Error::Usage(format!("--table {name}={location}: {e}")))?;
+            t.tables.push((name.clone(), provider));
+            if let Some(s) = store {
+                t.stores.push(s);
+            }
+        }
+        Ok(t)
+    }
+
+    fn context(&self) -> Result<SessionContext> {
+        // One partition is one small query; runs parallelise across partitions instead.
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        for (url, store) in &self.stores {
+            ctx.register_object_store(url, store.clone());
+        }
+        for (name, provider) in &self.tables {
+            ctx.register_table(name.as_str(), provider.clone())
+                .map_err(|e| query("registering --table", e))?;
+        }
+        Ok(ctx)
+    }
+
+    /// Runs the SQL over one partition's rows; returns the output schema and batches.
+    pub async fn apply(
+        &self,
+        keys: &[PartitionKey],
+        partition: &Partition,
+        source: &Source,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let ctx = self.context()?;
+        let (schema, batches) = with_keys(keys, partition, &source.schema, &source.batches)?;
+        let mem =
+            MemTable::try_new(schema, vec![batches]).map_err(|e| query("preparing `source`", e))?;
+        ctx.register_table("source", Arc::new(mem))
+            .map_err(|e| query("registering `source`", e))?;
+        let (pschema, prow) = with_keys(
+            keys,
+            partition,
+            &Arc::new(Schema::empty()),
+            &[RecordBatch::try_new_with_options(
+                Arc::new(Schema::empty()),
+                vec![],
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+            )
+            .expect("empty batch")],
+        )?;
+        let mem = MemTable::try_new(pschema, vec![prow])
+            .map_err(|e| query("preparing `this_partition`", e))?;
+        ctx.register_table("this_partition", Arc::new(mem))
+            .map_err(|e| query("registering `this_partition`", e))?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = ctx
+            .sql_with_options(&self.sql, options)
+            .await
+            .map_err(sql_error)?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(sql_error)?;
+        Ok((schema, batches))
+    }
+
+    /// Plans the SQL against a table schema without data (for `plan --sql`).
+    pub async fn check(
+        &self,
+        keys: &[PartitionKey],
+        partition: &Partition,
+        file_schema: &SchemaRef,
+    ) -> Result<SchemaRef> {
+        let source = Source {
+            schema: file_schema.clone(),
+            batches: Vec::new(),
+            logical: LogicalSchema::default(),
+            part: Part::default(),
+            codec: Compression::UNCOMPRESSED,
+            row_group_rows: 1024,
+        };
+        let ctx = self.context()?;
+        let (schema, _) = with_keys(keys, partition, &source.schema, &[])?;
+        let mem =
+            MemTable::try_new(schema, vec![vec![]]).map_err(|e| query("preparing `source`", e))?;
+        ctx.register_table("source", Arc::new(mem))
+            .map_err(|e| query("registering `source`", e))?;
+        let (pschema, _) = with_keys(keys, partition, &Arc::new(Schema::empty()), &[])?;
+        let mem = MemTable::try_new(pschema, vec![vec![]])
+            .map_err(|e| query("preparing `this_partition`", e))?;
+        ctx.register_table("this_partition", Arc::new(mem))
+            .map_err(|e| query("registering `this_partition`", e))?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = ctx
+            .sql_with_options(&self.sql, options)
+            .await
+            .map_err(sql_error)?;
+        // Build the physical plan too: it catches errors the logical plan lets through.
+        df.clone().create_physical_plan().await.map_err(sql_error)?;
+        Ok(Arc::new(df.schema().as_arrow().clone()))
+    }
+}
+
+fn query(context: &str, e: datafusion::error::DataFusionError) -> Error {
+    Error::Query {
+        context: context.into(),
+        source: e,
+    }
+}
+
+fn sql_error(e: datafusion::error::DataFusionError) -> Error {
+    Error::Usage(format!(
+        "the transform SQL failed: {}; it runs over the table `source` (the partition's rows)",
+        e.strip_backtrace()
+    ))
+}
+
+/// Adds the partition keys as constant typed columns (unless the files have them).
+fn with_keys(
+    keys: &[PartitionKey],
+    partition: &Partition,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+    let extra: Vec<(usize, &PartitionKey)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| schema.field_with_name(&k.name).is_err())
+        .collect();
+    for (_, k) in &extra {
+        fields.push(Arc::new(Field::new(&k.name, key_type(k), true)));
+    }
+    let out_schema = Arc::new(Schema::new(fields));
+    let out = batches
+        .iter()
+        .map(|b| {
+            let mut cols = b.columns().to_vec();
+            for (i, k) in &extra {
+                cols.push(constant(&partition.typed[*i], k, b.num_rows()));
+            }
+            RecordBatch::try_new_with_options(
+                out_schema.clone(),
+                cols,
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+            )
+            .map_err(|e| Error::Run(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((out_schema, out))
+}
+
+/// Opens a `--table` location as a DataFusion table.
+async fn lookup_table(
+    location: &str,
+) -> Result<(
+    Arc<dyn TableProvider>,
+    Option<(url::Url, Arc<dyn object_store::ObjectStore>)>,
+)> {
+    let local_file = std::path::Path::new(location.strip_prefix("file://").unwrap_or(location));
+    if (!location.contains("://") || location.starts_with("file://")) && local_file.is_file() {
+        let abs = std::fs::canonicalize(local_file).map_err(|e| Error::Io {
+            path: local_file.into(),
+            source: e,
+        })?;
+        return listing(&format!("file://{}", abs.display()), Vec::new(), None).await;
+    }
+    let loc = Location::open(location)?;
+    let (url, base) = match loc.backend {
+        Backend::Local => (
+            format!(
+                "file://{}/",
+                loc.local_dir.as_ref().expect("local").display()
+            ),
+            None,
+        ),
+        Backend::S3 => {
+            let bucket = location
+                .trim_start_matches("s3://")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let base = url::Url::parse(&format!("s3://{bucket}"))
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            (
+                format!("s3://{bucket}/{}/", loc.root),
+                Some((base, loc.store.clone())),
+            )
+        }
+        Backend::Memory => {
+            let base = url::Url::parse("memory://").map_err(|e| Error::Usage(e.to_string()))?;
+            (
+                format!("memory:///{}/", loc.root),
+                Some((base, loc.store.clone())),
+            )
+        }
+    };
+    let partition_cols = match crate::table::discover(&loc, &Default::default()).await {
+        Ok(t) => t
+            .keys
+            .iter()
+            .map(|k| (k.name.clone(), key_type(k)))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    listing(&url, partition_cols, base).await
+}
+
+type StoreAt = (url::Url, Arc<dyn object_store::ObjectStore>);
+
+async fn listing(
+    url: &str,
+    partition_cols: Vec<(String, DataType)>,
+    base: Option<StoreAt>,
+) -> Result<(Arc<dyn TableProvider>, Option<StoreAt>)> {
+    let ctx = SessionContext::new();
+    if let Some((u, s)) = &base {
+        ctx.register_object_store(u, s.clone());
+    }
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partition_cols);
+    let table_url = ListingTableUrl::parse(url).map_err(|e| Error::Usage(e.strip_backtrace()))?;
+    let schema = options
+        .infer_schema(&ctx.state(), &table_url)
+        .await
+        .map_err(|e| Error::Usage(e.strip_backtrace()))?;
+    let config = ListingTableConfig::new(table_url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| Error::Usage(e.strip_backtrace()))?;
+    Ok((Arc::new(table), base))
+}
+
+/// The transform's output made to fit the table.
+pub struct Conformed {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub rows: u64,
+    /// What differs from the table's columns, if anything (allowed by the caller).
+    pub schema_change: Option<String>,
+}
+
+/// Types that are the same values in another Arrow encoding (written alike to Parquet).
+fn normalize(dt: &DataType) -> DataType {
+    match dt {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::Dictionary(_, v) => normalize(v),
+        other => other.clone(),
+    }
+}
+
+/// Checks the output against the partition and the table; see the module docs.
+/// `Err` carries a message for the partition's report.
+pub fn conform(
+    keys: &[PartitionKey],
+    partition: &Partition,
+    table_schema: &SchemaRef,
+    out_schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+    allow_schema_change: bool,
+) -> std::result::Result<Conformed, String> {
+    // 1. Rows must belong to this partition.
+    let mut drop = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        if table_schema.field_with_name(&k.name).is_ok() {
+            continue;
+        }
+        let Ok(idx) = out_schema.index_of(&k.name) else {
+            continue;
+        };
+        drop.push(idx);
+        let want = constant(&partition.typed[i], k, 1);
+        for b in &batches {
+            let col = arrow::compute::cast(b.column(idx), &key_type(k)).map_err(|e| {
+                format!(
+                    "key column {} cannot be read as {}: {e}",
+                    k.name, k.key_type
+                )
+            })?;
+            let differs = arrow::compute::kernels::cmp::distinct(&col, &Scalar::new(want.clone()))
+                .map_err(|e| e.to_string())?;
+            if let Some(row) = (0..differs.len()).find(|r| differs.value(*r)) {
+                let bad = crate::table::unescape_value(
+                    &arrow::util::display::array_value_to_string(&col, row).unwrap_or_default(),
+                );
+                let count = differs.true_count();
+                return Err(format!(
+                    "{count} output row(s) belong to another partition ({}={}, not {}); filter them out or drop the column",
+                    k.name,
+                    if col.is_null(row) { "NULL".to_string() } else { bad.unwrap_or_default() },
+                    partition.typed[i]
+                ));
+            }
+        }
+    }
+    let kept: Vec<usize> = (0..out_schema.fields().len())
+        .filter(|i| !drop.contains(i))
+        .collect();
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+
+    // 2. Columns and types must be the table's.
+    let out_fields: Vec<&Field> = kept.iter().map(|i| out_schema.field(*i)).collect();
+    let added: Vec<String> = out_fields
+        .iter()
+        .filter(|f| table_schema.field_with_name(f.name()).is_err())
+        .map(|f| f.name().clone())
+        .collect();
+    let removed: Vec<String> = table_schema
+        .fields()
+        .iter()
+        .filter(|f| !out_fields.iter().any(|o| o.name() == f.name()))
+        .map(|f| f.name().clone())
+        .collect();
+    let retyped: Vec<String> = out_fields
+        .iter()
+        .filter_map(|o| {
+            let t = table_schema.field_with_name(o.name()).ok()?;
+            (normalize(t.data_type()) != normalize(o.data_type()))
+                .then(|| format!("{}: {} -> {}", o.name(), t.data_type(), o.data_type()))
+        })
+        .collect();
+    if added.is_empty() && removed.is_empty() && retyped.is_empty() {
+        // Same columns: write exactly the table's Arrow types and column order.
+        let out = batches
+            .iter()
+            .map(|b| {
+                let cols = table_schema
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        let c = b.column(out_schema.index_of(f.name()).expect("checked"));
+                        if !f.is_nullable() && c.null_count() > 0 {
+                            return Err(format!(
+                                "column {} has NULLs but the table's column is NOT NULL",
+                                f.name()
+                            ));
+                        }
+                        arrow::compute::cast(c, f.data_type())
+                            .map_err(|e| format!("column {}: {e}", f.name()))
+                    })
+                    .collect::<std::result::Result<Vec<_>, String>>()?;
+                RecordBatch::try_new_with_options(
+                    table_schema.clone(),
+                    cols,
+                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+                )
+                .map_err(|e| e.to_string())
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        return Ok(Conformed {
+            schema: table_schema.clone(),
+            batches: out,
+            rows,
+            schema_change: None,
+        });
+    }
+    let mut what = Vec::new();
+    if !added.is_empty() {
+        what.push(format!("added [{}]", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        what.push(format!("removed [{}]", removed.join(", ")));
+    }
+    if !retyped.is_empty() {
+        what.push(format!("retyped [{}]", retyped.join(", ")));
+    }
+    let what = what.join("; ");
+    if !allow_schema_change {
+        return Err(format!("the output's columns differ from the table's: {what}; pass --allow-schema-change if that is intended"));
+    }
+    let schema = Arc::new(Schema::new(
+        out_fields.iter().map(|f| (*f).clone()).collect::<Vec<_>>(),
+    ));
+    let out = batches
+        .iter()
+        .map(|b| {
+            let cols = kept.iter().map(|i| b.column(*i).clone()).collect();
+            RecordBatch::try_new_with_options(
+                schema.clone(),
+                cols,
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    Ok(Conformed {
+        schema,
+        batches: out,
+        rows,
+        schema_change: Some(what),
+    })
+}
+
+/// Milliseconds since `t`.
+pub fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}

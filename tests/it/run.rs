@@ -1,0 +1,504 @@
+//! `plan`, `run`, `rollback` and `runs` from the command line, on local tables.
+
+use crate::support::{file_hashes, put, rows, run_in, small_table, snapshot_json, sql};
+
+const UPPER_FROM_DAY_2: &str =
+    "SELECT id, CASE WHEN id >= 200 THEN upper(name) ELSE name END AS name FROM source";
+
+fn partitions_of(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partition"].as_str().unwrap().into(),
+                p["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn plan_lists_partitions_in_order_without_writing() {
+    let (dir, table) = small_table(3);
+    let q = sql(dir.path(), "t.sql", UPPER_FROM_DAY_2);
+    let before = file_hashes(dir.path());
+    let out = run_in(
+        dir.path(),
+        &[
+            "plan",
+            "t",
+            "--from",
+            "2024-01-02",
+            "--order",
+            "newest-first",
+            "--sql",
+            &q,
+            "--jobs",
+            "2",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!(out.stdout);
+    assert_eq!(file_hashes(dir.path()), before, "plan wrote something");
+    let out = run_in(
+        dir.path(),
+        &[
+            "plan",
+            "t",
+            "--partition",
+            "day=2024-01-01/region=eu",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["partitions"][0]["files"][0]["rows"], 3);
+    assert_eq!(v["totals"]["rows"], 3);
+    drop(table);
+}
+
+#[test]
+fn a_run_rewrites_the_selection_and_nothing_else() {
+    let (dir, table) = small_table(3);
+    let before = file_hashes(&table);
+    let q = sql(dir.path(), "t.sql", UPPER_FROM_DAY_2);
+    let out = run_in(
+        dir.path(),
+        &["run", "t", "--sql", &q, "--to", "2024-01-02", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        partitions_of(&report),
+        [
+            (
+                "day=2024-01-01/region=eu".to_string(),
+                "unchanged".to_string()
+            ),
+            ("day=2024-01-01/region=us".into(), "unchanged".into()),
+            ("day=2024-01-02/region=eu".into(), "rewritten".into()),
+            ("day=2024-01-02/region=us".into(), "rewritten".into()),
+        ]
+    );
+    let after = file_hashes(&table);
+    // Outside the selection, and unchanged partitions: not a byte touched.
+    for (path, hash) in &before {
+        if !path.starts_with("day=2024-01-02") {
+            assert_eq!(after.get(path), Some(hash), "{path} changed");
+        } else {
+            assert!(
+                !after.contains_key(path),
+                "{path} should have been replaced"
+            );
+        }
+    }
+    let run_id = report["run_id"].as_str().unwrap();
+    let new_file = format!("day=2024-01-02/region=eu/part-{run_id}-0.parquet");
+    assert!(after.contains_key(&new_file), "{after:?}");
+
+    // The new content is exactly what the SQL says: compare with a table written directly.
+    let want_dir = tempfile::tempdir().unwrap();
+    let want = want_dir.path().join("t");
+    put(
+        &want,
+        "day=2024-01-02/region=eu",
+        "x.parquet",
+        &rows(&[(200, Some("A")), (201, None), (202, Some(""))]),
+    );
+    put(
+        &want,
+        "day=2024-01-02/region=us",
+        "x.parquet",
+        &rows(&[(210, Some("A")), (211, None), (212, Some(""))]),
+    );
+    let got = snapshot_json(dir.path(), "t", &["--partition", "day=2024-01-02"]);
+    let expected = snapshot_json(want_dir.path(), "t", &[]);
+    assert_eq!(
+        crate::support::checksums(&got),
+        crate::support::checksums(&expected)
+    );
+    assert_eq!(
+        report["partitions"][2]["checksum_after"],
+        expected["partitions"][0]["checksum"]
+    );
+
+    // The work area is beside the table, not in it.
+    assert!(dir
+        .path()
+        .join(".backfill/t/runs")
+        .join(run_id)
+        .join("journal")
+        .is_dir());
+}
+
+#[test]
+fn human_report() {
+    let (dir, _) = small_table(2);
+    let q = sql(dir.path(), "t.sql", UPPER_FROM_DAY_2);
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = out.stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn a_run_needs_a_selection_or_all() {
+    let (dir, table) = small_table(1);
+    let q = sql(dir.path(), "t.sql", "SELECT * FROM source");
+    let before = file_hashes(dir.path());
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--all"), "{}", out.stderr);
+    assert_eq!(file_hashes(dir.path()), before);
+    drop(table);
+}
+
+#[test]
+fn bad_transforms_write_nothing() {
+    let (dir, _) = small_table(2);
+    let before = file_hashes(dir.path());
+    for (text, needle) in [
+        ("SELEC id FROM source", "the transform SQL failed"),
+        ("SELECT nope FROM source", "nope"),
+        ("SELECT * FROM elsewhere", "elsewhere"),
+        ("CREATE TABLE x AS SELECT 1", "the transform SQL failed"),
+        ("", "the SQL file is empty"),
+        (
+            "SELECT id, name, 1 AS extra FROM source",
+            "--allow-schema-change",
+        ),
+        (
+            "SELECT id, CAST(name AS INT) AS name FROM source",
+            "retyped [name: Utf8 -> Int32]",
+        ),
+    ] {
+        let q = sql(dir.path(), "bad.sql", text);
+        let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all"]);
+        assert_eq!(out.code, 2, "{text}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(needle), "{text}: {}", out.stderr);
+        std::fs::remove_file(dir.path().join("bad.sql")).unwrap();
+    }
+    let out = run_in(dir.path(), &["run", "t", "--sql", "missing.sql", "--all"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("reading --sql missing.sql"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(file_hashes(dir.path()), before);
+}
+
+#[test]
+fn rows_of_another_partition_fail_only_that_partition() {
+    let (dir, table) = small_table(2);
+    let before = file_hashes(&table);
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT id, upper(name) AS name, CASE WHEN id = 201 THEN DATE '2024-01-09' ELSE day END AS day FROM source",
+    );
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let failed = &report["partitions"][2];
+    assert_eq!(failed["partition"], "day=2024-01-02/region=eu");
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 output row(s) belong to another partition (day=2024-01-09"),
+        "{failed}"
+    );
+    assert_eq!(report["summary"]["rewritten"], 3);
+    let after = file_hashes(&table);
+    for (path, hash) in &before {
+        if path.starts_with("day=2024-01-02/region=eu") {
+            assert_eq!(
+                after.get(path),
+                Some(hash),
+                "the failed partition must stay as it was"
+            );
+        }
+    }
+}
+
+#[test]
+fn schema_changes_with_consent() {
+    let (dir, _) = small_table(1);
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT *, id * 2 AS doubled FROM source",
+    );
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "t",
+            "--sql",
+            &q,
+            "--all",
+            "--allow-schema-change",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["partitions"][0]["schema_change"], "added [doubled]");
+    let snap = snapshot_json(dir.path(), "t", &[]);
+    assert_eq!(
+        snap["partitions"][0]["schema"],
+        "doubled:int64, id:int64, name:string"
+    );
+}
+
+#[test]
+fn empty_output_follows_the_policy() {
+    let (dir, table) = small_table(1);
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT id, name FROM source WHERE region = 'us'",
+    );
+    let before = file_hashes(&table);
+
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
+    assert_eq!(out.code, 1);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        partitions_of(&r)[0],
+        ("day=2024-01-01/region=eu".to_string(), "failed".to_string())
+    );
+    assert!(r["partitions"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("--on-empty"));
+    assert_eq!(file_hashes(&table), before);
+
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "t",
+            "--sql",
+            &q,
+            "--all",
+            "--on-empty",
+            "keep",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(partitions_of(&r)[0].1, "kept");
+    assert_eq!(file_hashes(&table), before);
+
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "t",
+            "--sql",
+            &q,
+            "--all",
+            "--on-empty",
+            "delete",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(partitions_of(&r)[0].1, "deleted");
+    assert!(!table.join("day=2024-01-01/region=eu").exists());
+    assert_eq!(r["summary"]["rows_delta"], -3);
+
+    let run_id = r["run_id"].as_str().unwrap();
+    let out = run_in(dir.path(), &["rollback", "t", run_id]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(file_hashes(&table), before);
+}
+
+#[test]
+fn rollback_restores_every_byte_and_runs_records_it() {
+    let (dir, table) = small_table(3);
+    std::fs::write(table.join("day=2024-01-03/region=eu/_SUCCESS"), "").unwrap();
+    let before = file_hashes(&table);
+    let q = sql(dir.path(), "t.sql", "SELECT id + 1 AS id, name FROM source");
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let run_id = r["run_id"].as_str().unwrap().to_string();
+    assert_eq!(r["summary"]["rewritten"], 6);
+    // Markers move with their partition.
+    assert!(table.join("day=2024-01-03/region=eu/_SUCCESS").exists());
+
+    let out = run_in(dir.path(), &["rollback", "t", &run_id]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("6 rolled back, 0 skipped"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(file_hashes(&table), before);
+
+    let out = run_in(dir.path(), &["runs", "t", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["runs"][0]["run_id"], run_id.as_str());
+    assert_eq!(v["runs"][0]["status"], "rolled_back");
+    assert_eq!(v["runs"][0]["partitions"], 6);
+
+    let out = run_in(dir.path(), &["runs", "t", "--release", &run_id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!dir
+        .path()
+        .join(".backfill/t/runs")
+        .join(&run_id)
+        .join("backup")
+        .exists());
+    let out = run_in(dir.path(), &["rollback", "t", &run_id]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("released"), "{}", out.stderr);
+}
+
+#[test]
+fn rollback_skips_partitions_changed_since() {
+    let (dir, table) = small_table(1);
+    let q = sql(dir.path(), "t.sql", "SELECT id + 1 AS id, name FROM source");
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let run_id = r["run_id"].as_str().unwrap().to_string();
+    put(
+        &table,
+        "day=2024-01-01/region=us",
+        "later.parquet",
+        &rows(&[(1, None)]),
+    );
+    let out = run_in(dir.path(), &["rollback", "t", &run_id, "--json"]);
+    assert_eq!(out.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["rolled_back"], 1);
+    let us = v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["partition"] == "day=2024-01-01/region=us")
+        .unwrap();
+    assert_eq!(us["status"], "skipped");
+    assert!(
+        us["reason"].as_str().unwrap().contains("later.parquet"),
+        "{us}"
+    );
+}
+
+#[test]
+fn the_partition_values_and_other_tables_are_usable_in_sql() {
+    let (dir, _) = small_table(2);
+    let lookup = dir.path().join("names");
+    put(
+        &lookup,
+        "",
+        "n.parquet",
+        &rows(&[(100, Some("first")), (210, Some("second"))]),
+    );
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT s.id, COALESCE(n.name, s.name) AS name FROM source s LEFT JOIN names n ON n.id = s.id \
+         WHERE s.day = (SELECT day FROM this_partition)",
+    );
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "t",
+            "--sql",
+            &q,
+            "--all",
+            "--table",
+            "names=names/n.parquet",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let statuses: Vec<String> = partitions_of(&r).into_iter().map(|p| p.1).collect();
+    assert_eq!(
+        statuses,
+        ["rewritten", "unchanged", "unchanged", "rewritten"]
+    );
+}
+
+#[test]
+fn the_tables_codec_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t/k=1/a.parquet");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let b = rows(&[(1, Some("x")), (2, Some("y"))]);
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        b.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT id, upper(name) AS name FROM source",
+    );
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let new = dir.path().join(format!(
+        "t/k=1/part-{}-0.parquet",
+        r["run_id"].as_str().unwrap()
+    ));
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(new).unwrap())
+            .unwrap();
+    use parquet::file::reader::FileReader;
+    let codec = reader.metadata().row_group(0).column(0).compression();
+    assert!(
+        matches!(codec, parquet::basic::Compression::ZSTD(_)),
+        "{codec:?}"
+    );
+}
+
+#[test]
+fn a_corrupt_file_fails_its_partition_only() {
+    let (dir, table) = small_table(2);
+    let f = table.join("day=2024-01-02/region=us/part-0.parquet");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() - 12]).unwrap();
+    let q = sql(dir.path(), "t.sql", "SELECT id + 1 AS id, name FROM source");
+    let out = run_in(
+        dir.path(),
+        &["run", "t", "--sql", &q, "--from", "2024-01-02", "--json"],
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        partitions_of(&r),
+        [
+            (
+                "day=2024-01-02/region=eu".to_string(),
+                "rewritten".to_string()
+            ),
+            ("day=2024-01-02/region=us".into(), "failed".into()),
+        ]
+    );
+    assert!(
+        r["partitions"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("day=2024-01-02/region=us/part-0.parquet"),
+        "{r}"
+    );
+    assert_eq!(std::fs::read(&f).unwrap(), &bytes[..bytes.len() - 12]);
+}

@@ -1,0 +1,416 @@
+//! The safety claims: crashes at every storage operation, a real SIGKILL, two runs at once.
+
+use std::collections::BTreeMap;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backfill::lock::{LeaseTimes, Lock};
+use backfill::plan::{OnEmpty, Order};
+use backfill::run::{self, RunRequest};
+use backfill::selection::Selection;
+use backfill::storage::{Backend, Location};
+use object_store::{memory::InMemory, path::Path, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::support::faulty::Faulty;
+use crate::support::{file_hashes, parquet_bytes, rows, run_in, small_table, snapshot_json, sql};
+
+const SQL: &str = "SELECT id, CASE WHEN id % 2 = 0 AND id < 400 THEN upper(name) ELSE name END AS name FROM source";
+
+fn lease() -> LeaseTimes {
+    // Crashed runs leave their lease behind; an instant expiry lets the next one take it.
+    LeaseTimes {
+        ttl: Duration::from_millis(1),
+        renew_every: Duration::from_secs(3600),
+    }
+}
+
+fn request() -> RunRequest {
+    RunRequest {
+        sql: SQL.into(),
+        selection: Selection::default(),
+        all: true,
+        jobs: 2,
+        order: Order::OldestFirst,
+        on_empty: OnEmpty::Fail,
+        allow_schema_change: false,
+        tables: vec![],
+        lease: lease(),
+        progress: None,
+    }
+}
+
+/// Four partitions of two files each; the last one's content is not changed by SQL.
+async fn object_table() -> InMemory {
+    let store = InMemory::new();
+    for d in 1..=4i64 {
+        for f in 0..2i64 {
+            let base = d * 100 + f * 10;
+            let b = rows(&[(base, Some("a")), (base + 1, None), (base + 2, Some("b"))]);
+            let path = Path::parse(format!("lake/t/day=2024-01-0{d}/part-{f}.parquet")).unwrap();
+            store
+                .put(&path, PutPayload::from(parquet_bytes(&b)))
+                .await
+                .unwrap();
+        }
+    }
+    store
+}
+
+async fn checksums_of(loc: &Location) -> BTreeMap<String, String> {
+    let table = backfill::table::discover(loc, &Default::default())
+        .await
+        .unwrap();
+    let all: Vec<usize> = (0..table.partitions.len()).collect();
+    let snap = backfill::snapshot::snapshot(&table, &all, &Default::default())
+        .await
+        .unwrap();
+    snap.partitions
+        .into_iter()
+        .map(|p| (p.partition, p.checksum))
+        .collect()
+}
+
+async fn names(store: &Arc<dyn ObjectStore>, partition: &str) -> Vec<String> {
+    let prefix = Path::parse(format!("lake/t/{partition}")).unwrap();
+    let l = store.list_with_delimiter(Some(&prefix)).await.unwrap();
+    l.objects
+        .iter()
+        .map(|o| o.location.filename().unwrap().to_string())
+        .collect()
+}
+
+async fn run_on(loc: &Location) -> Result<run::RunReport, backfill::Error> {
+    let table = backfill::table::discover(loc, &Default::default()).await?;
+    let all: Vec<usize> = (0..table.partitions.len()).collect();
+    run::run(&table, &all, request()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
+    let base = object_table().await;
+    let before = checksums_of(&Location::in_memory(Arc::new(base.fork()), "lake/t")).await;
+    let reference = Location::in_memory(Arc::new(base.fork()), "lake/t");
+    run_on(&reference).await.unwrap();
+    let after = checksums_of(&reference).await;
+    let changed: Vec<bool> = before.iter().map(|(k, v)| after[k] != *v).collect();
+    assert_eq!(changed, [true, true, true, false]);
+
+    let counter = Faulty::new(Arc::new(base.fork()), usize::MAX);
+    run_on(&Location::in_memory(counter.clone(), "lake/t"))
+        .await
+        .unwrap();
+    let total = counter.ops();
+    assert!(total > 30, "{total} operations");
+
+    for undo in [false, true] {
+        for k in 0..total {
+            let inner: Arc<dyn ObjectStore> = Arc::new(base.fork());
+            let faulty = Faulty::new(inner.clone(), k);
+            let _ = run_on(&Location::in_memory(faulty, "lake/t")).await;
+
+            // After the crash: every partition old, new, or in the documented object-store
+            // window: all old files beside the new one, or the new file beside old ones
+            // not yet deleted. Never missing data.
+            let loc = Location::in_memory(inner.clone(), "lake/t");
+            let now = checksums_of(&loc).await;
+            for (p, sum) in &now {
+                if *sum != before[p] && *sum != after[p] {
+                    let live = names(&inner, p).await;
+                    let all_old = live.contains(&"part-0.parquet".to_string())
+                        && live.contains(&"part-1.parquet".to_string());
+                    let new_there = live.iter().any(|n| n.starts_with("part-20"));
+                    assert!(all_old || new_there, "k={k} {p}: {live:?}");
+                }
+            }
+            assert_eq!(now.len(), 4, "k={k}: a partition went missing");
+
+            let id = match run::resumable(&loc).await {
+                Ok(id) => id,
+                Err(_) => {
+                    // No unfinished run: the crash came before the plan was journalled, or after the end.
+                    assert!(now == before || now == after, "k={k}: {now:?}");
+                    continue;
+                }
+            };
+            if undo {
+                run::rollback(&loc, &id, lease())
+                    .await
+                    .unwrap_or_else(|e| panic!("k={k}: rollback: {e}"));
+                assert_eq!(checksums_of(&loc).await, before, "k={k}: after rollback");
+            } else {
+                let report = run::resume(&loc, &id, lease(), None)
+                    .await
+                    .unwrap_or_else(|e| panic!("k={k}: resume: {e}"));
+                assert!(report.ok(), "k={k}: {report:?}");
+                assert_eq!(checksums_of(&loc).await, after, "k={k}: after resume");
+            }
+        }
+    }
+}
+
+fn copy_dir(from: &FsPath, to: &FsPath) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn local(dir: &FsPath, store: Arc<dyn ObjectStore>) -> Location {
+    let mut loc = Location::open(dir.to_str().unwrap()).unwrap();
+    loc.store = store;
+    assert_eq!(loc.backend, Backend::Local);
+    loc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
+    let (pristine, table) = small_table(3);
+    let plain: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+    let before = checksums_of(&local(&table, plain.clone())).await;
+    let reference = tempfile::tempdir().unwrap();
+    copy_dir(pristine.path(), reference.path());
+    run_on(&local(&reference.path().join("t"), plain.clone()))
+        .await
+        .unwrap();
+    let after = checksums_of(&local(&reference.path().join("t"), plain.clone())).await;
+
+    let counting = tempfile::tempdir().unwrap();
+    copy_dir(pristine.path(), counting.path());
+    let counter = Faulty::new(plain.clone(), usize::MAX);
+    run_on(&local(&counting.path().join("t"), counter.clone()))
+        .await
+        .unwrap();
+    let total = counter.ops();
+
+    for k in 0..total {
+        let work = tempfile::tempdir().unwrap();
+        copy_dir(pristine.path(), work.path());
+        let t = work.path().join("t");
+        let _ = run_on(&local(&t, Faulty::new(plain.clone(), k))).await;
+        let loc = local(&t, plain.clone());
+        let now = checksums_of(&loc).await;
+        for (p, sum) in &now {
+            assert!(
+                *sum == before[p] || *sum == after[p],
+                "k={k}: {p} is neither old nor new"
+            );
+        }
+        assert_eq!(now.len(), before.len(), "k={k}");
+        if let Ok(id) = run::resumable(&loc).await {
+            let report = run::resume(&loc, &id, lease(), None)
+                .await
+                .unwrap_or_else(|e| panic!("k={k}: {e}"));
+            assert!(report.ok(), "k={k}: {report:?}");
+            assert_eq!(checksums_of(&loc).await, after, "k={k}");
+        } else {
+            assert!(now == before || now == after, "k={k}");
+        }
+    }
+}
+
+#[test]
+fn sigkill_mid_run_then_resume() {
+    // A table big enough that a run takes a while: 24 partitions.
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    for d in 1..=24 {
+        let pairs: Vec<(i64, Option<&str>)> = (0..2000)
+            .map(|i| {
+                (
+                    d * 10_000 + i,
+                    if i % 3 == 0 { None } else { Some("value") },
+                )
+            })
+            .collect();
+        crate::support::put(
+            &t,
+            &format!("day=2024-02-{d:02}"),
+            "part-0.parquet",
+            &rows(&pairs),
+        );
+    }
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT id, upper(name) AS name FROM source",
+    );
+    let before: BTreeMap<String, String> =
+        crate::support::checksums(&snapshot_json(dir.path(), "t", &[]))
+            .into_iter()
+            .collect();
+    let reference = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), reference.path());
+    assert_eq!(
+        run_in(
+            reference.path(),
+            &["run", "t", "--sql", &q, "--all", "--jobs", "1"]
+        )
+        .code,
+        0
+    );
+    let after: BTreeMap<String, String> =
+        crate::support::checksums(&snapshot_json(reference.path(), "t", &[]))
+            .into_iter()
+            .collect();
+
+    for kill_after in [3usize, 9, 20, 40] {
+        let work = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), work.path());
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_backfill"))
+            .args(["run", "t", "--sql", &q, "--all", "--jobs", "1"])
+            .current_dir(work.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let runs = work.path().join(".backfill/t/runs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let records = std::fs::read_dir(&runs)
+                .ok()
+                .and_then(|mut r| r.next())
+                .and_then(|e| std::fs::read_dir(e.unwrap().path().join("journal")).ok())
+                .map(|r| r.count())
+                .unwrap_or(0);
+            if records >= kill_after || std::time::Instant::now() > deadline {
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // SAFETY: sending SIGKILL to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+
+        let now: BTreeMap<String, String> =
+            crate::support::checksums(&snapshot_json(work.path(), "t", &[]))
+                .into_iter()
+                .collect();
+        for (p, sum) in &now {
+            assert!(
+                *sum == before[p] || *sum == after[p],
+                "kill after {kill_after}: {p} is neither old nor new"
+            );
+        }
+        let out = run_in(work.path(), &["resume", "t"]);
+        if out.code == 2 && out.stderr.contains("no interrupted run") {
+            assert_eq!(now, after, "the run had finished");
+            continue;
+        }
+        assert_eq!(
+            out.code, 0,
+            "kill after {kill_after}: {}{}",
+            out.stdout, out.stderr
+        );
+        let done: BTreeMap<String, String> =
+            crate::support::checksums(&snapshot_json(work.path(), "t", &[]))
+                .into_iter()
+                .collect();
+        assert_eq!(done, after, "kill after {kill_after}");
+        let runs = run_in(work.path(), &["runs", "t", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+        assert_eq!(v["runs"][0]["status"], "finished");
+    }
+}
+
+#[tokio::test]
+async fn a_second_run_on_a_locked_table_is_refused() {
+    let (dir, table) = small_table(1);
+    let loc = Location::open(table.to_str().unwrap()).unwrap();
+    let held = Lock::acquire(&loc, "20260101T000000Z-first", LeaseTimes::default())
+        .await
+        .unwrap();
+    let before = file_hashes(&table);
+    let q = sql(dir.path(), "t.sql", SQL);
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all"]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("is being changed by run 20260101T000000Z-first"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(file_hashes(&table), before);
+    held.release().await.unwrap();
+    assert_eq!(
+        run_in(dir.path(), &["run", "t", "--sql", &q, "--all"]).code,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_one_of_many_racing_runs_gets_the_lease() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let loc = Location::in_memory(store, "lake/t");
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let loc = loc.clone();
+            tokio::spawn(async move {
+                Lock::acquire(&loc, &format!("run-{i}"), LeaseTimes::default()).await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(lock) => won.push(lock),
+            Err(backfill::Error::Locked { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_old_holder_stops() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let loc = Location::in_memory(store, "lake/t");
+    let short = LeaseTimes {
+        ttl: Duration::from_millis(50),
+        renew_every: Duration::from_millis(200),
+    };
+    let first = Lock::acquire(&loc, "first", short).await.unwrap();
+    assert!(matches!(
+        Lock::acquire(&loc, "second", short).await,
+        Err(backfill::Error::Locked { .. })
+    ));
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let second = Lock::acquire(&loc, "second", LeaseTimes::default())
+        .await
+        .unwrap();
+    // The first holder's next renewal finds the lease changed and gives up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(matches!(
+        first.check(),
+        Err(backfill::Error::LockLost { .. })
+    ));
+    second.check().unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_process_cannot_write_over_a_newer_journal() {
+    let store = object_table().await;
+    let loc = Location::in_memory(Arc::new(store), "lake/t");
+    let report = run_on(&loc).await.unwrap();
+    let (a, _) = backfill::journal::Journal::open(&loc, &report.run_id)
+        .await
+        .unwrap();
+    let (b, _) = backfill::journal::Journal::open(&loc, &report.run_id)
+        .await
+        .unwrap();
+    a.append(backfill::journal::Event::Resumed).await.unwrap();
+    let stale = b.append(backfill::journal::Event::Resumed).await;
+    assert!(
+        matches!(stale, Err(backfill::Error::LockLost { .. })),
+        "{stale:?}"
+    );
+}
