@@ -40,7 +40,7 @@ const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 fn io(path: &std::path::Path, e: std::io::Error) -> Error {
     Error::Io {
         path: path.into(),
-        source: e,
+        error: e,
     }
 }
 

@@ -29,7 +29,7 @@ pub const REGIONS: [&str; 2] = ["eu", "us"];
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Io {
         path: path.into(),
-        source: e,
+        error: e,
     }
 }
 
@@ -93,17 +93,17 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
         .unwrap_or_else(events_schema);
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::Io {
         path: path.into(),
-        source: std::io::Error::other(e),
+        error: std::io::Error::other(e),
     })?;
     for b in batches {
         writer.write(b).map_err(|e| Error::Io {
             path: path.into(),
-            source: std::io::Error::other(e),
+            error: std::io::Error::other(e),
         })?;
     }
     writer.close().map_err(|e| Error::Io {
         path: path.into(),
-        source: std::io::Error::other(e),
+        error: std::io::Error::other(e),
     })?;
     Ok(())
 }

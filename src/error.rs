@@ -54,27 +54,25 @@ pub enum Error {
     Snapshot { path: PathBuf, reason: String },
 
     /// Storage failed underneath.
-    #[error("storage error at {path}: {source}")]
+    #[error("storage error at {path}: {error}{hint}")]
     Storage {
         path: String,
-        #[source]
-        source: object_store::Error,
+        error: object_store::Error,
+        hint: &'static str,
     },
 
     /// A query in DataFusion failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Query {
         context: String,
-        #[source]
-        source: datafusion::error::DataFusionError,
+        error: datafusion::error::DataFusionError,
     },
 
     /// Local I/O failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// Another run holds the table's lock.
@@ -113,10 +111,37 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn storage(path: impl std::fmt::Display, source: object_store::Error) -> Self {
+    pub(crate) fn storage(path: impl std::fmt::Display, error: object_store::Error) -> Self {
+        let text = format!("{error:?}");
+        let hint = if text.contains("NoSuchBucket") {
+            "; the bucket does not exist: check the bucket name in the location"
+        } else if [
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "403 Forbidden",
+        ]
+        .iter()
+        .any(|s| text.contains(s))
+        {
+            "; access denied: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)"
+        } else if [
+            "error sending request",
+            "Connection refused",
+            "dns error",
+            "timed out",
+        ]
+        .iter()
+        .any(|s| text.contains(s))
+        {
+            "; the server cannot be reached: check AWS_ENDPOINT_URL (and AWS_ALLOW_HTTP for http://) and the network"
+        } else {
+            ""
+        };
         Error::Storage {
             path: path.to_string(),
-            source,
+            error,
+            hint,
         }
     }
 }

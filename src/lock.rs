@@ -94,7 +94,7 @@ impl Lock {
                 let dir = loc.fs_path(&loc.work_root()).expect("local");
                 std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
                     path: dir.clone(),
-                    source: e,
+                    error: e,
                 })?;
                 let path = dir.join("lock");
                 let file = std::fs::OpenOptions::new()
@@ -105,7 +105,7 @@ impl Lock {
                     .open(&path)
                     .map_err(|e| Error::Io {
                         path: path.clone(),
-                        source: e,
+                        error: e,
                     })?;
                 use std::os::fd::AsRawFd;
                 // SAFETY: flock on a file descriptor we own.
@@ -136,7 +136,7 @@ impl Lock {
                     })
                     .map_err(|e| Error::Io {
                         path: path.clone(),
-                        source: e,
+                        error: e,
                     })?;
                 Ok(Lock {
                     run_id: run_id.into(),
@@ -215,6 +215,44 @@ fn body(run_id: &str, times: LeaseTimes) -> PutPayload {
     PutPayload::from(serde_json::to_vec(&holder).expect("holder serialises"))
 }
 
+/// Checks that the store refuses a second create-only write: a store that silently
+/// overwrites would let two runs both take the lease and both write the journal.
+async fn probe_conditional_writes(
+    store: &Arc<dyn ObjectStore>,
+    loc: &Location,
+    run_id: &str,
+) -> Result<()> {
+    let probe = loc.work_root().join(format!("probe-{run_id}"));
+    let create = || PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    let unsupported = || {
+        Error::Run(format!(
+            "{} does not honour conditional writes (If-None-Match), which the table lock and the journal need; nothing was written to the table; use a store or bucket that supports them",
+            loc.display
+        ))
+    };
+    match store
+        .put_opts(&probe, PutPayload::from_static(b"probe"), create())
+        .await
+    {
+        Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
+        Err(object_store::Error::NotImplemented { .. }) => return Err(unsupported()),
+        Err(e) => return Err(Error::storage(&probe, e)),
+    }
+    let second = store
+        .put_opts(&probe, PutPayload::from_static(b"probe"), create())
+        .await;
+    let _ = store.delete(&probe).await;
+    match second {
+        Err(object_store::Error::AlreadyExists { .. })
+        | Err(object_store::Error::Precondition { .. }) => Ok(()),
+        Ok(_) | Err(object_store::Error::NotImplemented { .. }) => Err(unsupported()),
+        Err(e) => Err(Error::storage(&probe, e)),
+    }
+}
+
 async fn take_lease(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
@@ -222,6 +260,9 @@ async fn take_lease(
     run_id: &str,
     times: LeaseTimes,
 ) -> Result<String> {
+    if loc.backend == Backend::S3 {
+        probe_conditional_writes(store, loc, run_id).await?;
+    }
     let create = PutOptions {
         mode: PutMode::Create,
         ..Default::default()

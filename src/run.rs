@@ -544,7 +544,7 @@ async fn clear_stage(ctx: &Ctx, partition: &str) -> Result<()> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::Io {
                 path: dir,
-                source: e,
+                error: e,
             })?;
         }
     }

@@ -351,7 +351,7 @@ impl Snapshot {
     pub fn read(path: &std::path::Path) -> Result<Snapshot> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
             path: path.into(),
-            source: e,
+            error: e,
         })?;
         let snap: Snapshot = serde_json::from_str(&text).map_err(|e| Error::Snapshot {
             path: path.into(),
@@ -380,7 +380,7 @@ impl Snapshot {
         let text = serde_json::to_string_pretty(self).expect("snapshot serialises");
         std::fs::write(path, text + "\n").map_err(|e| Error::Io {
             path: path.into(),
-            source: e,
+            error: e,
         })
     }
 }

@@ -77,7 +77,7 @@ impl Location {
         }
         let abs = std::fs::canonicalize(dir).map_err(|e| Error::Io {
             path: dir.into(),
-            source: e,
+            error: e,
         })?;
         let root = Path::from_absolute_path(&abs).map_err(|e| Error::Location {
             location: location.to_string(),
@@ -100,6 +100,23 @@ impl Location {
             root: Path::from(prefix),
             backend: Backend::Memory,
             display: format!("memory://{prefix}"),
+            local_dir: None,
+        }
+    }
+
+    /// A location on an already built store (tests, and callers with their own settings).
+    pub fn with_store(
+        store: Arc<dyn ObjectStore>,
+        backend: Backend,
+        scheme_and_bucket: &str,
+        prefix: &str,
+    ) -> Location {
+        let prefix = prefix.trim_matches('/');
+        Location {
+            store,
+            root: Path::from(prefix),
+            backend,
+            display: format!("{}/{prefix}", scheme_and_bucket.trim_end_matches('/')),
             local_dir: None,
         }
     }
@@ -166,8 +183,31 @@ fn open_s3(location: &str, rest: &str) -> Result<Location> {
             reason: "no bucket; write s3://bucket/prefix".into(),
         });
     }
+    let has = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if !has("AWS_ENDPOINT_URL")
+        && !has("AWS_ENDPOINT")
+        && !has("AWS_REGION")
+        && !has("AWS_DEFAULT_REGION")
+    {
+        return Err(Error::Location {
+            location: location.to_string(),
+            reason: "no AWS_REGION and no AWS_ENDPOINT_URL are set; set AWS_REGION for AWS S3, or AWS_ENDPOINT_URL for another S3 server".into(),
+        });
+    }
+    // Transient errors (timeouts, 5xx, throttling) are retried with backoff, for a bounded time.
+    let retry = object_store::RetryConfig {
+        backoff: object_store::BackoffConfig::default(),
+        max_retries: 6,
+        retry_timeout: std::time::Duration::from_secs(90),
+    };
     let store = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
+        .with_retry(retry)
+        // Set key by key: client options from the environment (AWS_ALLOW_HTTP) stay.
+        .with_config(
+            object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::ConnectTimeout),
+            "5s",
+        )
         .build()
         .map_err(|e| Error::Location {
             location: location.to_string(),
@@ -189,6 +229,6 @@ pub fn sync_path(path: &std::path::Path) -> Result<()> {
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::Io {
             path: path.into(),
-            source: e,
+            error: e,
         })
 }

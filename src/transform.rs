@@ -297,7 +297,7 @@ impl Transform {
 fn query(context: &str, e: datafusion::error::DataFusionError) -> Error {
     Error::Query {
         context: context.into(),
-        source: e,
+        error: e,
     }
 }
 
@@ -354,7 +354,7 @@ async fn lookup_table(
     if (!location.contains("://") || location.starts_with("file://")) && local_file.is_file() {
         let abs = std::fs::canonicalize(local_file).map_err(|e| Error::Io {
             path: local_file.into(),
-            source: e,
+            error: e,
         })?;
         return listing(&format!("file://{}", abs.display()), Vec::new(), None).await;
     }

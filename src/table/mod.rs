@@ -14,7 +14,7 @@ pub mod value;
 
 use std::collections::BTreeMap;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
@@ -158,18 +158,13 @@ fn classify(relative: &str, path: Path, size: u64) -> Option<Entry> {
 
 /// Lists the table and builds its partitions.
 pub async fn discover(location: &Location, options: &DiscoverOptions) -> Result<Table> {
-    let objects: Vec<object_store::ObjectMeta> = location
-        .store
-        .list(Some(&location.root))
-        .try_collect()
-        .await
-        .map_err(|e| match e {
-            object_store::Error::NotFound { .. } => Error::TableNotFound {
-                location: location.display.clone(),
-                reason: "nothing at this location; check the path".into(),
-            },
-            e => Error::storage(&location.display, e),
-        })?;
+    let objects = list_parallel(location).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => Error::TableNotFound {
+            location: location.display.clone(),
+            reason: "nothing at this location; check the path".into(),
+        },
+        e => Error::storage(&location.display, e),
+    })?;
     let mut entries: Vec<(String, Entry)> = objects
         .into_iter()
         .filter_map(|meta| {
@@ -179,6 +174,37 @@ pub async fn discover(location: &Location, options: &DiscoverOptions) -> Result<
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     build(location, entries.into_iter().map(|(_, e)| e), options)
+}
+
+/// Lists every object below the root, splitting the listing by prefix (first-level
+/// folders, or second-level ones when there are few first-level ones) and listing the
+/// parts at once: object stores list 1,000 keys per request, so one sequential listing of
+/// a large table is many round trips in a row.
+async fn list_parallel(location: &Location) -> object_store::Result<Vec<object_store::ObjectMeta>> {
+    const AT_ONCE: usize = 32;
+    let store = &location.store;
+    let top = store.list_with_delimiter(Some(&location.root)).await?;
+    let mut objects = top.objects;
+    let mut prefixes = top.common_prefixes;
+    if prefixes.len() < AT_ONCE {
+        let second: Vec<object_store::ListResult> = futures::stream::iter(prefixes.clone())
+            .map(|p| async move { store.list_with_delimiter(Some(&p)).await })
+            .buffer_unordered(AT_ONCE)
+            .try_collect()
+            .await?;
+        prefixes.clear();
+        for l in second {
+            objects.extend(l.objects);
+            prefixes.extend(l.common_prefixes);
+        }
+    }
+    let parts: Vec<Vec<object_store::ObjectMeta>> = futures::stream::iter(prefixes)
+        .map(|p| async move { store.list(Some(&p)).try_collect::<Vec<_>>().await })
+        .buffer_unordered(AT_ONCE)
+        .try_collect()
+        .await?;
+    objects.extend(parts.into_iter().flatten());
+    Ok(objects)
 }
 
 fn build(

@@ -144,3 +144,20 @@ pub fn parquet_bytes(batch: &RecordBatch) -> Vec<u8> {
     w.close().unwrap();
     buf
 }
+pub mod proxy;
+pub mod s3;
+
+/// Runs `backfill ARGS` in `dir` with extra environment.
+pub fn run_env(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_backfill"))
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k.to_string(), v.clone())))
+        .output()
+        .expect("the backfill binary runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -1,0 +1,371 @@
+//! S3 specifics against a real moto server: conditional writes, the lease, a server
+//! without conditional writes, transient errors, multipart uploads, the binary with
+//! AWS_* variables, and bad settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, BinaryArray, Int64Array, RecordBatch};
+use backfill::lock::{LeaseTimes, Lock};
+use backfill::storage::{Backend, Location};
+use object_store::{
+    path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
+
+use crate::support::proxy::{self, Mode};
+use crate::support::{parquet_bytes, rows, run_env, s3, sql};
+
+async fn put_table(store: &Arc<dyn ObjectStore>, prefix: &str, days: u32) {
+    for d in 1..=days {
+        let base = d as i64 * 100;
+        let b = rows(&[(base, Some("a")), (base + 1, None), (base + 2, Some("b"))]);
+        let path = Path::parse(format!("{prefix}/day=2024-04-{d:02}/part-0.parquet")).unwrap();
+        store
+            .put(&path, PutPayload::from(parquet_bytes(&b)))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn moto_answers_conditional_writes_with_412() {
+    let server = s3::server();
+    let store = s3::store(&server.endpoint, &s3::bucket(server));
+    let path = Path::from("x");
+    let create = || PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    let first = store
+        .put_opts(&path, PutPayload::from_static(b"1"), create())
+        .await
+        .unwrap();
+    let again = store
+        .put_opts(&path, PutPayload::from_static(b"2"), create())
+        .await;
+    assert!(
+        matches!(again, Err(object_store::Error::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    let stale = UpdateVersion {
+        e_tag: Some("\"not-it\"".into()),
+        version: None,
+    };
+    let update = store
+        .put_opts(
+            &path,
+            PutPayload::from_static(b"3"),
+            PutOptions {
+                mode: PutMode::Update(stale),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(update, Err(object_store::Error::Precondition { .. })),
+        "{update:?}"
+    );
+    let current = UpdateVersion {
+        e_tag: first.e_tag,
+        version: None,
+    };
+    store
+        .put_opts(
+            &path,
+            PutPayload::from_static(b"4"),
+            PutOptions {
+                mode: PutMode::Update(current),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_on_s3() {
+    let server = s3::server();
+    let loc = s3::location(&server.endpoint, &s3::bucket(server), "lake/t");
+    let short = LeaseTimes {
+        ttl: Duration::from_millis(300),
+        renew_every: Duration::from_millis(1000),
+    };
+    let first = Lock::acquire(&loc, "first", short).await.unwrap();
+    let refused = Lock::acquire(&loc, "second", short).await;
+    assert!(
+        matches!(&refused, Err(backfill::Error::Locked { run_id, .. }) if run_id == "first"),
+        "{:?}",
+        refused.err()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = Lock::acquire(&loc, "second", LeaseTimes::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(matches!(
+        first.check(),
+        Err(backfill::Error::LockLost { .. })
+    ));
+    second.release().await.unwrap();
+    // Released: the next run takes it at once.
+    Lock::acquire(&loc, "third", LeaseTimes::default())
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_conditional_writes_is_refused_before_anything_is_written() {
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let direct = s3::store(&server.endpoint, &bucket);
+    put_table(&direct, "lake/t", 2).await;
+    let before: Vec<Path> = list(&direct, "").await;
+    let p = proxy::start(&server.endpoint, Mode::NoConditionalWrites);
+    let loc = Location::with_store(
+        s3::store(&p.endpoint, &bucket),
+        Backend::S3,
+        &format!("s3://{bucket}"),
+        "lake/t",
+    );
+    let table = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+    let req = backfill::run::RunRequest {
+        sql: "SELECT id + 1 AS id, name FROM source".into(),
+        selection: Default::default(),
+        all: true,
+        jobs: 1,
+        order: Default::default(),
+        on_empty: Default::default(),
+        allow_schema_change: false,
+        tables: vec![],
+        lease: LeaseTimes::default(),
+        progress: None,
+    };
+    let err = backfill::run::run(&table, &[0, 1], req).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not honour conditional writes"),
+        "{err}"
+    );
+    assert_eq!(list(&direct, "").await, before, "something was written");
+}
+
+async fn list(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<Path> {
+    use futures::TryStreamExt;
+    let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
+    let mut v: Vec<Path> = store
+        .list(prefix.as_ref())
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .unwrap();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_errors_are_retried() {
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let direct = s3::store(&server.endpoint, &bucket);
+    put_table(&direct, "lake/t", 3).await;
+    let p = proxy::start(&server.endpoint, Mode::SlowDownEvery(3));
+    let loc = Location::with_store(
+        s3::store(&p.endpoint, &bucket),
+        Backend::S3,
+        &format!("s3://{bucket}"),
+        "lake/t",
+    );
+    let table = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+    let snap = backfill::snapshot::snapshot(&table, &[0, 1, 2], &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(snap.totals.rows, 9);
+    let req = backfill::run::RunRequest {
+        sql: "SELECT id + 1 AS id, name FROM source".into(),
+        selection: Default::default(),
+        all: true,
+        jobs: 2,
+        order: Default::default(),
+        on_empty: Default::default(),
+        allow_schema_change: false,
+        tables: vec![],
+        lease: LeaseTimes::default(),
+        progress: None,
+    };
+    let report = backfill::run::run(&table, &[0, 1, 2], req).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.summary.rewritten, 3);
+    let refused = p.refused.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(refused >= 10, "only {refused} requests were refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_go_up_as_multipart_uploads() {
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let store = s3::store(&server.endpoint, &bucket);
+    // 12 incompressible MiB: above the 10 MiB buffer, so the staged file is a multipart upload.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let payload: Vec<Vec<u8>> = (0..12)
+        .map(|_| {
+            (0..1 << 20)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        })
+        .collect();
+    let b = RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..12)) as ArrayRef,
+        ),
+        (
+            "payload",
+            Arc::new(BinaryArray::from_iter_values(payload.iter())) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    store
+        .put(
+            &Path::from("lake/t/k=1/part-0.parquet"),
+            PutPayload::from(parquet_bytes(&b)),
+        )
+        .await
+        .unwrap();
+    let loc = s3::location(&server.endpoint, &bucket, "lake/t");
+    let table = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+    let req = backfill::run::RunRequest {
+        sql: "SELECT id + 1 AS id, payload FROM source".into(),
+        selection: Default::default(),
+        all: true,
+        jobs: 1,
+        order: Default::default(),
+        on_empty: Default::default(),
+        allow_schema_change: false,
+        tables: vec![],
+        lease: LeaseTimes::default(),
+        progress: None,
+    };
+    let report = backfill::run::run(&table, &[0], req).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    let name = format!("lake/t/k=1/part-{}-0.parquet", report.run_id);
+    let size = store.head(&Path::from(name.as_str())).await.unwrap().size;
+    assert!(size > 12 << 20, "{size}");
+}
+
+#[test]
+fn the_binary_on_s3_with_aws_variables_never_prints_secrets() {
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = s3::store(&server.endpoint, &bucket);
+    rt.block_on(put_table(&store, "lake/t", 3));
+    let dir = tempfile::tempdir().unwrap();
+    let env = s3::env(&server.endpoint);
+    let url = format!("s3://{bucket}/lake/t");
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT id, upper(name) AS name FROM source",
+    );
+    let mut all_output = String::new();
+    for args in [
+        vec!["snapshot", url.as_str(), "--json", "--out", "before.json"],
+        vec!["run", url.as_str(), "--sql", &q, "--from", "2024-04-02"],
+        vec!["runs", url.as_str()],
+        vec![
+            "verify",
+            url.as_str(),
+            "--expect-every",
+            "day",
+            "--against",
+            "before.json",
+        ],
+        vec!["diff", "before.json", url.as_str()],
+    ] {
+        let out = run_env(dir.path(), &args, &env);
+        assert!(
+            out.code == 0 || out.code == 1,
+            "{args:?}: {}{}",
+            out.stdout,
+            out.stderr
+        );
+        all_output.push_str(&out.stdout);
+        all_output.push_str(&out.stderr);
+    }
+    assert!(all_output.contains("2 rewritten"), "{all_output}");
+    assert!(
+        all_output.contains("1 unchanged, 2 changed"),
+        "{all_output}"
+    );
+    // Nothing shows the secret: not the output, not the journal.
+    assert!(!all_output.contains("test-secret-never-printed"));
+    let journal = rt.block_on(list(&store, "lake/.backfill"));
+    assert!(!journal.is_empty());
+    for p in journal {
+        let bytes = rt.block_on(async { store.get(&p).await.unwrap().bytes().await.unwrap() });
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("test-secret"),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn bad_s3_settings_are_clear_errors() {
+    let server = s3::server();
+    let dir = tempfile::tempdir().unwrap();
+    let env = s3::env(&server.endpoint);
+    let out = run_env(
+        dir.path(),
+        &["snapshot", "s3://no-such-bucket-here/lake/t"],
+        &env,
+    );
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("s3://no-such-bucket-here/lake/t") && out.stderr.contains("bucket"),
+        "{}",
+        out.stderr
+    );
+
+    let strict = s3::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
+    let out = run_env(
+        dir.path(),
+        &["snapshot", "s3://some-bucket/lake/t"],
+        &s3::env(&strict.endpoint),
+    );
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("AWS_ACCESS_KEY_ID"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("test-secret-never-printed"),
+        "{}",
+        out.stderr
+    );
+
+    let bare: Vec<(&str, String)> = vec![
+        ("AWS_ENDPOINT_URL", String::new()),
+        ("AWS_REGION", String::new()),
+        ("AWS_DEFAULT_REGION", String::new()),
+    ];
+    let out = run_env(dir.path(), &["snapshot", "s3://bucket/lake/t"], &bare);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("set AWS_REGION for AWS S3, or AWS_ENDPOINT_URL"),
+        "{}",
+        out.stderr
+    );
+}
