@@ -427,6 +427,126 @@ impl Col {
     }
 }
 
+impl Col {
+    /// Adds every value's encoded length to `lens` (one entry per row).
+    pub fn add_lens(&self, lens: &mut [usize]) {
+        macro_rules! fixed {
+            ($a:expr, $w:expr) => {
+                add_fixed($a.nulls(), lens, $w)
+            };
+        }
+        macro_rules! var {
+            ($a:expr) => {{
+                let a = $a;
+                for (i, l) in lens.iter_mut().enumerate() {
+                    *l += if a.is_null(i) {
+                        1
+                    } else {
+                        5 + a.value(i).len()
+                    };
+                }
+            }};
+        }
+        match self {
+            Col::Bool(a) => fixed!(a, 1),
+            Col::Date(a) => fixed!(a, 4),
+            Col::Int(a) | Col::I64(a) => fixed!(a, 8),
+            Col::UInt(a) => fixed!(a, 8),
+            Col::Float(a) => fixed!(a, 8),
+            Col::Dec8(a) => fixed!(a, 8),
+            Col::Dec16(a) => fixed!(a, 16),
+            Col::Dec32(a) => fixed!(a, 32),
+            Col::Str(a) => var!(a),
+            Col::LargeStr(a) => var!(a),
+            Col::StrView(a) => var!(a),
+            Col::Bin(a) => var!(a),
+            Col::LargeBin(a) => var!(a),
+            Col::BinView(a) => var!(a),
+            _ => {
+                for (i, l) in lens.iter_mut().enumerate() {
+                    *l += self.len(i);
+                }
+            }
+        }
+    }
+
+    /// Writes value `i` at `buf[cursor[i]..]` for every row, advancing the cursors.
+    pub fn write_all(&self, buf: &mut [u8], cursor: &mut [usize]) {
+        macro_rules! fixed {
+            ($a:expr, $f:expr) => {{
+                let a = $a;
+                let nulls = a.nulls();
+                for (i, at) in cursor.iter_mut().enumerate() {
+                    if nulls.is_some_and(|n| n.is_null(i)) {
+                        buf[*at] = NULL;
+                        *at += 1;
+                    } else {
+                        let bytes = $f(a, i);
+                        let end = *at + 1 + bytes.len();
+                        let out = &mut buf[*at..end];
+                        out[0] = PRESENT;
+                        out[1..].copy_from_slice(&bytes);
+                        *at = end;
+                    }
+                }
+            }};
+        }
+        macro_rules! var {
+            ($a:expr) => {{
+                let a = $a;
+                for (i, at) in cursor.iter_mut().enumerate() {
+                    if a.is_null(i) {
+                        buf[*at] = NULL;
+                        *at += 1;
+                    } else {
+                        let v: &[u8] = a.value(i).as_ref();
+                        let end = *at + 5 + v.len();
+                        let out = &mut buf[*at..end];
+                        out[0] = PRESENT;
+                        out[1..5].copy_from_slice(&(v.len() as u32).to_le_bytes());
+                        out[5..].copy_from_slice(v);
+                        *at = end;
+                    }
+                }
+            }};
+        }
+        match self {
+            Col::Bool(a) => fixed!(a, |a: &BooleanArray, i| [a.value(i) as u8]),
+            Col::Date(a) => fixed!(a, |a: &Date32Array, i| a.value(i).to_le_bytes()),
+            Col::Int(a) | Col::I64(a) => fixed!(a, |a: &Int64Array, i| a.value(i).to_le_bytes()),
+            Col::UInt(a) => fixed!(a, |a: &UInt64Array, i| a.value(i).to_le_bytes()),
+            Col::Float(a) => fixed!(a, |a: &Float64Array, i| canonical_f64(a.value(i))
+                .to_le_bytes()),
+            Col::Dec8(a) => fixed!(a, |a: &Decimal128Array, i| (a.value(i) as i64)
+                .to_le_bytes()),
+            Col::Dec16(a) => fixed!(a, |a: &Decimal128Array, i| a.value(i).to_le_bytes()),
+            Col::Dec32(a) => fixed!(a, |a: &Decimal256Array, i| a.value(i).to_le_bytes()),
+            Col::Str(a) => var!(a),
+            Col::LargeStr(a) => var!(a),
+            Col::StrView(a) => var!(a),
+            Col::Bin(a) => var!(a),
+            Col::LargeBin(a) => var!(a),
+            Col::BinView(a) => var!(a),
+            _ => {
+                for (i, at) in cursor.iter_mut().enumerate() {
+                    *at += self.write(i, &mut buf[*at..]);
+                }
+            }
+        }
+    }
+}
+
+fn add_fixed(nulls: Option<&arrow::buffer::NullBuffer>, lens: &mut [usize], width: usize) {
+    match nulls {
+        None => lens.iter_mut().for_each(|l| *l += 1 + width),
+        Some(n) => {
+            for (i, l) in lens.iter_mut().enumerate() {
+                *l += if n.is_null(i) { 1 } else { 1 + width };
+            }
+        }
+    }
+}
+
 /// -0.0 hashes as 0.0 and every NaN as the one quiet NaN, as SQL engines compare them.
 pub fn canonical_f64(v: f64) -> u64 {
     if v.is_nan() {

@@ -152,15 +152,11 @@ impl Hasher {
         self.cursor.clear();
         self.cursor.resize(n, 0);
         for c in &cols {
-            for (i, len) in self.cursor.iter_mut().enumerate() {
-                *len += c.len(i);
-            }
+            c.add_lens(&mut self.cursor);
         }
         self.layout(n);
         for c in &cols {
-            for (i, at) in self.cursor.iter_mut().enumerate() {
-                *at += c.write(i, &mut self.buf[*at..]);
-            }
+            c.write_all(&mut self.buf, &mut self.cursor);
         }
         self.kernel.sum(&self.buf, &self.starts, &mut self.part.sum);
 
@@ -168,11 +164,10 @@ impl Hasher {
             // Value messages: one value, then zero padding.
             for (k, c) in cols.iter().enumerate() {
                 self.cursor.clear();
-                self.cursor.extend((0..n).map(|i| c.len(i)));
+                self.cursor.resize(n, 0);
+                c.add_lens(&mut self.cursor);
                 self.layout(n);
-                for (i, at) in self.cursor.iter_mut().enumerate() {
-                    *at += c.write(i, &mut self.buf[*at..]);
-                }
+                c.write_all(&mut self.buf, &mut self.cursor);
                 self.kernel
                     .sum(&self.buf, &self.starts, &mut self.part.columns[k]);
             }

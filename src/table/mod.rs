@@ -176,33 +176,63 @@ pub async fn discover(location: &Location, options: &DiscoverOptions) -> Result<
     build(location, entries.into_iter().map(|(_, e)| e), options)
 }
 
-/// Lists every object below the root, splitting the listing by prefix (first-level
-/// folders, or second-level ones when there are few first-level ones) and listing the
-/// parts at once: object stores list 1,000 keys per request, so one sequential listing of
-/// a large table is many round trips in a row.
+/// Lists every object below the root, in parallel.
+///
+/// Object stores return 1,000 keys per request, so one listing of a large table is many
+/// round trips in a row. One delimited listing gives the first-level folders (sorted);
+/// they are cut into up to 32 contiguous ranges, and each range is listed from its first
+/// key (`start-after`) until the next range begins, all ranges at once. Local folders are
+/// walked one first-level folder per task.
 async fn list_parallel(location: &Location) -> object_store::Result<Vec<object_store::ObjectMeta>> {
     const AT_ONCE: usize = 32;
     let store = &location.store;
     let top = store.list_with_delimiter(Some(&location.root)).await?;
     let mut objects = top.objects;
-    let mut prefixes = top.common_prefixes;
-    if prefixes.len() < AT_ONCE {
-        let second: Vec<object_store::ListResult> = futures::stream::iter(prefixes.clone())
-            .map(|p| async move { store.list_with_delimiter(Some(&p)).await })
-            .buffer_unordered(AT_ONCE)
-            .try_collect()
-            .await?;
-        prefixes.clear();
-        for l in second {
-            objects.extend(l.objects);
-            prefixes.extend(l.common_prefixes);
-        }
+    let prefixes = top.common_prefixes;
+    if prefixes.is_empty() {
+        return Ok(objects);
     }
-    let parts: Vec<Vec<object_store::ObjectMeta>> = futures::stream::iter(prefixes)
-        .map(|p| async move { store.list(Some(&p)).try_collect::<Vec<_>>().await })
-        .buffer_unordered(AT_ONCE)
-        .try_collect()
-        .await?;
+    let parts: Vec<Vec<object_store::ObjectMeta>> =
+        if location.backend == crate::storage::Backend::Local {
+            futures::stream::iter(prefixes)
+                .map(|p| async move { store.list(Some(&p)).try_collect::<Vec<_>>().await })
+                .buffer_unordered(AT_ONCE)
+                .try_collect()
+                .await?
+        } else {
+            let per_range = prefixes.len().div_ceil(AT_ONCE);
+            let starts: Vec<&Path> = prefixes.iter().step_by(per_range).collect();
+            let ranges: Vec<(Path, Option<String>)> = starts
+                .iter()
+                .enumerate()
+                .map(|(k, p)| ((*p).clone(), starts.get(k + 1).map(|n| format!("{n}/"))))
+                .collect();
+            let depth = location.root.parts().count() + 1;
+            futures::stream::iter(ranges)
+                .map(|(first, end)| async move {
+                    // Keys after "root/k=v" (no slash) start with "root/k=v/", this range's first folder.
+                    let stream = store.list_with_offset(Some(&location.root), &first);
+                    let first_dir = format!("{first}/");
+                    stream
+                        // Files directly under the root came with the delimited listing.
+                        .try_filter(move |m| {
+                            futures::future::ready(
+                                m.location.as_ref() >= first_dir.as_str()
+                                    && m.location.parts().count() > depth,
+                            )
+                        })
+                        .try_take_while(move |m| {
+                            futures::future::ready(Ok(end
+                                .as_ref()
+                                .is_none_or(|e| m.location.as_ref() < e.as_str())))
+                        })
+                        .try_collect::<Vec<_>>()
+                        .await
+                })
+                .buffer_unordered(AT_ONCE)
+                .try_collect()
+                .await?
+        };
     objects.extend(parts.into_iter().flatten());
     Ok(objects)
 }
