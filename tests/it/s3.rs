@@ -284,6 +284,7 @@ fn the_binary_on_s3_with_aws_variables_never_prints_secrets() {
     let mut all_output = String::new();
     for args in [
         vec!["snapshot", url.as_str(), "--json", "--out", "before.json"],
+        vec!["plan", url.as_str(), "--sql", &q, "--from", "2024-04-02"],
         vec!["run", url.as_str(), "--sql", &q, "--from", "2024-04-02"],
         vec!["runs", url.as_str()],
         vec![
@@ -306,11 +307,28 @@ fn the_binary_on_s3_with_aws_variables_never_prints_secrets() {
         all_output.push_str(&out.stdout);
         all_output.push_str(&out.stderr);
     }
+    assert!(all_output.contains("2 partitions, 2 files"), "{all_output}");
     assert!(all_output.contains("2 rewritten"), "{all_output}");
     assert!(
         all_output.contains("1 unchanged, 2 changed"),
         "{all_output}"
     );
+    // Undo it from the binary too, and check the table is back.
+    let runs = run_env(dir.path(), &["runs", url.as_str(), "--json"], &env);
+    let v: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    let id = v["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let out = run_env(dir.path(), &["rollback", url.as_str(), &id], &env);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    all_output.push_str(&out.stdout);
+    let out = run_env(dir.path(), &["diff", "before.json", url.as_str()], &env);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = run_env(dir.path(), &["resume", url.as_str()], &env);
+    assert_eq!(
+        out.code, 2,
+        "nothing to resume: {}{}",
+        out.stdout, out.stderr
+    );
+    all_output.push_str(&out.stderr);
     // Nothing shows the secret: not the output, not the journal.
     assert!(!all_output.contains("test-secret-never-printed"));
     let journal = rt.block_on(list(&store, "lake/.backfill"));
