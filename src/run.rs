@@ -484,7 +484,7 @@ async fn process_inner(
     clear_stage(ctx, id).await?;
     let name = format!("part-{}-0.parquet", ctx.journal.run_id());
     let path = ctx.run.stage(id).join(name.as_str());
-    let props = crate::stage::properties(source.codec, source.row_group_rows);
+    let props = crate::stage::properties(source.codec, source.row_group_rows, &source.dictionary);
     let size = crate::stage::write(
         &ctx.loc,
         &path,

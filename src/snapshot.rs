@@ -104,10 +104,11 @@ pub async fn scan_file(
     file: &DataFile,
     columns: bool,
 ) -> Result<FileScan> {
-    let reader = crate::table::reader::FileReader::new(store, file.path.clone(), file.size);
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+    let mut reader = crate::table::reader::FileReader::new(store, file.path.clone(), file.size);
+    let builder = crate::table::reader::open_with_views(&mut reader)
         .await
         .map_err(|e| reason(file, e))?;
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, builder);
     let mut hasher = Hasher::new(builder.schema(), columns)?;
     let mut stream = builder
         .with_batch_size(8192)

@@ -7,18 +7,28 @@ use object_store::{path::Path, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::checksum::{LogicalSchema, Part};
 use crate::error::{Error, Result};
 use crate::storage::Location;
 use crate::table::DataFile;
 
-/// Writer settings that keep the table's codec and row group size.
-pub fn properties(codec: Compression, row_group_rows: usize) -> WriterProperties {
-    WriterProperties::builder()
+/// Writer settings that keep the table's codec, row group size, and which columns are
+/// dictionary-encoded (a column the source wrote plainly, like free text, is not
+/// dictionary-encoded again only to fall back to plain).
+pub fn properties(
+    codec: Compression,
+    row_group_rows: usize,
+    dictionary: &[(ColumnPath, bool)],
+) -> WriterProperties {
+    let mut b = WriterProperties::builder()
         .set_compression(codec)
-        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
-        .build()
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)));
+    for (path, dict) in dictionary {
+        b = b.set_column_dictionary_enabled(path.clone(), *dict);
+    }
+    b.build()
 }
 
 /// Writes `batches` as one Parquet file at `path` (large files go up as multipart

@@ -42,6 +42,8 @@ pub struct Source {
     pub codec: Compression,
     /// The largest row group, to write similar ones.
     pub row_group_rows: usize,
+    /// Columns whose first chunk was dictionary-encoded, to encode them alike.
+    pub dictionary: Vec<(parquet::schema::types::ColumnPath, bool)>,
 }
 
 /// Reads every file of a partition and checksums it on the way.
@@ -51,6 +53,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
     let mut part = Part::default();
     let mut codec = Compression::SNAPPY;
     let mut row_group_rows = 0usize;
+    let mut dictionary = Vec::new();
     for file in &partition.files {
         let unreadable = |e: &dyn std::fmt::Display| Error::Unreadable {
             partition: partition.id.clone(),
@@ -68,6 +71,20 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
                 if let Some(col) = rg.columns().first() {
                     codec = col.compression();
                 }
+                dictionary = rg
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        let dict = c.encodings().any(|e| {
+                            matches!(
+                                e,
+                                parquet::basic::Encoding::RLE_DICTIONARY
+                                    | parquet::basic::Encoding::PLAIN_DICTIONARY
+                            )
+                        });
+                        (c.column_path().clone(), dict)
+                    })
+                    .collect();
             }
         }
         row_group_rows = row_group_rows.max(
@@ -127,6 +144,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         part,
         codec,
         row_group_rows: row_group_rows.max(1024),
+        dictionary,
     })
 }
 
@@ -268,6 +286,7 @@ impl Transform {
             part: Part::default(),
             codec: Compression::UNCOMPRESSED,
             row_group_rows: 1024,
+            dictionary: Vec::new(),
         };
         let ctx = self.context()?;
         let (schema, _) = with_keys(keys, partition, &source.schema, &[])?;

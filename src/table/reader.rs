@@ -68,3 +68,42 @@ impl AsyncFileReader for FileReader {
         .boxed()
     }
 }
+
+/// The file's metadata, set to decode strings and binaries as views: the values are not
+/// copied out of the pages, which makes reading for checksums faster. Same values, same
+/// checksums (the checksum hashes logical values).
+pub async fn open_with_views(
+    reader: &mut FileReader,
+) -> Result<parquet::arrow::arrow_reader::ArrowReaderMetadata> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+    let meta = ArrowReaderMetadata::load_async(reader, ArrowReaderOptions::new()).await?;
+    let schema = meta.schema();
+    let mut changed = false;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let view = match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 => Some(DataType::Utf8View),
+                DataType::Binary | DataType::LargeBinary => Some(DataType::BinaryView),
+                _ => None,
+            };
+            match view {
+                Some(dt) => {
+                    changed = true;
+                    f.as_ref().clone().with_data_type(dt)
+                }
+                None => f.as_ref().clone(),
+            }
+        })
+        .collect();
+    if !changed {
+        return Ok(meta);
+    }
+    let view = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    ArrowReaderMetadata::try_new(
+        meta.metadata().clone(),
+        ArrowReaderOptions::new().with_schema(view),
+    )
+}
