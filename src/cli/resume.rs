@@ -1,5 +1,4 @@
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -35,18 +34,9 @@ pub async fn run(args: ResumeArgs) -> Result<ExitCode> {
     if !args.json {
         render::note(&format!("resuming run {run_id}"));
     }
-    let bar = render::run_progress(0);
-    let report = run::resume(
-        &loc,
-        &run_id,
-        LeaseTimes::default(),
-        bar.as_ref().map(|(_, p)| Arc::clone(p)),
-    )
-    .await
-    .with_context(|| format!("resuming run {run_id} on {}", loc.display))?;
-    if let Some((bar, _)) = bar {
-        bar.finish_and_clear();
-    }
+    let report = run::resume(&loc, &run_id, LeaseTimes::default(), None)
+        .await
+        .with_context(|| format!("resuming run {run_id} on {}", loc.display))?;
     if args.json {
         render::json(&report);
     } else {

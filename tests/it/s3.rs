@@ -88,7 +88,7 @@ async fn the_lease_on_s3() {
     let loc = s3::location(&server.endpoint, &s3::bucket(server), "lake/t");
     let short = LeaseTimes {
         ttl: Duration::from_millis(300),
-        renew_every: Duration::from_millis(1000),
+        renew_every: Duration::from_millis(1500),
     };
     let first = Lock::acquire(&loc, "first", short).await.unwrap();
     let refused = Lock::acquire(&loc, "second", short).await;
@@ -97,15 +97,15 @@ async fn the_lease_on_s3() {
         "{:?}",
         refused.err()
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let second = Lock::acquire(&loc, "second", LeaseTimes::default())
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(matches!(
-        first.check(),
-        Err(backfill::Error::LockLost { .. })
-    ));
+    let second = crate::safety::take_within(&loc, Duration::from_secs(20)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while first.check().is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old holder never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     second.release().await.unwrap();
     // Released: the next run takes it at once.
     Lock::acquire(&loc, "third", LeaseTimes::default())

@@ -374,26 +374,45 @@ async fn only_one_of_many_racing_runs_gets_the_lease() {
 async fn an_expired_lease_is_taken_over_and_the_old_holder_stops() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let loc = Location::in_memory(store, "lake/t");
+    // Renewed every 300 ms but valid for 50 ms: expired most of the time.
     let short = LeaseTimes {
         ttl: Duration::from_millis(50),
-        renew_every: Duration::from_millis(200),
+        renew_every: Duration::from_millis(300),
     };
     let first = Lock::acquire(&loc, "first", short).await.unwrap();
     assert!(matches!(
         Lock::acquire(&loc, "second", short).await,
         Err(backfill::Error::Locked { .. })
     ));
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    let second = Lock::acquire(&loc, "second", LeaseTimes::default())
-        .await
-        .unwrap();
+    let second = take_within(&loc, Duration::from_secs(10)).await;
     // The first holder's next renewal finds the lease changed and gives up.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while first.check().is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old holder never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(matches!(
         first.check(),
         Err(backfill::Error::LockLost { .. })
     ));
     second.check().unwrap();
+}
+
+/// Takes the lock as soon as it expires.
+pub async fn take_within(loc: &Location, limit: Duration) -> Lock {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match Lock::acquire(loc, "second", LeaseTimes::default()).await {
+            Ok(lock) => return lock,
+            Err(backfill::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 #[tokio::test]
