@@ -102,10 +102,6 @@ pub enum Error {
     /// A run, its journal or its options are not usable.
     #[error("{0}")]
     Run(String),
-
-    /// The command exists but is not built yet.
-    #[error("`backfill {0}` is not available yet in this version")]
-    NotAvailable(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -49,6 +49,7 @@
 //!
 //! The library never prints; the binary renders what these return.
 
+pub mod bench;
 pub mod checksum;
 pub mod commit;
 pub mod demo;

@@ -1,8 +1,8 @@
 //! The command line: clap structs (one file per command) and the one printer ([`render`]).
 
+pub mod bench;
 pub mod demo;
 pub mod diff;
-pub mod later;
 pub mod plan;
 pub mod render;
 pub mod resume;
@@ -45,7 +45,7 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     Diff(diff::DiffArgs),
     Verify(verify::VerifyArgs),
-    Bench(later::BenchArgs),
+    Bench(bench::BenchArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -129,7 +129,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Resume(a) => resume::run(a).await,
         Command::Rollback(a) => rollback::run(a).await,
         Command::Runs(a) => runs::run(a).await,
-        Command::Bench(_) => later::not_yet("bench"),
+        Command::Bench(a) => bench::run(a).await,
     }
 }
 

@@ -499,3 +499,37 @@ pub fn run_progress(total: u64) -> Option<(indicatif::ProgressBar, backfill::run
         }),
     ))
 }
+
+pub fn bench(b: &backfill::bench::BenchReport) -> String {
+    let mut text = format!(
+        "bench on {}: {} partitions, {} rows, {}, {} jobs\n\n",
+        b.table,
+        b.partitions,
+        b.rows,
+        bytes(b.bytes),
+        b.jobs
+    );
+    let rows: Vec<Vec<String>> = b
+        .phases
+        .iter()
+        .map(|p| {
+            vec![
+                p.phase.clone(),
+                format!("{:.2}", p.seconds),
+                format!("{:.0}", p.rows_per_second),
+                format!("{:.1}", p.mb_per_second),
+            ]
+        })
+        .collect();
+    text.push_str(&table(
+        &["phase", "seconds", "rows/s", "MB/s"],
+        &rows,
+        &["seconds", "rows/s", "MB/s"],
+    ));
+    text.push_str(&format!(
+        "\nsnapshot: {:.2} s, {:.0} rows/s\nrun:      {:.2} s, {:.0} rows/s; per partition p50 {:.1} ms, p95 {:.1} ms\npeak memory: {:.0} MiB\n",
+        b.snapshot_seconds, b.snapshot_rows_per_second, b.run_seconds, b.run_rows_per_second, b.partition_ms_p50, b.partition_ms_p95, b.peak_rss_mb
+    ));
+    text.push_str("(phase seconds are summed over jobs)\n");
+    text
+}

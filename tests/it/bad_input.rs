@@ -159,9 +159,3 @@ fn a_file_that_is_not_a_snapshot() {
         &["not a backfill snapshot"],
     );
 }
-
-#[test]
-fn commands_not_built_yet_say_so() {
-    let (dir, _) = small_table(1);
-    fails(&run_in(dir.path(), &["bench"]), &["is not available yet"]);
-}

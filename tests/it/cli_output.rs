@@ -68,3 +68,65 @@ fn the_demo_runs_start_to_end() {
         .is_file());
     assert!(dir.path().join("lake/before.json").is_file());
 }
+
+#[test]
+fn bench_generates_measures_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(
+        dir.path(),
+        &[
+            "bench",
+            "--rows",
+            "3000",
+            "--partitions",
+            "4",
+            "--columns",
+            "5",
+            "--skew",
+            "1",
+            "--jobs",
+            "2",
+            "--dir",
+            "scratch",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let b: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(b["partitions"], 4);
+    assert_eq!(b["rows"], 3000);
+    let phases: Vec<&str> = b["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["read", "transform", "checksum", "write", "commit"]);
+    // Skewed: the first partition holds the most rows.
+    let snap = crate::support::snapshot_json(&dir.path().join("scratch"), "t", &[]);
+    let rows: Vec<u64> = snap["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["rows"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows.iter().sum::<u64>(), 3000);
+    assert!(rows[0] > rows[3], "{rows:?}");
+    assert_eq!(
+        snap["partitions"][0]["schema"],
+        "c0:int64, c1:float64, c2:string, c3:date, c4:decimal(15,2), id:int64"
+    );
+
+    // An existing table is copied, never rewritten in place.
+    let (tdir, table) = crate::support::small_table(2);
+    let before = crate::support::file_hashes(&table);
+    let out = run_in(tdir.path(), &["bench", "t", "--dir", "scratch"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("bench on scratch/t: 4 partitions, 12 rows"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(crate::support::file_hashes(&table), before);
+}

@@ -1,0 +1,152 @@
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use backfill::bench::{self, SyntheticSpec};
+use backfill::lock::LeaseTimes;
+use backfill::plan::{OnEmpty, Order};
+use backfill::run::{self, RunRequest};
+use backfill::snapshot::{self, ScanOptions};
+use backfill::storage::Location;
+
+use super::render;
+
+/// Measure snapshot and rewrite throughput on a generated table or a copy of yours
+///
+/// Without TABLE, writes a synthetic table (--rows, --partitions, --columns, --skew,
+/// --nulls) into --dir; with TABLE (a local folder), copies it into --dir first: the bench
+/// never touches the original. Then takes a snapshot and runs a rewrite (--sql, or a
+/// default that changes every row) with --jobs, and reports rows/s and MB/s per phase
+/// (read, transform, checksum, write, commit), p50/p95 time per partition and peak memory.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A local table to measure (copied first; default: a generated one)
+    pub table: Option<String>,
+    /// Rows of the generated table
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Partitions of the generated table (one per day)
+    #[arg(long, default_value_t = 30)]
+    pub partitions: usize,
+    /// Data columns of the generated table, besides `id`
+    #[arg(long, default_value_t = 8)]
+    pub columns: usize,
+    /// Partition size skew: 0 equal, 1 Zipf-like
+    #[arg(long, default_value_t = 0.0)]
+    pub skew: f64,
+    /// Fraction of NULL values in the generated columns
+    #[arg(long, default_value_t = 0.05)]
+    pub nulls: f64,
+    /// The transform to run (default: upper() of the first string column)
+    #[arg(long, value_name = "FILE")]
+    pub sql: Option<std::path::PathBuf>,
+    /// Partitions rewritten at once (default: the number of cores)
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Scratch folder for the table (replaced)
+    #[arg(long, value_name = "DIR", default_value = "backfill-bench")]
+    pub dir: std::path::PathBuf,
+    /// Print one JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: BenchArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let (path, generated) = match &args.table {
+        Some(t) => {
+            let src = std::path::Path::new(t);
+            if t.contains("://") || !src.is_dir() {
+                anyhow::bail!("bench copies a local table folder; {t} is not one (copy an S3 table locally first)");
+            }
+            (bench::copy_table(src, &args.dir)?, None)
+        }
+        None => {
+            let spec = SyntheticSpec {
+                rows: args.rows,
+                partitions: args.partitions,
+                columns: args.columns,
+                skew: args.skew,
+                nulls: args.nulls,
+            };
+            (bench::generate(&args.dir, &spec)?, Some(spec))
+        }
+    };
+    let jobs = args.jobs.unwrap_or_else(snapshot::default_jobs);
+    let loc = Location::open(path.to_str().context("scratch path is not UTF-8")?)?;
+    let table = backfill::table::discover(&loc, &Default::default()).await?;
+    let all: Vec<usize> = (0..table.partitions.len()).collect();
+    let bytes: u64 = table.partitions.iter().map(|p| p.bytes()).sum();
+
+    let t = Instant::now();
+    let snap = snapshot::snapshot(
+        &table,
+        &all,
+        &ScanOptions {
+            jobs,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let snapshot_s = t.elapsed().as_secs_f64();
+
+    let sql = match &args.sql {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading --sql {}", p.display()))?
+        }
+        None => {
+            let first = table
+                .partitions
+                .iter()
+                .flat_map(|p| p.files.first())
+                .next()
+                .context("the table has no data files")?;
+            let reader = backfill::table::reader::FileReader::new(
+                loc.store.clone(),
+                first.path.clone(),
+                first.size,
+            );
+            let builder =
+                parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader).await?;
+            bench::default_sql(builder.schema())?
+        }
+    };
+    let req = RunRequest {
+        sql,
+        selection: Default::default(),
+        all: true,
+        jobs,
+        order: Order::OldestFirst,
+        on_empty: OnEmpty::Keep,
+        allow_schema_change: false,
+        tables: vec![],
+        lease: LeaseTimes::default(),
+        progress: None,
+    };
+    let report = run::run(&table, &all, req)
+        .await
+        .context("running the rewrite")?;
+    let bench = bench::report(
+        &path.display().to_string(),
+        generated,
+        bytes,
+        jobs,
+        (snapshot_s, snap.totals.rows),
+        &report,
+        started,
+    );
+    if args.json {
+        render::json(&bench);
+    } else {
+        render::out(&render::bench(&bench));
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
