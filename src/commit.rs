@@ -167,6 +167,24 @@ async fn delete(loc: &Location, path: &Path) -> Result<()> {
     }
 }
 
+/// Copies the old data files of a partition into the run's backup (object stores).
+async fn backup_files(
+    loc: &Location,
+    run: &RunDir,
+    partition: &str,
+    old_files: &[String],
+) -> Result<()> {
+    for f in old_files {
+        copy(
+            loc,
+            &loc.child(partition).join(f.as_str()),
+            &run.backup(partition).join(f.as_str()),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Makes the staged files of `partition` live and keeps the old ones as its backup.
 pub async fn commit(
     loc: &Location,
@@ -192,14 +210,7 @@ pub async fn commit(
             swap_local(loc, run, partition)
         }
         Backend::S3 | Backend::Memory => {
-            for f in old_files {
-                copy(
-                    loc,
-                    &loc.child(partition).join(f.as_str()),
-                    &run.backup(partition).join(f.as_str()),
-                )
-                .await?;
-            }
+            backup_files(loc, run, partition, old_files).await?;
             journal
                 .append(Event::Committing {
                     partition: partition.into(),
@@ -318,14 +329,7 @@ pub async fn remove(
             )
         }
         Backend::S3 | Backend::Memory => {
-            for f in old_files {
-                copy(
-                    loc,
-                    &loc.child(partition).join(f.as_str()),
-                    &run.backup(partition).join(f.as_str()),
-                )
-                .await?;
-            }
+            backup_files(loc, run, partition, old_files).await?;
             journal
                 .append(Event::Deleting {
                     partition: partition.into(),

@@ -231,6 +231,38 @@ impl Transform {
         Ok(ctx)
     }
 
+    /// The SQL as a DataFrame over `source` (the given rows plus the partition keys) and
+    /// `this_partition` (one row of the partition's values, or none when only planning).
+    async fn dataframe(
+        &self,
+        keys: &[PartitionKey],
+        partition: &Partition,
+        file_schema: &SchemaRef,
+        batches: &[RecordBatch],
+        planning: bool,
+    ) -> Result<datafusion::dataframe::DataFrame> {
+        let ctx = self.context()?;
+        let (schema, rows) = with_keys(keys, partition, file_schema, batches)?;
+        register(&ctx, "source", schema, rows)?;
+        let empty = Arc::new(Schema::empty());
+        let one_row = RecordBatch::try_new_with_options(
+            empty.clone(),
+            vec![],
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+        )
+        .expect("a batch of no columns and one row");
+        let one_row = if planning { vec![] } else { vec![one_row] };
+        let (pschema, prow) = with_keys(keys, partition, &empty, &one_row)?;
+        register(&ctx, "this_partition", pschema, prow)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        ctx.sql_with_options(&self.sql, options)
+            .await
+            .map_err(sql_error)
+    }
+
     /// Runs the SQL over one partition's rows; returns the output schema and batches.
     pub async fn apply(
         &self,
@@ -238,35 +270,9 @@ impl Transform {
         partition: &Partition,
         source: &Source,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let ctx = self.context()?;
-        let (schema, batches) = with_keys(keys, partition, &source.schema, &source.batches)?;
-        let mem =
-            MemTable::try_new(schema, vec![batches]).map_err(|e| query("preparing `source`", e))?;
-        ctx.register_table("source", Arc::new(mem))
-            .map_err(|e| query("registering `source`", e))?;
-        let (pschema, prow) = with_keys(
-            keys,
-            partition,
-            &Arc::new(Schema::empty()),
-            &[RecordBatch::try_new_with_options(
-                Arc::new(Schema::empty()),
-                vec![],
-                &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
-            )
-            .expect("empty batch")],
-        )?;
-        let mem = MemTable::try_new(pschema, vec![prow])
-            .map_err(|e| query("preparing `this_partition`", e))?;
-        ctx.register_table("this_partition", Arc::new(mem))
-            .map_err(|e| query("registering `this_partition`", e))?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = ctx
-            .sql_with_options(&self.sql, options)
-            .await
-            .map_err(sql_error)?;
+        let df = self
+            .dataframe(keys, partition, &source.schema, &source.batches, false)
+            .await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(sql_error)?;
         Ok((schema, batches))
@@ -279,38 +285,26 @@ impl Transform {
         partition: &Partition,
         file_schema: &SchemaRef,
     ) -> Result<SchemaRef> {
-        let source = Source {
-            schema: file_schema.clone(),
-            batches: Vec::new(),
-            logical: LogicalSchema::default(),
-            part: Part::default(),
-            codec: Compression::UNCOMPRESSED,
-            row_group_rows: 1024,
-            dictionary: Vec::new(),
-        };
-        let ctx = self.context()?;
-        let (schema, _) = with_keys(keys, partition, &source.schema, &[])?;
-        let mem =
-            MemTable::try_new(schema, vec![vec![]]).map_err(|e| query("preparing `source`", e))?;
-        ctx.register_table("source", Arc::new(mem))
-            .map_err(|e| query("registering `source`", e))?;
-        let (pschema, _) = with_keys(keys, partition, &Arc::new(Schema::empty()), &[])?;
-        let mem = MemTable::try_new(pschema, vec![vec![]])
-            .map_err(|e| query("preparing `this_partition`", e))?;
-        ctx.register_table("this_partition", Arc::new(mem))
-            .map_err(|e| query("registering `this_partition`", e))?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = ctx
-            .sql_with_options(&self.sql, options)
-            .await
-            .map_err(sql_error)?;
+        let df = self
+            .dataframe(keys, partition, file_schema, &[], true)
+            .await?;
         // Build the physical plan too: it catches errors the logical plan lets through.
         df.clone().create_physical_plan().await.map_err(sql_error)?;
         Ok(Arc::new(df.schema().as_arrow().clone()))
     }
+}
+
+fn register(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    rows: Vec<RecordBatch>,
+) -> Result<()> {
+    let mem = MemTable::try_new(schema, vec![rows])
+        .map_err(|e| query(&format!("preparing `{name}`"), e))?;
+    ctx.register_table(name, Arc::new(mem))
+        .map_err(|e| query(&format!("registering `{name}`"), e))?;
+    Ok(())
 }
 
 fn query(context: &str, e: datafusion::error::DataFusionError) -> Error {
