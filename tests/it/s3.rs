@@ -15,6 +15,22 @@ use object_store::{
 use crate::support::proxy::{self, Mode};
 use crate::support::{parquet_bytes, rows, run_env, s3, sql};
 
+/// A whole-table run of `sql`.
+fn request(sql: &str, jobs: usize) -> backfill::run::RunRequest {
+    backfill::run::RunRequest {
+        sql: sql.into(),
+        selection: Default::default(),
+        all: true,
+        jobs,
+        order: Default::default(),
+        on_empty: Default::default(),
+        allow_schema_change: false,
+        tables: vec![],
+        lease: LeaseTimes::default(),
+        progress: None,
+    }
+}
+
 async fn put_table(store: &Arc<dyn ObjectStore>, prefix: &str, days: u32) {
     for d in 1..=days {
         let base = d as i64 * 100;
@@ -133,18 +149,7 @@ async fn a_server_without_conditional_writes_is_refused_before_anything_is_writt
     let table = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
-    let req = backfill::run::RunRequest {
-        sql: "SELECT id + 1 AS id, name FROM source".into(),
-        selection: Default::default(),
-        all: true,
-        jobs: 1,
-        order: Default::default(),
-        on_empty: Default::default(),
-        allow_schema_change: false,
-        tables: vec![],
-        lease: LeaseTimes::default(),
-        progress: None,
-    };
+    let req = request("SELECT id + 1 AS id, name FROM source", 1);
     let err = backfill::run::run(&table, &[0, 1], req).await.unwrap_err();
     assert!(
         err.to_string()
@@ -187,18 +192,7 @@ async fn transient_errors_are_retried() {
         .await
         .unwrap();
     assert_eq!(snap.totals.rows, 9);
-    let req = backfill::run::RunRequest {
-        sql: "SELECT id + 1 AS id, name FROM source".into(),
-        selection: Default::default(),
-        all: true,
-        jobs: 2,
-        order: Default::default(),
-        on_empty: Default::default(),
-        allow_schema_change: false,
-        tables: vec![],
-        lease: LeaseTimes::default(),
-        progress: None,
-    };
+    let req = request("SELECT id + 1 AS id, name FROM source", 2);
     let report = backfill::run::run(&table, &[0, 1, 2], req).await.unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.summary.rewritten, 3);
@@ -247,18 +241,7 @@ async fn large_files_go_up_as_multipart_uploads() {
     let table = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
-    let req = backfill::run::RunRequest {
-        sql: "SELECT id + 1 AS id, payload FROM source".into(),
-        selection: Default::default(),
-        all: true,
-        jobs: 1,
-        order: Default::default(),
-        on_empty: Default::default(),
-        allow_schema_change: false,
-        tables: vec![],
-        lease: LeaseTimes::default(),
-        progress: None,
-    };
+    let req = request("SELECT id + 1 AS id, payload FROM source", 1);
     let report = backfill::run::run(&table, &[0], req).await.unwrap();
     assert!(report.ok(), "{report:?}");
     let name = format!("lake/t/k=1/part-{}-0.parquet", report.run_id);
