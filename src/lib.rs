@@ -45,6 +45,7 @@
 //! - [`snapshot`]: per-partition counts and checksums; snapshot files.
 //! - [`diff`]: comparing two snapshots (pure).
 //! - [`verify`]: standalone checks of a table.
+//! - [`bench`]: synthetic tables and throughput reports.
 //! - [`demo`]: the built-in example lake.
 //!
 //! The library never prints; the binary renders what these return.
