@@ -188,7 +188,10 @@ async fn list_parallel(location: &Location) -> object_store::Result<Vec<object_s
     let store = &location.store;
     let top = store.list_with_delimiter(Some(&location.root)).await?;
     let mut objects = top.objects;
-    let prefixes = top.common_prefixes;
+    let mut prefixes = top.common_prefixes;
+    // Keys sort by their full text: "k=us-east/..." comes before "k=us/..." because '-' < '/'.
+    // Ranges must follow that order, or a range would stop before its own first folder.
+    prefixes.sort_by_cached_key(|p| format!("{p}/"));
     if prefixes.is_empty() {
         return Ok(objects);
     }

@@ -155,6 +155,32 @@ async fn discovery(kind: Kind) {
     assert_eq!(t.outside_layout, ["loose.parquet"], "{kind:?}");
 }
 
+/// Folder names where one is the start of another ("us", "us east", "us-east", "us/x"):
+/// listed in parallel ranges, none may be lost.
+async fn discovery_of_look_alike_values(kind: Kind) {
+    let f = Fixture::new(kind);
+    let values = ["us", "us east", "us-east", "us%2Fx", "us0", "u", "v"];
+    for (i, v) in values.iter().enumerate() {
+        f.put(
+            &format!("k={v}/part-0.parquet"),
+            parquet_bytes(&rows(&[(i as i64, None)])),
+        )
+        .await;
+    }
+    let t = backfill::table::discover(&f.loc, &Default::default())
+        .await
+        .unwrap();
+    let mut got: Vec<Option<String>> = t.partitions.iter().map(|p| p.values[0].clone()).collect();
+    got.sort();
+    let mut want: Vec<Option<String>> = ["us", "us east", "us-east", "us/x", "us0", "u", "v"]
+        .iter()
+        .map(|v| Some(v.to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "{kind:?}");
+    assert!(t.partitions.iter().all(|p| p.files.len() == 1), "{kind:?}");
+}
+
 async fn snapshot_equals_local(kind: Kind) {
     let f = Fixture::new(kind);
     f.table(3, &["eu", "us"]).await;
@@ -317,6 +343,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     discovery,
+    discovery_of_look_alike_values,
     snapshot_equals_local,
     diff_and_verify,
     backfill_and_history,
