@@ -171,6 +171,7 @@ fn local(dir: &FsPath, store: Arc<dyn ObjectStore>) -> Location {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
+    // First pass: resume after each crash; second pass: roll back instead.
     let (pristine, table) = small_table(3);
     let plain: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
     let before = checksums_of(&local(&table, plain.clone())).await;
@@ -189,7 +190,10 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
         .unwrap();
     let total = counter.ops();
 
-    for k in 0..total {
+    for (undo, k) in [false, true]
+        .into_iter()
+        .flat_map(|u| (0..total).map(move |k| (u, k)))
+    {
         let work = tempfile::tempdir().unwrap();
         copy_dir(pristine.path(), work.path());
         let t = work.path().join("t");
@@ -204,6 +208,18 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
         }
         assert_eq!(now.len(), before.len(), "k={k}");
         if let Ok(id) = run::resumable(&loc).await {
+            if undo {
+                run::rollback(&loc, &id, lease())
+                    .await
+                    .unwrap_or_else(|e| panic!("k={k}: rollback: {e}"));
+                assert_eq!(checksums_of(&loc).await, before, "k={k}: after rollback");
+                assert_eq!(
+                    file_hashes(&t),
+                    file_hashes(&pristine.path().join("t")),
+                    "k={k}: rollback must restore every byte"
+                );
+                continue;
+            }
             let report = run::resume(&loc, &id, lease(), None)
                 .await
                 .unwrap_or_else(|e| panic!("k={k}: {e}"));
