@@ -167,6 +167,19 @@ async fn delete(loc: &Location, path: &Path) -> Result<()> {
     }
 }
 
+/// Copies the named files from one folder to another (object stores).
+async fn copy_files(loc: &Location, from: &Path, to: &Path, files: &[String]) -> Result<()> {
+    for f in files {
+        copy(
+            loc,
+            &from.clone().join(f.as_str()),
+            &to.clone().join(f.as_str()),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Copies the old data files of a partition into the run's backup (object stores).
 async fn backup_files(
     loc: &Location,
@@ -174,15 +187,13 @@ async fn backup_files(
     partition: &str,
     old_files: &[String],
 ) -> Result<()> {
-    for f in old_files {
-        copy(
-            loc,
-            &loc.child(partition).join(f.as_str()),
-            &run.backup(partition).join(f.as_str()),
-        )
-        .await?;
-    }
-    Ok(())
+    copy_files(
+        loc,
+        &loc.child(partition),
+        &run.backup(partition),
+        old_files,
+    )
+    .await
 }
 
 /// Makes the staged files of `partition` live and keeps the old ones as its backup.
@@ -282,24 +293,18 @@ async fn add_then_delete(
     new_files: &[String],
     old_files: &[String],
 ) -> Result<()> {
-    for f in new_files {
-        copy(
-            loc,
-            &run.stage(partition).join(f.as_str()),
-            &loc.child(partition).join(f.as_str()),
-        )
-        .await?;
-    }
+    copy_files(loc, &run.stage(partition), &loc.child(partition), new_files).await?;
     journal
         .append(Event::Added {
             partition: partition.into(),
         })
         .await?;
-    delete_old(loc, partition, old_files).await
+    delete_files(loc, partition, old_files).await
 }
 
-async fn delete_old(loc: &Location, partition: &str, old_files: &[String]) -> Result<()> {
-    for f in old_files {
+/// Deletes the named files of a partition (a file already gone is fine).
+async fn delete_files(loc: &Location, partition: &str, files: &[String]) -> Result<()> {
+    for f in files {
         delete(loc, &loc.child(partition).join(f.as_str())).await?;
     }
     Ok(())
@@ -337,7 +342,7 @@ pub async fn remove(
                     before: before.clone(),
                 })
                 .await?;
-            delete_old(loc, partition, old_files).await
+            delete_files(loc, partition, old_files).await
         }
     }
 }
@@ -409,7 +414,7 @@ pub async fn recover(
         }
         (_, Event::Added { partition }) => {
             let old = old_files_of(journal, loc, partition).await?;
-            delete_old(loc, partition, &old).await?;
+            delete_files(loc, partition, &old).await?;
             Ok(Recovered::Done)
         }
         (
@@ -420,7 +425,7 @@ pub async fn recover(
                 ..
             },
         ) => {
-            delete_old(loc, partition, old_files).await?;
+            delete_files(loc, partition, old_files).await?;
             Ok(Recovered::Done)
         }
         _ => Ok(Recovered::NotStarted),
@@ -518,17 +523,14 @@ pub async fn undo(
             }
         }
         Backend::S3 | Backend::Memory => {
-            for f in old_files {
-                copy(
-                    loc,
-                    &run.backup(partition).join(f.as_str()),
-                    &loc.child(partition).join(f.as_str()),
-                )
-                .await?;
-            }
-            for f in new_files {
-                delete(loc, &loc.child(partition).join(f.as_str())).await?;
-            }
+            copy_files(
+                loc,
+                &run.backup(partition),
+                &loc.child(partition),
+                old_files,
+            )
+            .await?;
+            delete_files(loc, partition, new_files).await?;
         }
     }
     journal
