@@ -237,7 +237,14 @@ async fn large_files_go_up_as_multipart_uploads() {
         )
         .await
         .unwrap();
-    let loc = s3::location(&server.endpoint, &bucket, "lake/t");
+    // Through a recording proxy, to see the upload requests themselves.
+    let p = proxy::start(&server.endpoint, Mode::PassThrough);
+    let loc = Location::with_store(
+        s3::store(&p.endpoint, &bucket),
+        Backend::S3,
+        &format!("s3://{bucket}"),
+        "lake/t",
+    );
     let table = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
@@ -247,6 +254,23 @@ async fn large_files_go_up_as_multipart_uploads() {
     let name = format!("lake/t/k=1/part-{}-0.parquet", report.run_id);
     let size = store.head(&Path::from(name.as_str())).await.unwrap().size;
     assert!(size > 12 << 20, "{size}");
+    // The staged file went up in parts (CreateMultipartUpload is `POST ...?uploads`), and the
+    // 5 GB server-side copy limit was not hit: the commit copied it as one object.
+    let seen = p.seen.lock().unwrap().clone();
+    let stage_prefix = format!("/{bucket}/lake/.backfill/t/runs/{}/stage/", report.run_id);
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("POST ") && l.contains(&stage_prefix) && l.contains("?uploads")),
+        "no multipart upload of the staged file in {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .filter(|l| l.starts_with("PUT ")
+                && l.contains(&stage_prefix)
+                && l.contains("partNumber="))
+            .count()
+            >= 2
+    );
 }
 
 #[test]

@@ -103,6 +103,7 @@ async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
     let total = counter.ops();
     assert!(total > 30, "{total} operations");
 
+    let mut recovered = 0;
     for undo in [false, true] {
         for k in 0..total {
             let inner: Arc<dyn ObjectStore> = Arc::new(base.fork());
@@ -133,6 +134,7 @@ async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
                     continue;
                 }
             };
+            recovered += 1;
             if undo {
                 run::rollback(&loc, &id, lease())
                     .await
@@ -147,6 +149,12 @@ async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
             }
         }
     }
+    // Most crash points leave a run to finish: the matrix really exercised recovery.
+    assert!(
+        recovered > total,
+        "only {recovered} of {} crashes left a run to recover",
+        2 * total
+    );
 }
 
 fn copy_dir(from: &FsPath, to: &FsPath) {
@@ -190,6 +198,7 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
         .unwrap();
     let total = counter.ops();
 
+    let mut recovered = 0;
     for (undo, k) in [false, true]
         .into_iter()
         .flat_map(|u| (0..total).map(move |k| (u, k)))
@@ -208,6 +217,7 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
         }
         assert_eq!(now.len(), before.len(), "k={k}");
         if let Ok(id) = run::resumable(&loc).await {
+            recovered += 1;
             if undo {
                 run::rollback(&loc, &id, lease())
                     .await
@@ -229,6 +239,11 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
             assert!(now == before || now == after, "k={k}");
         }
     }
+    assert!(
+        recovered > total,
+        "only {recovered} of {} crashes left a run to recover",
+        2 * total
+    );
 }
 
 #[test]
@@ -276,6 +291,7 @@ fn sigkill_mid_run_then_resume() {
             .into_iter()
             .collect();
 
+    let mut resumed = 0;
     for kill_after in [3usize, 9, 20, 40] {
         let work = tempfile::tempdir().unwrap();
         copy_dir(dir.path(), work.path());
@@ -318,6 +334,9 @@ fn sigkill_mid_run_then_resume() {
             );
         }
         let out = run_in(work.path(), &["resume", "t"]);
+        if out.code == 0 {
+            resumed += 1;
+        }
         if out.code == 2 && out.stderr.contains("no interrupted run") {
             assert_eq!(now, after, "the run had finished");
             continue;
@@ -336,6 +355,7 @@ fn sigkill_mid_run_then_resume() {
         let v: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
         assert_eq!(v["runs"][0]["status"], "finished");
     }
+    assert!(resumed >= 2, "only {resumed} of 4 kills landed mid-run");
 }
 
 #[tokio::test]
@@ -447,5 +467,101 @@ async fn a_stale_process_cannot_write_over_a_newer_journal() {
     assert!(
         matches!(stale, Err(backfill::Error::LockLost { .. })),
         "{stale:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_follows_the_frozen_plan_not_the_table_of_now() {
+    let base = object_table().await;
+    // The first crash point after which a run is journalled but not finished.
+    let mut found = None;
+    for k in 0..200 {
+        let inner: Arc<dyn ObjectStore> = Arc::new(base.fork());
+        let _ = run_on(&Location::in_memory(
+            Faulty::new(inner.clone(), k),
+            "lake/t",
+        ))
+        .await;
+        let loc = Location::in_memory(inner.clone(), "lake/t");
+        if let Ok(id) = run::resumable(&loc).await {
+            found = Some((inner, id));
+            break;
+        }
+    }
+    let (inner, id) = found.expect("some crash point leaves an unfinished run");
+    // Meanwhile a new partition appears; `--all` would select it today.
+    let late = rows(&[(900, Some("late"))]);
+    inner
+        .put(
+            &Path::from("lake/t/day=2024-01-09/part-0.parquet"),
+            PutPayload::from(parquet_bytes(&late)),
+        )
+        .await
+        .unwrap();
+    let loc = Location::in_memory(inner.clone(), "lake/t");
+    let before_late = checksums_of(&loc).await["day=2024-01-09"].clone();
+    let report = run::resume(&loc, &id, lease(), None).await.unwrap();
+    let resumed: Vec<&str> = report
+        .partitions
+        .iter()
+        .map(|p| p.partition.as_str())
+        .collect();
+    assert_eq!(
+        resumed,
+        [
+            "day=2024-01-01",
+            "day=2024-01-02",
+            "day=2024-01-03",
+            "day=2024-01-04"
+        ]
+    );
+    assert_eq!(
+        checksums_of(&loc).await["day=2024-01-09"],
+        before_late,
+        "the late partition was touched"
+    );
+    assert_eq!(names(&inner, "day=2024-01-09").await, ["part-0.parquet"]);
+}
+
+#[tokio::test]
+async fn staged_files_that_do_not_read_back_as_written_are_refused() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let loc = Location::in_memory(store, "lake/t");
+    let written = rows(&[(1, Some("a")), (2, None)]);
+    let path = Path::from("lake/.backfill/t/stage/x.parquet");
+    let props = backfill::stage::properties(parquet::basic::Compression::SNAPPY, 1024, &[]);
+    let size = backfill::stage::write(
+        &loc,
+        &path,
+        &written.schema(),
+        std::slice::from_ref(&written),
+        props,
+    )
+    .await
+    .unwrap();
+    let hash = |b: &arrow::array::RecordBatch| {
+        let mut h = backfill::checksum::Hasher::new(&b.schema(), false).unwrap();
+        h.update(b).unwrap();
+        h.finish()
+    };
+    let (schema, part) = hash(&written);
+    backfill::stage::verify(&loc, &[(path.clone(), size)], &schema, &part)
+        .await
+        .unwrap();
+    // Expecting other rows (what a corrupted or truncated write would look like): refused.
+    let (_, other) = hash(&rows(&[(1, Some("a")), (2, Some("b"))]));
+    let err = backfill::stage::verify(&loc, &[(path.clone(), size)], &schema, &other)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("read back as 2 rows with another checksum"),
+        "{err}"
+    );
+    let (_, fewer) = hash(&rows(&[(1, Some("a"))]));
+    assert!(
+        backfill::stage::verify(&loc, &[(path, size)], &schema, &fewer)
+            .await
+            .is_err()
     );
 }

@@ -13,11 +13,15 @@ pub enum Mode {
     SlowDownEvery(usize),
     /// `If-None-Match` / `If-Match` never reach the server.
     NoConditionalWrites,
+    /// Forward everything (to see which requests a client sends).
+    PassThrough,
 }
 
 pub struct Proxy {
     pub endpoint: String,
     pub refused: Arc<AtomicUsize>,
+    /// The request lines seen (`PUT /bucket/key?uploads HTTP/1.1`).
+    pub seen: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Starts the proxy to `upstream` (`http://host:port`); it runs until the process ends.
@@ -27,18 +31,23 @@ pub fn start(upstream: &str, mode: Mode) -> Proxy {
     let upstream = upstream.trim_start_matches("http://").to_string();
     let requests = Arc::new(AtomicUsize::new(0));
     let refused = Arc::new(AtomicUsize::new(0));
-    let (req, ref_) = (requests.clone(), refused.clone());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (req, ref_, log) = (requests.clone(), refused.clone(), seen.clone());
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
             let upstream = upstream.clone();
-            let (req, ref_) = (req.clone(), ref_.clone());
+            let (req, ref_, log) = (req.clone(), ref_.clone(), log.clone());
             std::thread::spawn(move || {
-                let _ = serve(conn, &upstream, mode, &req, &ref_);
+                let _ = serve(conn, &upstream, mode, &req, &ref_, &log);
             });
         }
     });
-    Proxy { endpoint, refused }
+    Proxy {
+        endpoint,
+        refused,
+        seen,
+    }
 }
 
 fn serve(
@@ -47,6 +56,7 @@ fn serve(
     mode: Mode,
     requests: &AtomicUsize,
     refused: &AtomicUsize,
+    seen: &std::sync::Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut out = conn;
@@ -77,6 +87,9 @@ fn serve(
         }
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body)?;
+        if let Some(first) = head.first() {
+            seen.lock().unwrap().push(first.trim_end().to_string());
+        }
         let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
         if let Mode::SlowDownEvery(every) = mode {
             if n.is_multiple_of(every) {
