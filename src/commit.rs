@@ -8,7 +8,7 @@
 //!            local disk                              object store (S3, memory)
 //!  staged    stage/<p>/ holds the new files         stage/<p>/ holds the new files
 //!  backup    (the exchange makes it)                copy old files -> backup/<p>/
-//!  journal   Committing{new, old}                   Committing{new, old}
+//!  journal   Committing{new, old, before, after}    Committing{new, old, before, after}
 //!  swap      renameat2(stage/<p>, <p>, EXCHANGE)    copy new files into <p>/ ; journal Added
 //!            rename(stage/<p>, backup/<p>)          delete the old files from <p>/
 //!  journal   Committed                              Committed
@@ -196,47 +196,58 @@ async fn backup_files(
     .await
 }
 
-/// Makes the staged files of `partition` live and keeps the old ones as its backup.
+/// Makes the staged files of a partition live and keeps the old ones as its backup.
+/// `committing` is the [`Event::Committing`] record journalled just before the swap.
 pub async fn commit(
     loc: &Location,
     run: &RunDir,
     journal: &Journal,
-    partition: &str,
-    new_files: &[String],
-    old_files: &[String],
+    committing: Event,
 ) -> Result<()> {
+    let Event::Committing {
+        partition,
+        new_files,
+        old_files,
+        ..
+    } = committing.clone()
+    else {
+        return Err(Error::Run(format!(
+            "internal error: commit called with {committing:?}"
+        )));
+    };
     match loc.backend {
         Backend::Local => {
-            let live = fs(loc, &loc.child(partition));
-            let stage = fs(loc, &run.stage(partition));
-            carry_over(&live, &stage, old_files)?;
-            sync_path(&stage)?;
-            journal
-                .append(Event::Committing {
-                    partition: partition.into(),
-                    new_files: new_files.into(),
-                    old_files: old_files.into(),
-                })
-                .await?;
-            swap_local(loc, run, partition)
+            let live = fs(loc, &loc.child(&partition));
+            let stage = fs(loc, &run.stage(&partition));
+            let carry = old_files.clone();
+            crate::storage::blocking(move || {
+                // The staged file's write already made the stage folder durable.
+                if carry_over(&live, &stage, &carry)? {
+                    sync_path(&stage)?;
+                }
+                Ok(())
+            })
+            .await?;
+            journal.append(committing).await?;
+            let (loc, run) = (loc.clone(), run.clone());
+            crate::storage::blocking(move || swap_local(&loc, &run, &partition)).await
         }
         Backend::S3 | Backend::Memory => {
-            backup_files(loc, run, partition, old_files).await?;
-            journal
-                .append(Event::Committing {
-                    partition: partition.into(),
-                    new_files: new_files.into(),
-                    old_files: old_files.into(),
-                })
-                .await?;
-            add_then_delete(loc, run, journal, partition, new_files, old_files).await
+            backup_files(loc, run, &partition, &old_files).await?;
+            journal.append(committing).await?;
+            add_then_delete(loc, run, journal, &partition, &new_files, &old_files).await
         }
     }
 }
 
 /// Files in a live partition folder that are not data (markers like `_SUCCESS`) move
-/// with the partition: hard-linked into the staged folder before the swap.
-fn carry_over(live: &std::path::Path, stage: &std::path::Path, old_files: &[String]) -> Result<()> {
+/// with the partition: hard-linked into the staged folder before the swap. Returns
+/// whether any were.
+fn carry_over(
+    live: &std::path::Path,
+    stage: &std::path::Path,
+    old_files: &[String],
+) -> Result<bool> {
     let entries = match std::fs::read_dir(live) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -247,6 +258,7 @@ fn carry_over(live: &std::path::Path, stage: &std::path::Path, old_files: &[Stri
         }
         Err(e) => return Err(io(live, e)),
     };
+    let mut linked = false;
     for entry in entries {
         let entry = entry.map_err(|e| io(live, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -261,9 +273,10 @@ fn carry_over(live: &std::path::Path, stage: &std::path::Path, old_files: &[Stri
         let target = stage.join(&name);
         if !target.exists() {
             std::fs::hard_link(entry.path(), &target).map_err(|e| io(&target, e))?;
+            linked = true;
         }
     }
-    Ok(())
+    Ok(linked)
 }
 
 /// Local swap, from any point after `Committing` was journalled.
@@ -276,8 +289,8 @@ fn swap_local(loc: &Location, run: &RunDir, partition: &str) -> Result<()> {
     }
     if exchange(&stage, &live)? {
         sync_parent(&live)?;
-        sync_parent(&stage)?;
-        // The stage folder now holds the old files: it becomes the backup.
+        // The stage folder now holds the old files: it becomes the backup (the rename
+        // fsyncs the stage folder's parent, which the exchange also changed).
         rename(&stage, &backup)
     } else {
         rename(&live, &backup)?;
@@ -407,6 +420,7 @@ pub async fn recover(
                 partition,
                 new_files,
                 old_files,
+                ..
             },
         ) => {
             add_then_delete(loc, run, journal, partition, new_files, old_files).await?;

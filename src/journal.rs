@@ -53,25 +53,22 @@ pub enum Event {
     },
     /// `resume` took the run over.
     Resumed,
-    /// New files are staged and verified.
-    Staged {
-        partition: String,
-        before: Side,
-        after: Side,
-        files: Vec<String>,
-        schema_change: Option<String>,
-    },
     /// New content equals the old: nothing written.
     Unchanged {
         partition: String,
         before: Side,
         phases: Phases,
     },
-    /// About to make the staged files live; `old_files` are the data files being replaced.
+    /// The new files are staged and verified, and about to be made live; `old_files`
+    /// are the data files they replace.
     Committing {
         partition: String,
         new_files: Vec<String>,
         old_files: Vec<String>,
+        before: Side,
+        after: Side,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schema_change: Option<String>,
     },
     /// Object stores: the new files are live beside the old ones.
     Added {
@@ -133,8 +130,7 @@ impl Event {
     pub fn partition(&self) -> Option<&str> {
         use Event::*;
         match self {
-            Staged { partition, .. }
-            | Unchanged { partition, .. }
+            Unchanged { partition, .. }
             | Committing { partition, .. }
             | Added { partition }
             | Committed { partition, .. }
@@ -269,7 +265,11 @@ impl Journal {
             }
             Err(e) => return Err(Error::storage(&path, e)),
         }
-        self.loc.sync_file(&path)
+        if self.loc.fs_path(&path).is_none() {
+            return Ok(());
+        }
+        let loc = self.loc.clone();
+        crate::storage::blocking(move || loc.sync_file(&path)).await
     }
 }
 

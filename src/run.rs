@@ -328,6 +328,10 @@ async fn execute(
     done: &HashMap<String, PartitionReport>,
 ) -> Vec<PartitionReport> {
     let jobs = ctx.settings.jobs.max(1);
+    let slots = Arc::new(Slots {
+        compute: tokio::sync::Semaphore::new(jobs),
+        writing: tokio::sync::Semaphore::new(WRITE_BUDGET_MB as usize),
+    });
     let todo: Vec<(usize, PlannedPartition)> = plan
         .partitions
         .iter()
@@ -338,9 +342,10 @@ async fn execute(
     let mut results: Vec<(usize, PartitionReport)> = futures::stream::iter(todo)
         .map(|(i, p)| {
             let ctx = ctx.clone();
+            let slots = slots.clone();
             async move {
                 let id = p.partition.clone();
-                let handle = tokio::spawn(async move { process(&ctx, &p).await });
+                let handle = tokio::spawn(async move { process(&ctx, &p, &slots).await });
                 let report = handle.await.unwrap_or_else(|e| {
                     let mut r = PartitionReport::new(&id, Status::Failed);
                     r.error = Some(format!("internal error: {e}"));
@@ -349,7 +354,7 @@ async fn execute(
                 (i, report)
             }
         })
-        .buffer_unordered(jobs)
+        .buffer_unordered(jobs + COMMITTING_AT_ONCE)
         .collect()
         .await;
     for (i, p) in plan.partitions.iter().enumerate() {
@@ -361,10 +366,23 @@ async fn execute(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-async fn process(ctx: &Ctx, p: &PlannedPartition) -> PartitionReport {
+/// `jobs` partitions compute at once (read, transform, checksum, encode, prove). A
+/// partition whose new file is proven gives its compute slot up to write, fsync and
+/// commit, which is mostly waiting on storage: up to [`COMMITTING_AT_ONCE`] partitions do
+/// that at once (on local disk, concurrent fsyncs share the filesystem's flushes), holding
+/// at most [`WRITE_BUDGET_MB`] of encoded files between them.
+struct Slots {
+    compute: tokio::sync::Semaphore,
+    writing: tokio::sync::Semaphore,
+}
+
+const COMMITTING_AT_ONCE: usize = 16;
+const WRITE_BUDGET_MB: u32 = 256;
+
+async fn process(ctx: &Ctx, p: &PlannedPartition, slots: &Slots) -> PartitionReport {
     let started = Instant::now();
     let mut report = PartitionReport::new(&p.partition, Status::Failed);
-    match process_inner(ctx, p, &mut report).await {
+    match process_inner(ctx, p, slots, &mut report).await {
         Ok(()) => {}
         Err(e) => {
             report.status = Status::Failed;
@@ -391,6 +409,7 @@ async fn process(ctx: &Ctx, p: &PlannedPartition) -> PartitionReport {
 async fn process_inner(
     ctx: &Ctx,
     p: &PlannedPartition,
+    slots: &Slots,
     report: &mut PartitionReport,
 ) -> Result<()> {
     ctx.lock.check()?;
@@ -404,6 +423,8 @@ async fn process_inner(
         return Err(Error::Run(format!("partition {id} changed since the plan was made (its files differ); it was left as it is")));
     }
     let partition = p.to_partition(&ctx.loc, &ctx.keys);
+    let closed = |e: tokio::sync::AcquireError| Error::Run(format!("internal error: {e}"));
+    let compute = slots.compute.acquire().await.map_err(closed)?;
 
     let t = Instant::now();
     let source = transform::read_partition(&ctx.loc, &partition).await?;
@@ -439,11 +460,13 @@ async fn process_inner(
                 )))
             }
             OnEmpty::Keep => {
+                drop(compute);
                 ctx.journal.append(Event::Kept { partition: id.into(), before, reason: "the transform returned no rows".into() }).await?;
                 report.status = Status::Kept;
                 return Ok(());
             }
             OnEmpty::Delete => {
+                drop(compute);
                 ctx.lock.check()?;
                 let t = Instant::now();
                 commit::remove(&ctx.loc, &ctx.run, &ctx.journal, id, &old_files, &before).await.map_err(|e| unknown(ctx, id, e))?;
@@ -469,6 +492,7 @@ async fn process_inner(
     report.rows_after = Some(after.rows);
     report.checksum_after = Some(after.checksum.clone());
     if after == before {
+        drop(compute);
         ctx.journal
             .append(Event::Unchanged {
                 partition: id.into(),
@@ -481,34 +505,36 @@ async fn process_inner(
     }
 
     let t = Instant::now();
+    let props = crate::stage::properties(&source.layout);
+    drop(source);
+    let file = crate::stage::encode(&conformed.schema, &conformed.batches, props)?;
+    crate::stage::check_decodes(&file, &conformed.schema, &conformed.batches)?;
+    drop(conformed.batches);
+    let mb = u32::try_from(file.len() >> 20).unwrap_or(u32::MAX);
+    let _writing = slots
+        .writing
+        .acquire_many(mb.clamp(1, WRITE_BUDGET_MB))
+        .await
+        .map_err(closed)?;
+    // What is left is storage work: let the next partition compute meanwhile.
+    drop(compute);
     clear_stage(ctx, id).await?;
     let name = format!("part-{}-0.parquet", ctx.journal.run_id());
     let path = ctx.run.stage(id).join(name.as_str());
-    let props = crate::stage::properties(source.codec, source.row_group_rows, &source.dictionary);
-    let size = crate::stage::write(
-        &ctx.loc,
-        &path,
-        &conformed.schema,
-        &conformed.batches,
-        props,
-    )
-    .await?;
-    crate::stage::verify(&ctx.loc, &[(path, size)], &logical, &part).await?;
-    let new_files = vec![name];
-    ctx.journal
-        .append(Event::Staged {
-            partition: id.into(),
-            before: before.clone(),
-            after: after.clone(),
-            files: new_files.clone(),
-            schema_change: conformed.schema_change.clone(),
-        })
-        .await?;
+    crate::stage::write(&ctx.loc, &path, file).await?;
     report.phases.write_ms = ms(t);
 
     ctx.lock.check()?;
     let t = Instant::now();
-    commit::commit(&ctx.loc, &ctx.run, &ctx.journal, id, &new_files, &old_files)
+    let committing = Event::Committing {
+        partition: id.into(),
+        new_files: vec![name],
+        old_files,
+        before: before.clone(),
+        after: after.clone(),
+        schema_change: conformed.schema_change,
+    };
+    commit::commit(&ctx.loc, &ctx.run, &ctx.journal, committing)
         .await
         .map_err(|e| unknown(ctx, id, e))?;
     report.phases.commit_ms = ms(t);
@@ -725,28 +751,36 @@ pub async fn resume(
     finish(ctx, &plan, reports, started).await
 }
 
-/// The record that closes an interrupted commit, from the run's earlier records.
+/// The record that closes an interrupted commit, from the record that opened it.
 fn completed(records: &[Record], partition: &str, state: &Event) -> Option<Event> {
-    let staged = records.iter().rev().find_map(|r| match &r.event {
-        Event::Staged {
-            partition: p,
+    let state = match state {
+        // Object stores: the commit was opened by the partition's last `Committing`.
+        Event::Added { .. } => records
+            .iter()
+            .rev()
+            .map(|r| &r.event)
+            .find(|e| matches!(e, Event::Committing { partition: p, .. } if p == partition))?,
+        other => other,
+    };
+    match state {
+        Event::Deleting {
+            partition, before, ..
+        } => Some(Event::Deleted {
+            partition: partition.clone(),
+            before: before.clone(),
+        }),
+        Event::Committing {
+            partition,
             before,
             after,
             ..
-        } if p == partition => Some((before.clone(), after.clone())),
-        _ => None,
-    });
-    match state {
-        Event::Deleting { before, .. } => Some(Event::Deleted {
-            partition: partition.into(),
+        } => Some(Event::Committed {
+            partition: partition.clone(),
             before: before.clone(),
-        }),
-        _ => staged.map(|(before, after)| Event::Committed {
-            partition: partition.into(),
-            before,
-            after,
+            after: after.clone(),
             phases: Phases::default(),
         }),
+        _ => None,
     }
 }
 
@@ -807,6 +841,7 @@ async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport>
                 partition,
                 new_files,
                 old_files,
+                ..
             } if partition == p => Some((new_files.clone(), old_files.clone(), false)),
             Event::Deleting {
                 partition,

@@ -1,91 +1,247 @@
-//! Writing new files outside the live table, and verifying them before any commit.
+//! New files: encoded and proven in memory, then written outside the live table and
+//! read back before any commit.
+//!
+//! Verification has two halves, and together they prove that the file in storage holds
+//! exactly the transform's output:
+//! 1. the encoded bytes are decoded again and every column must equal the rows that were
+//!    written, value for value (exact equality: stricter than a checksum);
+//! 2. after the write, the file is read back from storage and must be byte-identical to
+//!    the bytes that passed (1).
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use object_store::buffered::BufWriter;
+use bytes::Bytes;
+use futures::TryStreamExt;
 use object_store::{path::Path, ObjectStoreExt};
-use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::checksum::{LogicalSchema, Part};
 use crate::error::{Error, Result};
-use crate::storage::Location;
-use crate::table::DataFile;
+use crate::storage::{blocking, sync_path, Location};
 
-/// Writer settings that keep the table's codec, row group size, and which columns are
-/// dictionary-encoded (a column the source wrote plainly, like free text, is not
-/// dictionary-encoded again only to fall back to plain).
-pub fn properties(
-    codec: Compression,
-    row_group_rows: usize,
-    dictionary: &[(ColumnPath, bool)],
-) -> WriterProperties {
+/// How the source partition's files were laid out, to write the new file alike.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub codec: Compression,
+    /// The largest row group, to write similar ones.
+    pub row_group_rows: usize,
+    /// Columns whose first chunk was dictionary-encoded, to encode them alike (a column
+    /// the source wrote plainly, like free text, is not dictionary-encoded again only to
+    /// fall back to plain).
+    pub dictionary: Vec<(ColumnPath, bool)>,
+    /// Whether the source had a page index (per-page statistics); without one, the new
+    /// file carries statistics per column chunk only, which costs less to write.
+    pub page_index: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            codec: Compression::SNAPPY,
+            row_group_rows: 1 << 20,
+            dictionary: Vec::new(),
+            page_index: true,
+        }
+    }
+}
+
+/// Writer settings that keep the source's layout.
+pub fn properties(layout: &Layout) -> WriterProperties {
+    let statistics = if layout.page_index {
+        EnabledStatistics::Page
+    } else {
+        EnabledStatistics::Chunk
+    };
     let mut b = WriterProperties::builder()
-        .set_compression(codec)
-        .set_max_row_group_row_count(Some(row_group_rows.max(1)));
-    for (path, dict) in dictionary {
+        .set_compression(layout.codec)
+        .set_statistics_enabled(statistics)
+        .set_max_row_group_row_count(Some(layout.row_group_rows.max(1)));
+    for (path, dict) in &layout.dictionary {
         b = b.set_column_dictionary_enabled(path.clone(), *dict);
     }
     b.build()
 }
 
-/// Writes `batches` as one Parquet file at `path` (large files go up as multipart
-/// uploads); on local disk the file and its folder are fsynced. Returns the file's size.
-pub async fn write(
-    loc: &Location,
-    path: &Path,
+/// Encodes `batches` as one Parquet file in memory.
+pub fn encode(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     props: WriterProperties,
-) -> Result<u64> {
-    let failed = |e: &dyn std::fmt::Display| Error::Run(format!("writing staged file {path}: {e}"));
-    let sink = BufWriter::new(loc.store.clone(), path.clone());
+) -> Result<Bytes> {
+    let failed = |e: parquet::errors::ParquetError| Error::Run(format!("encoding Parquet: {e}"));
     let mut writer =
-        AsyncArrowWriter::try_new(sink, schema.clone(), Some(props)).map_err(|e| failed(&e))?;
+        ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(failed)?;
     for b in batches {
-        writer.write(b).await.map_err(|e| failed(&e))?;
+        writer.write(b).map_err(failed)?;
     }
-    writer.close().await.map_err(|e| failed(&e))?;
-    loc.sync_file(path)?;
-    let meta = loc
-        .store
-        .head(path)
-        .await
-        .map_err(|e| Error::storage(path, e))?;
-    Ok(meta.size)
+    Ok(Bytes::from(writer.into_inner().map_err(failed)?))
 }
 
-/// Reads the staged files back and checks they hold exactly the expected rows.
-pub async fn verify(
-    loc: &Location,
-    files: &[(Path, u64)],
-    schema: &LogicalSchema,
-    expected: &Part,
-) -> Result<()> {
-    let mut got = Part::default();
-    for (path, size) in files {
-        let file = DataFile {
-            path: path.clone(),
-            relative: path.to_string(),
-            size: *size,
-        };
-        let scan = crate::snapshot::scan_file(loc.store.clone(), &file, false).await?;
-        if !scan.schema.same_columns(schema) {
-            return Err(Error::Run(format!(
-                "staged file {path} reads back with columns [{}], not [{}]",
-                scan.schema.describe(),
-                schema.describe()
+/// Decodes `file` and checks that it holds exactly `batches`: same columns, types and
+/// values in the same order (floats compare by bits, so NaN and -0.0 must survive too).
+pub fn check_decodes(file: &Bytes, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    let refused = |what: String| {
+        Error::Run(format!(
+            "the new file does not decode to the rows written ({what}); the partition was left as it was"
+        ))
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file.clone())
+        .and_then(|b| b.with_batch_size(8192).build())
+        .map_err(|e| refused(e.to_string()))?;
+    let mut expected = Rows::new(batches);
+    for decoded in reader {
+        let decoded = decoded.map_err(|e| refused(e.to_string()))?;
+        let got = decoded.schema();
+        if got.fields().len() != schema.fields().len()
+            || got
+                .fields()
+                .iter()
+                .zip(schema.fields())
+                .any(|(a, b)| a.name() != b.name() || a.data_type() != b.data_type())
+        {
+            return Err(refused(format!(
+                "columns {:?} instead of {:?}",
+                got.fields(),
+                schema.fields()
             )));
         }
-        got.add(&scan.part);
+        expected.check(&decoded).map_err(refused)?;
     }
-    if got.rows != expected.rows || got.sum != expected.sum {
-        return Err(Error::Run(format!(
-            "staged files read back as {} rows with another checksum than the {} rows written; the partition was left as it was",
-            got.rows, expected.rows
-        )));
+    if expected.remaining() > 0 {
+        return Err(refused(format!("{} rows missing", expected.remaining())));
     }
     Ok(())
+}
+
+/// The written rows, consumed in order as decoded batches are compared against them.
+struct Rows<'a> {
+    batches: &'a [RecordBatch],
+    batch: usize,
+    offset: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn new(batches: &'a [RecordBatch]) -> Self {
+        Rows {
+            batches,
+            batch: 0,
+            offset: 0,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.batches[self.batch.min(self.batches.len())..]
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>()
+            - self.offset
+    }
+
+    /// Compares `decoded` with the next rows, slice by slice across batch boundaries.
+    fn check(&mut self, decoded: &RecordBatch) -> std::result::Result<(), String> {
+        let mut at = 0;
+        while at < decoded.num_rows() {
+            let Some(b) = self.batches.get(self.batch) else {
+                return Err(format!("{} rows too many", decoded.num_rows() - at));
+            };
+            let n = (b.num_rows() - self.offset).min(decoded.num_rows() - at);
+            for (i, (want, got)) in b.columns().iter().zip(decoded.columns()).enumerate() {
+                if want.slice(self.offset, n).to_data() != got.slice(at, n).to_data() {
+                    return Err(format!(
+                        "column {} differs",
+                        decoded.schema().field(i).name()
+                    ));
+                }
+            }
+            at += n;
+            self.offset += n;
+            if self.offset == b.num_rows() {
+                self.batch += 1;
+                self.offset = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `file` at `path` (large files go up as multipart uploads; on local disk the
+/// file and its folder are fsynced), then reads it back: it must be byte-identical.
+pub async fn write(loc: &Location, path: &Path, file: Bytes) -> Result<()> {
+    let failed = |e: &dyn std::fmt::Display| Error::Run(format!("writing staged file {path}: {e}"));
+    if let Some(fs) = loc.fs_path(path) {
+        let path = path.clone();
+        return blocking(move || {
+            let io = |e| Error::Io {
+                path: fs.clone(),
+                error: e,
+            };
+            if let Some(parent) = fs.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&fs).map_err(io)?;
+                f.write_all(&file).map_err(io)?;
+                f.sync_all().map_err(io)?;
+            }
+            if let Some(parent) = fs.parent() {
+                sync_path(parent)?;
+            }
+            // Compared a chunk at a time: a second copy of the file is never held.
+            let mut f = std::fs::File::open(&fs).map_err(io)?;
+            let mut chunk = vec![0u8; 1 << 20];
+            let mut at = 0;
+            loop {
+                use std::io::Read;
+                let n = f.read(&mut chunk).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                let end = (at + n).min(file.len());
+                if file[at..end] != chunk[..end - at] || at + n > file.len() {
+                    return Err(differs(&path, at + n, file.len()));
+                }
+                at += n;
+            }
+            if at != file.len() {
+                return Err(differs(&path, at, file.len()));
+            }
+            Ok(())
+        })
+        .await;
+    }
+    let expected = file.clone();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut sink = object_store::buffered::BufWriter::new(loc.store.clone(), path.clone());
+        sink.write_all(&file).await.map_err(|e| failed(&e))?;
+        sink.shutdown().await.map_err(|e| failed(&e))?;
+    }
+    let mut read = loc
+        .store
+        .get(path)
+        .await
+        .map_err(|e| Error::storage(path, e))?
+        .into_stream();
+    let mut at = 0;
+    while let Some(chunk) = read.try_next().await.map_err(|e| Error::storage(path, e))? {
+        let end = at + chunk.len();
+        if end > expected.len() || expected[at..end] != chunk[..] {
+            return Err(differs(path, end, expected.len()));
+        }
+        at = end;
+    }
+    if at != expected.len() {
+        return Err(differs(path, at, expected.len()));
+    }
+    Ok(())
+}
+
+fn differs(path: &Path, read: usize, written: usize) -> Error {
+    Error::Run(format!(
+        "staged file {path} reads back differently from the {written} bytes written (first {read} bytes read); the partition was left as it was"
+    ))
 }

@@ -232,3 +232,13 @@ pub fn sync_path(path: &std::path::Path) -> Result<()> {
             error: e,
         })
 }
+
+/// Runs filesystem work off the async workers, so one job's fsync does not stall
+/// another job's computation.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Run(format!("internal error in a filesystem task: {e}")))?
+}

@@ -25,10 +25,10 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::TryStreamExt;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
-use parquet::basic::Compression;
 
 use crate::checksum::{Hasher, LogicalSchema, Part};
 use crate::error::{Error, Result};
+use crate::stage::Layout;
 use crate::storage::{Backend, Location};
 use crate::table::{KeyType, Partition, PartitionKey, Typed};
 
@@ -38,12 +38,9 @@ pub struct Source {
     pub batches: Vec<RecordBatch>,
     pub logical: LogicalSchema,
     pub part: Part,
-    /// The codec of the first column chunk of the first file, to write the same.
-    pub codec: Compression,
-    /// The largest row group, to write similar ones.
-    pub row_group_rows: usize,
-    /// Columns whose first chunk was dictionary-encoded, to encode them alike.
-    pub dictionary: Vec<(parquet::schema::types::ColumnPath, bool)>,
+    /// How the files are written (from the first row group of the first file, and the
+    /// largest row group of all), to write the new file alike.
+    pub layout: Layout,
 }
 
 /// Reads every file of a partition and checksums it on the way.
@@ -51,9 +48,10 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
     let mut schema: Option<(SchemaRef, LogicalSchema, String)> = None;
     let mut batches = Vec::new();
     let mut part = Part::default();
-    let mut codec = Compression::SNAPPY;
-    let mut row_group_rows = 0usize;
-    let mut dictionary = Vec::new();
+    let mut layout = Layout {
+        row_group_rows: 0,
+        ..Layout::default()
+    };
     for file in &partition.files {
         let unreadable = |e: &dyn std::fmt::Display| Error::Unreadable {
             partition: partition.id.clone(),
@@ -69,9 +67,10 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         if schema.is_none() {
             if let Some(rg) = meta.row_groups().first() {
                 if let Some(col) = rg.columns().first() {
-                    codec = col.compression();
+                    layout.codec = col.compression();
+                    layout.page_index = col.column_index_offset().is_some();
                 }
-                dictionary = rg
+                layout.dictionary = rg
                     .columns()
                     .iter()
                     .map(|c| {
@@ -87,7 +86,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
                     .collect();
             }
         }
-        row_group_rows = row_group_rows.max(
+        layout.row_group_rows = layout.row_group_rows.max(
             meta.row_groups()
                 .iter()
                 .map(|r| r.num_rows().max(0) as usize)
@@ -142,9 +141,10 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         batches,
         logical,
         part,
-        codec,
-        row_group_rows: row_group_rows.max(1024),
-        dictionary,
+        layout: Layout {
+            row_group_rows: layout.row_group_rows.max(1024),
+            ..layout
+        },
     })
 }
 

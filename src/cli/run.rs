@@ -15,7 +15,8 @@ use super::{open_selected, parse_tables, render, SelectionArgs};
 /// The SQL file is one query over the table `source` (one partition's rows, with the
 /// partition keys as columns); `this_partition` is a one-row table of the partition's
 /// values. Each partition is read, transformed, checked (rows must belong to it, columns
-/// must be the table's), staged outside the table, read back and verified, then committed
+/// must be the table's), encoded and decoded again to prove the new file holds exactly
+/// those rows, staged outside the table and read back byte for byte, then committed
 /// so that it is always wholly old or wholly new. A partition whose content does not change
 /// is not rewritten. Every step is journalled: `backfill resume` finishes an interrupted
 /// run, `backfill rollback` undoes one. Exit 0 when every partition succeeded, 1 when some

@@ -524,44 +524,89 @@ async fn resume_follows_the_frozen_plan_not_the_table_of_now() {
 }
 
 #[tokio::test]
+async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
+    use backfill::stage;
+    let written = rows(&[(1, Some("a")), (2, None), (3, Some("c"))]);
+    let schema = written.schema();
+    let file = stage::encode(
+        &schema,
+        std::slice::from_ref(&written),
+        stage::properties(&stage::Layout::default()),
+    )
+    .unwrap();
+    stage::check_decodes(&file, &schema, std::slice::from_ref(&written)).unwrap();
+    // The same rows cut into other batches are the same rows.
+    stage::check_decodes(&file, &schema, &[written.slice(0, 1), written.slice(1, 2)]).unwrap();
+    let refused = |batches: &[arrow::array::RecordBatch], bytes: &bytes::Bytes| {
+        stage::check_decodes(bytes, &schema, batches)
+            .unwrap_err()
+            .to_string()
+    };
+    let other = rows(&[(1, Some("a")), (2, Some("b")), (3, Some("c"))]);
+    assert!(refused(&[other], &file).contains("column name differs"));
+    let fewer = rows(&[(1, Some("a")), (2, None)]);
+    assert!(refused(&[fewer], &file).contains("1 rows too many"));
+    let more = rows(&[(1, Some("a")), (2, None), (3, Some("c")), (4, None)]);
+    assert!(refused(&[more], &file).contains("1 rows missing"));
+    let truncated = file.slice(..file.len() - 9);
+    assert!(refused(std::slice::from_ref(&written), &truncated).contains("does not decode"));
+
+    // Exact equality, not checksum equality: -0.0 written must not come back as 0.0.
+    let floats = |v: f64| {
+        arrow::array::RecordBatch::try_from_iter([(
+            "x",
+            Arc::new(arrow::array::Float64Array::from(vec![v])) as arrow::array::ArrayRef,
+        )])
+        .unwrap()
+    };
+    let zero = floats(0.0);
+    let zero_file = stage::encode(
+        &zero.schema(),
+        std::slice::from_ref(&zero),
+        stage::properties(&stage::Layout::default()),
+    )
+    .unwrap();
+    assert!(stage::check_decodes(&zero_file, &zero.schema(), &[floats(-0.0)]).is_err());
+    stage::check_decodes(&zero_file, &zero.schema(), &[zero]).unwrap();
+}
+
+#[tokio::test]
 async fn staged_files_that_do_not_read_back_as_written_are_refused() {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let loc = Location::in_memory(store, "lake/t");
+    use backfill::stage;
     let written = rows(&[(1, Some("a")), (2, None)]);
-    let path = Path::from("lake/.backfill/t/stage/x.parquet");
-    let props = backfill::stage::properties(parquet::basic::Compression::SNAPPY, 1024, &[]);
-    let size = backfill::stage::write(
-        &loc,
-        &path,
+    let file = stage::encode(
         &written.schema(),
         std::slice::from_ref(&written),
-        props,
+        stage::properties(&stage::Layout::default()),
     )
-    .await
     .unwrap();
-    let hash = |b: &arrow::array::RecordBatch| {
-        let mut h = backfill::checksum::Hasher::new(&b.schema(), false).unwrap();
-        h.update(b).unwrap();
-        h.finish()
-    };
-    let (schema, part) = hash(&written);
-    backfill::stage::verify(&loc, &[(path.clone(), size)], &schema, &part)
-        .await
-        .unwrap();
-    // Expecting other rows (what a corrupted or truncated write would look like): refused.
-    let (_, other) = hash(&rows(&[(1, Some("a")), (2, Some("b"))]));
-    let err = backfill::stage::verify(&loc, &[(path.clone(), size)], &schema, &other)
-        .await
-        .unwrap_err();
+    let path = Path::from("lake/.backfill/t/stage/x.parquet");
+
+    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let loc = Location::in_memory(inner.clone(), "lake/t");
+    stage::write(&loc, &path, file.clone()).await.unwrap();
+    let stored = inner.get(&path).await.unwrap().bytes().await.unwrap();
+    assert_eq!(stored, file);
+
+    let damaged: Arc<dyn ObjectStore> = Arc::new(crate::support::faulty::Corrupting {
+        inner: Arc::new(InMemory::new()),
+    });
+    let loc = Location::in_memory(damaged, "lake/t");
+    let err = stage::write(&loc, &path, file.clone()).await.unwrap_err();
     assert!(
-        err.to_string()
-            .contains("read back as 2 rows with another checksum"),
+        err.to_string().contains(&format!(
+            "reads back differently from the {} bytes written",
+            file.len()
+        )),
         "{err}"
     );
-    let (_, fewer) = hash(&rows(&[(1, Some("a"))]));
-    assert!(
-        backfill::stage::verify(&loc, &[(path, size)], &schema, &fewer)
-            .await
-            .is_err()
-    );
+
+    // Local disk: the file is written, fsynced and read back.
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t");
+    std::fs::create_dir_all(&table).unwrap();
+    let loc = Location::open(table.to_str().unwrap()).unwrap();
+    let staged = loc.work_root().join("stage").join("x.parquet");
+    stage::write(&loc, &staged, file.clone()).await.unwrap();
+    assert_eq!(std::fs::read(loc.fs_path(&staged).unwrap()).unwrap(), file);
 }

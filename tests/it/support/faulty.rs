@@ -132,3 +132,63 @@ impl ObjectStore for Faulty {
         self.inner.rename_opts(from, to, options).await
     }
 }
+
+/// A store that stores every written object with its last byte flipped, as a storage
+/// layer that damages writes would.
+#[derive(Debug)]
+pub struct Corrupting {
+    pub inner: Arc<dyn ObjectStore>,
+}
+
+impl fmt::Display for Corrupting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Corrupting")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Corrupting {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let mut bytes: Vec<u8> = Bytes::from(payload).to_vec();
+        if let Some(last) = bytes.last_mut() {
+            *last ^= 1;
+        }
+        self.inner.put_opts(location, bytes.into(), opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
