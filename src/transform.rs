@@ -16,12 +16,14 @@ use std::time::Instant;
 use arrow::array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, Scalar, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::Transformed;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::MemTable;
+use datafusion::datasource::{provider_as_source, source_as_provider, MemTable};
 use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::TryStreamExt;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
@@ -191,6 +193,19 @@ pub struct Transform {
     sql: String,
     tables: Vec<(String, Arc<dyn TableProvider>)>,
     stores: Vec<(url::Url, Arc<dyn object_store::ObjectStore>)>,
+    /// The SQL planned once for a `source` schema; partitions with that schema only swap
+    /// in their rows (a session and a SQL parse cost more than a small partition's work).
+    planned: Arc<std::sync::Mutex<Option<Arc<Planned>>>>,
+}
+
+/// The SQL as a logical plan over placeholder `source` and `this_partition` tables.
+struct Planned {
+    source: SchemaRef,
+    this_partition: SchemaRef,
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    /// The placeholder tables the plan scans, by the name they stand for.
+    placeholders: [(&'static str, Arc<dyn TableProvider>); 2],
 }
 
 impl Transform {
@@ -205,6 +220,7 @@ impl Transform {
             sql: sql.trim().trim_end_matches(';').to_string(),
             tables: Vec::new(),
             stores: Vec::new(),
+            planned: Arc::default(),
         };
         for (name, location) in tables {
             let (provider, store) = lookup_table(location)
@@ -245,20 +261,10 @@ impl Transform {
         let (schema, rows) = with_keys(keys, partition, file_schema, batches)?;
         register(&ctx, "source", schema, rows)?;
         let empty = Arc::new(Schema::empty());
-        let one_row = RecordBatch::try_new_with_options(
-            empty.clone(),
-            vec![],
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
-        )
-        .expect("a batch of no columns and one row");
-        let one_row = if planning { vec![] } else { vec![one_row] };
+        let one_row = if planning { vec![] } else { vec![one_row()] };
         let (pschema, prow) = with_keys(keys, partition, &empty, &one_row)?;
         register(&ctx, "this_partition", pschema, prow)?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        ctx.sql_with_options(&self.sql, options)
+        ctx.sql_with_options(&self.sql, sql_options())
             .await
             .map_err(sql_error)
     }
@@ -270,12 +276,84 @@ impl Transform {
         partition: &Partition,
         source: &Source,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let df = self
-            .dataframe(keys, partition, &source.schema, &source.batches, false)
-            .await?;
+        let (schema, rows) = with_keys(keys, partition, &source.schema, &source.batches)?;
+        let (pschema, prow) = with_keys(keys, partition, &Arc::new(Schema::empty()), &[one_row()])?;
+        let planned = self.planned_for(&schema, &pschema).await?;
+        let tables = [
+            mem_table("source", schema, rows)?,
+            mem_table("this_partition", pschema, prow)?,
+        ];
+        // Swap the placeholders for this partition's tables, in subqueries too.
+        let same = |a: &Arc<dyn TableProvider>, b: &Arc<dyn TableProvider>| {
+            std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+        };
+        let plan =
+            planned
+                .plan
+                .clone()
+                .transform_up_with_subqueries(|node| match node {
+                    LogicalPlan::TableScan(mut scan) => {
+                        // Tables other than the placeholders may not be providers at all.
+                        let scanned = source_as_provider(&scan.source).ok();
+                        let swap = planned.placeholders.iter().zip(&tables).find(
+                            |((_, placeholder), _)| {
+                                scanned.as_ref().is_some_and(|s| same(placeholder, s))
+                            },
+                        );
+                        match swap {
+                            Some((_, provider)) => {
+                                scan.source = provider_as_source(provider.clone());
+                                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                            }
+                            None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
+                        }
+                    }
+                    other => Ok(Transformed::no(other)),
+                })
+                .map_err(sql_error)?
+                .data;
+        let df = datafusion::dataframe::DataFrame::new(planned.ctx.state(), plan);
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(sql_error)?;
         Ok((schema, batches))
+    }
+
+    /// The SQL planned for these table schemas, planned now if it was not yet.
+    async fn planned_for(&self, source: &SchemaRef, this: &SchemaRef) -> Result<Arc<Planned>> {
+        {
+            let cached = self.planned.lock().expect("not poisoned");
+            if let Some(p) = cached.as_ref() {
+                if p.source == *source && p.this_partition == *this {
+                    return Ok(p.clone());
+                }
+            }
+        }
+        let ctx = self.context()?;
+        let placeholders = [
+            ("source", mem_table("source", source.clone(), Vec::new())?),
+            (
+                "this_partition",
+                mem_table("this_partition", this.clone(), Vec::new())?,
+            ),
+        ];
+        for (name, table) in &placeholders {
+            ctx.register_table(*name, table.clone())
+                .map_err(|e| query(&format!("registering `{name}`"), e))?;
+        }
+        let plan = ctx
+            .sql_with_options(&self.sql, sql_options())
+            .await
+            .map_err(sql_error)?
+            .into_unoptimized_plan();
+        let planned = Arc::new(Planned {
+            source: source.clone(),
+            this_partition: this.clone(),
+            ctx,
+            plan,
+            placeholders,
+        });
+        *self.planned.lock().expect("not poisoned") = Some(planned.clone());
+        Ok(planned)
     }
 
     /// Plans the SQL against a table schema without data (for `plan --sql`).
@@ -300,11 +378,37 @@ fn register(
     schema: SchemaRef,
     rows: Vec<RecordBatch>,
 ) -> Result<()> {
-    let mem = MemTable::try_new(schema, vec![rows])
-        .map_err(|e| query(&format!("preparing `{name}`"), e))?;
-    ctx.register_table(name, Arc::new(mem))
+    ctx.register_table(name, mem_table(name, schema, rows)?)
         .map_err(|e| query(&format!("registering `{name}`"), e))?;
     Ok(())
+}
+
+fn mem_table(
+    name: &str,
+    schema: SchemaRef,
+    rows: Vec<RecordBatch>,
+) -> Result<Arc<dyn TableProvider>> {
+    let mem = MemTable::try_new(schema, vec![rows])
+        .map_err(|e| query(&format!("preparing `{name}`"), e))?;
+    Ok(Arc::new(mem))
+}
+
+/// A batch of no columns and one row: `this_partition` before its key columns are added.
+fn one_row() -> RecordBatch {
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+    )
+    .expect("a batch of no columns and one row")
+}
+
+/// Only queries: no DDL, DML or statements.
+fn sql_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 fn query(context: &str, e: datafusion::error::DataFusionError) -> Error {
