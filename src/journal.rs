@@ -250,27 +250,64 @@ impl Journal {
             event,
         };
         let path = self.dir.clone().join(format!("{seq:08}.json"));
-        let body = PutPayload::from(serde_json::to_vec(&record).expect("record serialises"));
+        let body = serde_json::to_vec(&record).expect("record serialises");
+        let taken = || Error::LockLost {
+            run_id: self.run_id.clone(),
+            reason: format!("journal record {seq} was already written by another process"),
+        };
+        if let Some(fs) = self.loc.fs_path(&path) {
+            return match crate::storage::blocking(move || create_local(&fs, &body)).await? {
+                true => Ok(()),
+                false => Err(taken()),
+            };
+        }
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.loc.store.put_opts(&path, body, opts).await {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                return Err(Error::LockLost {
-                    run_id: self.run_id.clone(),
-                    reason: format!("journal record {seq} was already written by another process"),
-                })
-            }
-            Err(e) => return Err(Error::storage(&path, e)),
+        match self
+            .loc
+            .store
+            .put_opts(&path, PutPayload::from(body), opts)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(taken()),
+            Err(e) => Err(Error::storage(&path, e)),
         }
-        if self.loc.fs_path(&path).is_none() {
-            return Ok(());
-        }
-        let loc = self.loc.clone();
-        crate::storage::blocking(move || loc.sync_file(&path)).await
     }
+}
+
+/// Writes a record file on local disk, whole or not at all, create-only, durably: the
+/// body goes to `<name>.tmp`, is fsynced, then hard-linked to its name (which fails if
+/// the name exists) and the folder is fsynced. `Ok(false)` when the record exists.
+fn create_local(path: &std::path::Path, body: &[u8]) -> Result<bool> {
+    use std::io::Write;
+    let io = |p: &std::path::Path, e| Error::Io {
+        path: p.into(),
+        error: e,
+    };
+    let dir = path.parent().expect("records live in a folder");
+    let tmp = path.with_extension("json.tmp");
+    let mut file = match std::fs::File::create(&tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            std::fs::File::create(&tmp)
+        }
+        other => other,
+    }
+    .map_err(|e| io(&tmp, e))?;
+    file.write_all(body).map_err(|e| io(&tmp, e))?;
+    file.sync_all().map_err(|e| io(&tmp, e))?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(io(path, e)),
+    }
+    crate::storage::sync_path(dir)?;
+    Ok(true)
 }
 
 /// All records of a run, in order.
@@ -282,6 +319,8 @@ pub async fn read(loc: &Location, run_id: &str) -> Result<Vec<Record>> {
         .try_collect()
         .await
         .map_err(|e| Error::storage(&dir, e))?;
+    // Only records: a `.tmp` file is a record whose write never finished.
+    metas.retain(|m| m.location.as_ref().ends_with(".json"));
     metas.sort_by(|a, b| a.location.cmp(&b.location));
     let mut out = Vec::with_capacity(metas.len());
     for m in metas {

@@ -291,8 +291,12 @@ fn sigkill_mid_run_then_resume() {
             .into_iter()
             .collect();
 
+    // Every journal boundary of the first partitions (each partition writes `committing`
+    // then `committed`; local journal records and staged files bypass the store, so the
+    // store-fault matrix does not reach them), then later points.
+    let kill_points: Vec<usize> = (1..=12).chain([20, 40]).collect();
     let mut resumed = 0;
-    for kill_after in [3usize, 9, 20, 40] {
+    for &kill_after in &kill_points {
         let work = tempfile::tempdir().unwrap();
         copy_dir(dir.path(), work.path());
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_backfill"))
@@ -355,7 +359,11 @@ fn sigkill_mid_run_then_resume() {
         let v: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
         assert_eq!(v["runs"][0]["status"], "finished");
     }
-    assert!(resumed >= 2, "only {resumed} of 4 kills landed mid-run");
+    assert!(
+        resumed >= kill_points.len() / 2,
+        "only {resumed} of {} kills landed mid-run",
+        kill_points.len()
+    );
 }
 
 #[tokio::test]
