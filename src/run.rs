@@ -642,6 +642,10 @@ pub async fn resumable(loc: &Location) -> Result<String> {
     let ids = journal::run_ids(loc).await?;
     for id in ids.iter().rev() {
         let records = journal::read(loc, id).await?;
+        // No plan recorded: the run stopped before it started anything.
+        if records.is_empty() {
+            continue;
+        }
         let finished = records.iter().any(|r| {
             matches!(
                 r.event,

@@ -342,7 +342,11 @@ fn sigkill_mid_run_then_resume() {
             resumed += 1;
         }
         if out.code == 2 && out.stderr.contains("no interrupted run") {
-            assert_eq!(now, after, "the run had finished");
+            // Either the run had finished, or it was killed before its plan was recorded.
+            assert!(
+                now == after || now == before,
+                "kill after {kill_after}: nothing to resume, yet the table is mixed"
+            );
             continue;
         }
         assert_eq!(
