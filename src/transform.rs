@@ -61,7 +61,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             reason: e.to_string(),
         };
         let reader =
-            crate::table::reader::FileReader::new(loc.store.clone(), file.path.clone(), file.size);
+            crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size);
         let builder = ParquetRecordBatchStreamBuilder::new(reader)
             .await
             .map_err(|e| unreadable(&e))?;

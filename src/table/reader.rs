@@ -19,12 +19,70 @@ pub struct FileReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+    /// A local file small enough to be read whole, with one system call, when all of it
+    /// is wanted anyway (a partition being rewritten): its path, then its bytes.
+    whole: Option<(std::path::PathBuf, Option<Bytes>)>,
 }
+
+/// Local files up to this size are read whole by [`FileReader::whole_file`].
+const WHOLE_FILE_LIMIT: u64 = 256 * 1024 * 1024;
 
 impl FileReader {
     pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64) -> FileReader {
-        FileReader { store, path, size }
+        FileReader {
+            store,
+            path,
+            size,
+            whole: None,
+        }
     }
+
+    /// A reader that will need every byte of the file: on local disk a small file is
+    /// read at once instead of range by range through the store.
+    pub fn whole_file(loc: &crate::storage::Location, path: Path, size: u64) -> FileReader {
+        let whole = loc
+            .fs_path(&path)
+            .filter(|_| size <= WHOLE_FILE_LIMIT)
+            .map(|fs| (fs, None));
+        FileReader {
+            whole,
+            ..FileReader::new(loc.store.clone(), path, size)
+        }
+    }
+
+    /// The file's bytes, if it is read whole.
+    async fn bytes(&mut self) -> Result<Option<Bytes>> {
+        let Some((fs, cached)) = &mut self.whole else {
+            return Ok(None);
+        };
+        if cached.is_none() {
+            let at = fs.clone();
+            let read = tokio::task::spawn_blocking(move || std::fs::read(at))
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))?
+                .map_err(|e| ParquetError::External(Box::new(e)))?;
+            if read.len() as u64 != self.size {
+                return Err(ParquetError::General(format!(
+                    "{} is {} bytes, not the {} listed; it changed while being read",
+                    fs.display(),
+                    read.len(),
+                    self.size
+                )));
+            }
+            *cached = Some(Bytes::from(read));
+        }
+        Ok(cached.clone())
+    }
+}
+
+fn slice(bytes: &Bytes, range: Range<u64>) -> Result<Bytes> {
+    if range.start > range.end || range.end > bytes.len() as u64 {
+        return Err(ParquetError::EOF(format!(
+            "range {range:?} is outside the file of {} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(bytes.slice(range.start as usize..range.end as usize))
 }
 
 fn external(e: object_store::Error) -> ParquetError {
@@ -34,6 +92,9 @@ fn external(e: object_store::Error) -> ParquetError {
 impl AsyncFileReader for FileReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
         async move {
+            if let Some(bytes) = self.bytes().await? {
+                return slice(&bytes, range);
+            }
             self.store
                 .get_range(&self.path, range)
                 .await
@@ -44,6 +105,9 @@ impl AsyncFileReader for FileReader {
 
     fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, Result<Vec<Bytes>>> {
         async move {
+            if let Some(bytes) = self.bytes().await? {
+                return ranges.into_iter().map(|r| slice(&bytes, r)).collect();
+            }
             self.store
                 .get_ranges(&self.path, &ranges)
                 .await
