@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStore;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::{self, Hasher, LogicalSchema, Part};
 use crate::error::{Error, Result};
+use crate::storage::Location;
 use crate::table::{DataFile, Partition, PartitionKey, Table};
 
 pub const FORMAT: &str = "backfill-snapshot";
@@ -99,12 +99,9 @@ pub struct FileScan {
 }
 
 /// Reads one Parquet file and checksums its rows.
-pub async fn scan_file(
-    store: Arc<dyn ObjectStore>,
-    file: &DataFile,
-    columns: bool,
-) -> Result<FileScan> {
-    let mut reader = crate::table::reader::FileReader::new(store, file.path.clone(), file.size);
+pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result<FileScan> {
+    let mut reader =
+        crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size);
     let builder = crate::table::reader::open_with_views(&mut reader)
         .await
         .map_err(|e| reason(file, e))?;
@@ -145,17 +142,17 @@ pub async fn scan_files(
                 .map(move |(f, file)| (p, f, file.clone(), part.id.clone()))
         })
         .collect();
-    let store = table.location.store.clone();
+    let loc = table.location.clone();
     let columns = options.columns;
     let progress = options.progress.clone();
     let results: Vec<(usize, usize, Result<FileScan>)> = futures::stream::iter(units)
         .map(|(p, f, file, id)| {
-            let store = store.clone();
+            let loc = loc.clone();
             let progress = progress.clone();
             async move {
                 let size = file.size;
                 let handle = tokio::spawn(async move {
-                    scan_file(store, &file, columns).await.map_err(|e| match e {
+                    scan_file(&loc, &file, columns).await.map_err(|e| match e {
                         Error::Unreadable { path, reason, .. } => Error::Unreadable {
                             partition: id,
                             path,
