@@ -280,6 +280,7 @@ pub fn report(
         read_ms,
         transform_ms,
         checksum_ms,
+        encode_ms,
         write_ms,
         commit_ms,
     } = run.phases.clone();
@@ -287,6 +288,7 @@ pub fn report(
         ("read", read_ms),
         ("transform", transform_ms),
         ("checksum", checksum_ms),
+        ("encode", encode_ms),
         ("write", write_ms),
         ("commit", commit_ms),
     ]

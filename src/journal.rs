@@ -23,12 +23,20 @@ pub struct Side {
     pub checksum: String,
 }
 
-/// Time spent per phase, in milliseconds.
+/// Time spent per phase, in milliseconds (summed over partitions in run totals):
+/// - `read_ms`: reading and decoding the old files, with the before-checksum;
+/// - `transform_ms`: the SQL and the output checks;
+/// - `checksum_ms`: the after-checksum;
+/// - `encode_ms`: encoding the new file and decoding it again to prove it;
+/// - `write_ms`: staging it (write, fsync, read back), including any wait for storage;
+/// - `commit_ms`: journal records, the swap and its fsyncs, including waits.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Phases {
     pub read_ms: f64,
     pub transform_ms: f64,
     pub checksum_ms: f64,
+    #[serde(default)]
+    pub encode_ms: f64,
     pub write_ms: f64,
     pub commit_ms: f64,
 }
@@ -38,6 +46,7 @@ impl Phases {
         self.read_ms += o.read_ms;
         self.transform_ms += o.transform_ms;
         self.checksum_ms += o.checksum_ms;
+        self.encode_ms += o.encode_ms;
         self.write_ms += o.write_ms;
         self.commit_ms += o.commit_ms;
     }

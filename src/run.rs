@@ -510,6 +510,7 @@ async fn process_inner(
     let file = crate::stage::encode(&conformed.schema, &conformed.batches, props)?;
     crate::stage::check_decodes(&file, &conformed.schema, &conformed.batches)?;
     drop(conformed.batches);
+    report.phases.encode_ms = ms(t);
     let mb = u32::try_from(file.len() >> 20).unwrap_or(u32::MAX);
     let _writing = slots
         .writing
@@ -518,6 +519,7 @@ async fn process_inner(
         .map_err(closed)?;
     // What is left is storage work: let the next partition compute meanwhile.
     drop(compute);
+    let t = Instant::now();
     clear_stage(ctx, id).await?;
     let name = format!("part-{}-0.parquet", ctx.journal.run_id());
     let path = ctx.run.stage(id).join(name.as_str());

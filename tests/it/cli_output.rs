@@ -101,7 +101,10 @@ fn bench_generates_measures_and_reports() {
         .iter()
         .map(|p| p["phase"].as_str().unwrap())
         .collect();
-    assert_eq!(phases, ["read", "transform", "checksum", "write", "commit"]);
+    assert_eq!(
+        phases,
+        ["read", "transform", "checksum", "encode", "write", "commit"]
+    );
     // Skewed: the first partition holds the most rows.
     let snap = crate::support::snapshot_json(&dir.path().join("scratch"), "t", &[]);
     let rows: Vec<u64> = snap["partitions"]
