@@ -52,10 +52,20 @@ def timed(fn):
     return time.perf_counter() - t
 
 
+# Every run writes into a new folder and nothing is deleted until the end: on ext4 without
+# a journal, files created within a minute of deleting thousands of others are slow to
+# allocate, which would penalise whichever tool runs right after a clean-up.
+SCRATCH = []
+
+
+def scratch(work, name):
+    d = os.path.join(work, "scratch", f"{name}-{len(SCRATCH)}")
+    SCRATCH.append(d)
+    return d
+
+
 def fresh_copy(table, work):
-    dst = os.path.join(work, "copy")
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.rmtree(os.path.join(work, ".backfill"), ignore_errors=True)
+    dst = scratch(work, "copy")
     shutil.copytree(table, os.path.join(dst, "t"))
     return os.path.join(dst, "t")
 
@@ -71,8 +81,7 @@ def run_backfill(binary, table, work):
 def run_polars(table, work, by):
     import polars as pl
 
-    out = os.path.join(work, "polars_out")
-    shutil.rmtree(out, ignore_errors=True)
+    out = scratch(work, "polars_out")
 
     def go():
         lf = pl.scan_parquet(os.path.join(table, "**/*.parquet"), hive_partitioning=True)
@@ -85,8 +94,7 @@ def run_polars(table, work, by):
 def run_duckdb_loop(table, work, by):
     import duckdb
 
-    out = os.path.join(work, "duck_out")
-    shutil.rmtree(out, ignore_errors=True)
+    out = scratch(work, "duck_out")
     os.makedirs(out)
 
     def go():
@@ -140,6 +148,7 @@ def main():
         return
     os.makedirs(a.work, exist_ok=True)
     table = make_table(a.work, a.sf, a.by)
+    shutil.rmtree(os.path.join(a.work, "scratch"), ignore_errors=True)
     results = {
         "backfill run": median(lambda: run_backfill(a.backfill, table, a.work), a.runs),
         "polars sink_parquet(PartitionBy)": median(lambda: run_polars(table, a.work, a.by), a.runs),
@@ -147,6 +156,7 @@ def main():
         "backfill snapshot": median(lambda: snapshot_backfill(a.backfill, table), a.runs),
         "duckdb checksum query": median(lambda: snapshot_duckdb(table, a.by), a.runs),
     }
+    shutil.rmtree(os.path.join(a.work, "scratch"), ignore_errors=True)
     print(f"lineitem SF{a.sf} by {a.by}, median of {a.runs} runs, wall seconds")
     for k, v in results.items():
         print(f"  {k:40s} {v:7.2f}")

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    cli::heap::limit_arenas();
     let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -25,17 +25,5 @@ fn main() -> ExitCode {
             cli::render::note(&format!("error: {e:#}"));
             ExitCode::from(2)
         }
-    }
-}
-
-/// glibc gives every thread that allocates its own heap (up to 8 per core); partitions
-/// are decoded on some threads and freed on others, and each heap keeps its high-water
-/// mark. Two heaps cut the peak RSS of a run by a third at the same speed (README
-/// "Performance").
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator settings; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod diff;
+pub mod heap;
 pub mod plan;
 pub mod render;
 pub mod resume;
