@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 #[derive(Clone, Copy)]
 pub enum Mode {
-    /// Every `n`-th request gets 503.
+    /// Every `n`-th request gets 503, but never the same request twice in a row (with
+    /// requests in flight at once, a fixed pattern could otherwise starve one of them).
     SlowDownEvery(usize),
     /// `If-None-Match` / `If-Match` never reach the server.
     NoConditionalWrites,
@@ -32,14 +33,22 @@ pub fn start(upstream: &str, mode: Mode) -> Proxy {
     let requests = Arc::new(AtomicUsize::new(0));
     let refused = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let pending = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
     let (req, ref_, log) = (requests.clone(), refused.clone(), seen.clone());
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
             let upstream = upstream.clone();
             let (req, ref_, log) = (req.clone(), ref_.clone(), log.clone());
+            let pending = pending.clone();
             std::thread::spawn(move || {
-                let _ = serve(conn, &upstream, mode, &req, &ref_, &log);
+                let state = State {
+                    requests: &req,
+                    refused: &ref_,
+                    seen: &log,
+                    retried: &pending,
+                };
+                let _ = serve(conn, &upstream, mode, &state);
             });
         }
     });
@@ -50,14 +59,21 @@ pub fn start(upstream: &str, mode: Mode) -> Proxy {
     }
 }
 
-fn serve(
-    conn: TcpStream,
-    upstream: &str,
-    mode: Mode,
-    requests: &AtomicUsize,
-    refused: &AtomicUsize,
-    seen: &std::sync::Mutex<Vec<String>>,
-) -> std::io::Result<()> {
+struct State<'a> {
+    requests: &'a AtomicUsize,
+    refused: &'a AtomicUsize,
+    seen: &'a std::sync::Mutex<Vec<String>>,
+    /// Request lines refused once and not yet served.
+    retried: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+fn serve(conn: TcpStream, upstream: &str, mode: Mode, state: &State) -> std::io::Result<()> {
+    let State {
+        requests,
+        refused,
+        seen,
+        retried,
+    } = state;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut out = conn;
     {
@@ -87,12 +103,17 @@ fn serve(
         }
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body)?;
-        if let Some(first) = head.first() {
-            seen.lock().unwrap().push(first.trim_end().to_string());
-        }
+        let line = head
+            .first()
+            .map(|l| l.trim_end().to_string())
+            .unwrap_or_default();
+        seen.lock().unwrap().push(line.clone());
         let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
         if let Mode::SlowDownEvery(every) = mode {
-            if n.is_multiple_of(every) {
+            // A request refused once is served when it comes back.
+            let again = retried.lock().unwrap().remove(&line);
+            if n.is_multiple_of(every) && !again {
+                retried.lock().unwrap().insert(line.clone());
                 refused.fetch_add(1, Ordering::SeqCst);
                 let msg = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
                 write!(
