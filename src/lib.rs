@@ -15,7 +15,7 @@
 //!    │     │ journal    every step recorded before it is taken; resume reads it
 //!    │     ▼ run, per partition, --jobs at a time:
 //!    │   transform  read once (before-checksum) -> the user's SQL in DataFusion -> conform
-//!    │   stage      write new files outside the table, read back, verify
+//!    │   stage      encode new files, prove them, write outside the table, read back
 //!    │   commit     rename-exchange (local) / add-then-delete (object stores); backups; undo
 //!    │
 //!  snapshot     read files in parallel -> per-partition rows + checksum (checksum: spec v1)
@@ -36,7 +36,7 @@
 //! - [`selection`]: the selection flags, evaluated over discovered partitions.
 //! - [`plan`]: the frozen plan of a run.
 //! - [`transform`]: the SQL over one partition, and the checks of its output.
-//! - [`stage`]: writing and verifying new files.
+//! - [`stage`]: encoding new files, proving them, staging them.
 //! - [`commit`]: the swap, backups, recovery of interrupted commits, rollback.
 //! - [`journal`]: the append-only record of runs.
 //! - [`lock`]: one run at a time per table.
