@@ -569,3 +569,55 @@ fn partitions_with_other_column_types_or_order_each_get_the_right_rows() {
     assert_eq!(read("k=2"), ["3:C", "4:NULL"]);
     assert_eq!(read("k=3"), ["5:E"]);
 }
+
+#[test]
+fn new_files_keep_the_sources_statistics_level() {
+    // A source without a page index gets new files without one (cheaper to write); a
+    // source with one keeps it.
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    let dir = tempfile::tempdir().unwrap();
+    let b = rows(&[(1, Some("x")), (2, Some("y"))]);
+    for (partition, stats) in [
+        ("k=1", EnabledStatistics::Chunk),
+        ("k=2", EnabledStatistics::Page),
+    ] {
+        let path = dir.path().join("t").join(partition).join("a.parquet");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let props = WriterProperties::builder()
+            .set_statistics_enabled(stats)
+            .build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            b.schema(),
+            Some(props),
+        )
+        .unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+    }
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT id, upper(name) AS name FROM source",
+    );
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let page_index = |partition: &str| {
+        let new = dir.path().join(format!(
+            "t/{partition}/part-{}-0.parquet",
+            r["run_id"].as_str().unwrap()
+        ));
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(std::fs::File::open(new).unwrap())
+                .unwrap();
+        use parquet::file::reader::FileReader;
+        let meta = reader.metadata().row_group(0).column(0).clone();
+        (
+            meta.column_index_offset().is_some(),
+            meta.statistics().is_some(),
+        )
+    };
+    assert_eq!(page_index("k=1"), (false, true), "chunk statistics only");
+    assert_eq!(page_index("k=2"), (true, true), "page index kept");
+}
