@@ -530,6 +530,8 @@ pub fn bench(b: &backfill::bench::BenchReport) -> String {
         "\nsnapshot: {:.2} s, {:.0} rows/s\nrun:      {:.2} s, {:.0} rows/s; per partition p50 {:.1} ms, p95 {:.1} ms\npeak memory: {:.0} MiB\n",
         b.snapshot_seconds, b.snapshot_rows_per_second, b.run_seconds, b.run_rows_per_second, b.partition_ms_p50, b.partition_ms_p95, b.peak_rss_mb
     ));
-    text.push_str("(phase seconds are summed over jobs)\n");
+    text.push_str(
+        "(phase seconds are summed over partitions; write and commit include waiting on storage)\n",
+    );
     text
 }
