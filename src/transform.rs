@@ -193,12 +193,13 @@ pub struct Transform {
     sql: String,
     tables: Vec<(String, Arc<dyn TableProvider>)>,
     stores: Vec<(url::Url, Arc<dyn object_store::ObjectStore>)>,
-    /// The SQL planned once for a `source` schema; partitions with that schema only swap
-    /// in their rows (a session and a SQL parse cost more than a small partition's work).
+    /// The SQL planned and optimised once for a `source` schema; partitions with that
+    /// schema only swap in their rows (a session, a SQL parse and the optimiser cost more
+    /// than a small partition's work).
     planned: Arc<std::sync::Mutex<Option<Arc<Planned>>>>,
 }
 
-/// The SQL as a logical plan over placeholder `source` and `this_partition` tables.
+/// The SQL as an optimised logical plan over placeholder `source` and `this_partition`.
 struct Planned {
     source: SchemaRef,
     this_partition: SchemaRef,
@@ -312,9 +313,16 @@ impl Transform {
                 })
                 .map_err(sql_error)?
                 .data;
-        let df = datafusion::dataframe::DataFrame::new(planned.ctx.state(), plan);
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(sql_error)?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let state = planned.ctx.state();
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&plan, &state)
+            .await
+            .map_err(sql_error)?;
+        let batches = datafusion::physical_plan::collect(physical, state.task_ctx())
+            .await
+            .map_err(sql_error)?;
         Ok((schema, batches))
     }
 
@@ -345,6 +353,9 @@ impl Transform {
             .await
             .map_err(sql_error)?
             .into_unoptimized_plan();
+        // Optimised once too: the rules depend on schemas, not rows. `now()` is folded
+        // here, so every partition of a run sees the same time.
+        let plan = ctx.state().optimize(&plan).map_err(sql_error)?;
         let planned = Arc::new(Planned {
             source: source.clone(),
             this_partition: this.clone(),

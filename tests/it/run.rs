@@ -621,3 +621,44 @@ fn new_files_keep_the_sources_statistics_level() {
     assert_eq!(page_index("k=1"), (false, true), "chunk statistics only");
     assert_eq!(page_index("k=2"), (true, true), "page index kept");
 }
+
+#[test]
+fn every_partition_of_a_run_sees_the_same_now() {
+    let (dir, _) = small_table(3);
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT id, CAST(now() AS VARCHAR) AS name FROM source",
+    );
+    let out = run_in(
+        dir.path(),
+        &["run", "t", "--sql", &q, "--all", "--jobs", "1", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let id = r["run_id"].as_str().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut partitions = 0;
+    for day in 1..=3 {
+        for region in ["eu", "us"] {
+            let file = dir.path().join(format!(
+                "t/day=2024-01-0{day}/region={region}/part-{id}-0.parquet"
+            ));
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+                std::fs::File::open(&file).unwrap(),
+                1024,
+            )
+            .unwrap();
+            for b in reader {
+                let b = b.unwrap();
+                let names = b.column_by_name("name").unwrap();
+                for i in 0..b.num_rows() {
+                    seen.insert(arrow::util::display::array_value_to_string(names, i).unwrap());
+                }
+            }
+            partitions += 1;
+        }
+    }
+    assert_eq!(partitions, 6);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}
