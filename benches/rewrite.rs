@@ -13,9 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use backfill::bench::{self, SyntheticSpec};
-use backfill::lock::LeaseTimes;
-use backfill::plan::{OnEmpty, Order};
-use backfill::run::{self, RunRequest};
+use backfill::run;
 use backfill::storage::Location;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -90,24 +88,8 @@ async fn rewrite_all(table: &Path, jobs: usize) {
         .await
         .unwrap();
     let all: Vec<usize> = (0..table.partitions.len()).collect();
-    let first = &table.partitions[0].files[0];
-    let reader =
-        backfill::table::reader::FileReader::new(loc.store.clone(), first.path.clone(), first.size);
-    let builder = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .unwrap();
-    let req = RunRequest {
-        sql: bench::default_sql(builder.schema()).unwrap(),
-        selection: Default::default(),
-        all: true,
-        jobs,
-        order: Order::OldestFirst,
-        on_empty: OnEmpty::Keep,
-        allow_schema_change: false,
-        tables: vec![],
-        lease: LeaseTimes::default(),
-        progress: None,
-    };
+    let sql = bench::default_sql_of(&table).await.unwrap();
+    let req = bench::rewrite_request(sql, jobs);
     let report = run::run(&table, &all, req).await.unwrap();
     assert!(report.ok(), "the rewrite failed: {:?}", report.partitions);
     assert_eq!(report.summary.rewritten, all.len());

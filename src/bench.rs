@@ -214,6 +214,45 @@ pub fn default_sql(schema: &Schema) -> Result<String> {
     Ok(format!("SELECT {} FROM source", cols.join(", ")))
 }
 
+/// [`default_sql`] for a table, from the schema of its first data file.
+pub async fn default_sql_of(table: &crate::table::Table) -> Result<String> {
+    let first = table
+        .partitions
+        .iter()
+        .flat_map(|p| p.files.first())
+        .next()
+        .ok_or_else(|| Error::Usage("the table has no data files".into()))?;
+    let reader = crate::table::reader::FileReader::new(
+        table.location.store.clone(),
+        first.path.clone(),
+        first.size,
+    );
+    let builder = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| Error::Unreadable {
+            partition: String::new(),
+            path: first.relative.clone(),
+            reason: e.to_string(),
+        })?;
+    default_sql(builder.schema())
+}
+
+/// The rewrite a bench runs: every given partition, `jobs` at once, oldest first.
+pub fn rewrite_request(sql: String, jobs: usize) -> crate::run::RunRequest {
+    crate::run::RunRequest {
+        sql,
+        selection: Default::default(),
+        all: true,
+        jobs,
+        order: crate::plan::Order::OldestFirst,
+        on_empty: crate::plan::OnEmpty::Keep,
+        allow_schema_change: false,
+        tables: vec![],
+        lease: crate::lock::LeaseTimes::default(),
+        progress: None,
+    }
+}
+
 /// Throughput of one phase.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseRate {

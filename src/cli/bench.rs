@@ -5,9 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use backfill::bench::{self, SyntheticSpec};
-use backfill::lock::LeaseTimes;
-use backfill::plan::{OnEmpty, Order};
-use backfill::run::{self, RunRequest};
+use backfill::run;
 use backfill::snapshot::{self, ScanOptions};
 use backfill::storage::Location;
 
@@ -107,35 +105,9 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         Some(p) => {
             std::fs::read_to_string(p).with_context(|| format!("reading --sql {}", p.display()))?
         }
-        None => {
-            let first = table
-                .partitions
-                .iter()
-                .flat_map(|p| p.files.first())
-                .next()
-                .context("the table has no data files")?;
-            let reader = backfill::table::reader::FileReader::new(
-                loc.store.clone(),
-                first.path.clone(),
-                first.size,
-            );
-            let builder =
-                parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader).await?;
-            bench::default_sql(builder.schema())?
-        }
+        None => bench::default_sql_of(&table).await?,
     };
-    let req = RunRequest {
-        sql,
-        selection: Default::default(),
-        all: true,
-        jobs,
-        order: Order::OldestFirst,
-        on_empty: OnEmpty::Keep,
-        allow_schema_change: false,
-        tables: vec![],
-        lease: LeaseTimes::default(),
-        progress: None,
-    };
+    let req = bench::rewrite_request(sql, jobs);
     let report = run::run(&table, &all, req)
         .await
         .context("running the rewrite")?;

@@ -19,6 +19,82 @@ fn partitions_of(v: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Writes `batch` as `<dir>/t/<partition>/a.parquet` with the given writer settings.
+fn put_with(
+    dir: &std::path::Path,
+    partition: &str,
+    batch: &arrow::array::RecordBatch,
+    props: parquet::file::properties::WriterProperties,
+) {
+    let path = dir.join("t").join(partition).join("a.parquet");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+/// Runs `sql_text` over every partition of `<dir>/t`; returns the run id.
+fn rewrite_all(dir: &std::path::Path, sql_text: &str) -> String {
+    let q = sql(dir, "t.sql", sql_text);
+    let out = run_in(
+        dir,
+        &["run", "t", "--sql", &q, "--all", "--jobs", "1", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    r["run_id"].as_str().unwrap().to_string()
+}
+
+/// The file a run wrote into a partition of `<dir>/t`.
+fn new_file(dir: &std::path::Path, partition: &str, run_id: &str) -> std::fs::File {
+    std::fs::File::open(dir.join(format!("t/{partition}/part-{run_id}-0.parquet"))).unwrap()
+}
+
+/// The first column chunk's metadata of the file a run wrote into a partition.
+fn new_file_first_chunk(
+    dir: &std::path::Path,
+    partition: &str,
+    run_id: &str,
+) -> parquet::file::metadata::ColumnChunkMetaData {
+    use parquet::file::reader::FileReader;
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(new_file(dir, partition, run_id)).unwrap();
+    reader.metadata().row_group(0).column(0).clone()
+}
+
+/// The rows of the file a run wrote into a partition, as `id:name` (`NULL` for nulls).
+fn new_rows(dir: &std::path::Path, partition: &str, run_id: &str) -> Vec<String> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+        new_file(dir, partition, run_id),
+        1024,
+    )
+    .unwrap();
+    let text = |a: &dyn arrow::array::Array, i: usize| {
+        if a.is_null(i) {
+            "NULL".to_string()
+        } else {
+            arrow::util::display::array_value_to_string(a, i).unwrap()
+        }
+    };
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let (ids, names) = (
+            b.column_by_name("id").unwrap(),
+            b.column_by_name("name").unwrap(),
+        );
+        for i in 0..b.num_rows() {
+            out.push(format!("{}:{}", text(ids, i), text(names, i)));
+        }
+    }
+    out
+}
+
 #[test]
 fn plan_lists_partitions_in_order_without_writing() {
     let (dir, table) = small_table(3);
@@ -433,37 +509,17 @@ fn the_partition_values_and_other_tables_are_usable_in_sql() {
 #[test]
 fn the_tables_codec_is_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t/k=1/a.parquet");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let b = rows(&[(1, Some("x")), (2, Some("y"))]);
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
         .build();
-    let mut w = parquet::arrow::ArrowWriter::try_new(
-        std::fs::File::create(&path).unwrap(),
-        b.schema(),
-        Some(props),
-    )
-    .unwrap();
-    w.write(&b).unwrap();
-    w.close().unwrap();
-    let q = sql(
+    put_with(
         dir.path(),
-        "t.sql",
-        "SELECT id, upper(name) AS name FROM source",
+        "k=1",
+        &rows(&[(1, Some("x")), (2, Some("y"))]),
+        props,
     );
-    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let new = dir.path().join(format!(
-        "t/k=1/part-{}-0.parquet",
-        r["run_id"].as_str().unwrap()
-    ));
-    let reader =
-        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(new).unwrap())
-            .unwrap();
-    use parquet::file::reader::FileReader;
-    let codec = reader.metadata().row_group(0).column(0).compression();
+    let id = rewrite_all(dir.path(), "SELECT id, upper(name) AS name FROM source");
+    let codec = new_file_first_chunk(dir.path(), "k=1", &id).compression();
     assert!(
         matches!(codec, parquet::basic::Compression::ZSTD(_)),
         "{codec:?}"
@@ -527,47 +583,13 @@ fn partitions_with_other_column_types_or_order_each_get_the_right_rows() {
     .unwrap();
     put(&table, "k=2", "a.parquet", &narrow);
     put(&table, "k=3", "a.parquet", &rows(&[(5, Some("e"))]));
-    let q = sql(
+    let id = rewrite_all(
         dir.path(),
-        "t.sql",
         "SELECT id, upper(name) AS name FROM source WHERE k = (SELECT k FROM this_partition)",
     );
-    let out = run_in(
-        dir.path(),
-        &["run", "t", "--sql", &q, "--all", "--jobs", "1", "--json"],
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let id = r["run_id"].as_str().unwrap();
-    let read = |partition: &str| -> Vec<String> {
-        let file = std::fs::File::open(table.join(partition).join(format!("part-{id}-0.parquet")))
-            .unwrap();
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();
-        let mut out = Vec::new();
-        for b in reader {
-            let b = b.unwrap();
-            let ids = arrow::compute::cast(
-                b.column_by_name("id").unwrap(),
-                &arrow::datatypes::DataType::Utf8,
-            )
-            .unwrap();
-            let names = b.column_by_name("name").unwrap();
-            for i in 0..b.num_rows() {
-                let id = arrow::util::display::array_value_to_string(&ids, i).unwrap();
-                let name = if names.is_null(i) {
-                    "NULL".to_string()
-                } else {
-                    arrow::util::display::array_value_to_string(names, i).unwrap()
-                };
-                out.push(format!("{id}:{name}"));
-            }
-        }
-        out
-    };
-    assert_eq!(read("k=1"), ["1:A", "2:B"]);
-    assert_eq!(read("k=2"), ["3:C", "4:NULL"]);
-    assert_eq!(read("k=3"), ["5:E"]);
+    assert_eq!(new_rows(dir.path(), "k=1", &id), ["1:A", "2:B"]);
+    assert_eq!(new_rows(dir.path(), "k=2", &id), ["3:C", "4:NULL"]);
+    assert_eq!(new_rows(dir.path(), "k=3", &id), ["5:E"]);
 }
 
 #[test]
@@ -581,38 +603,14 @@ fn new_files_keep_the_sources_statistics_level() {
         ("k=1", EnabledStatistics::Chunk),
         ("k=2", EnabledStatistics::Page),
     ] {
-        let path = dir.path().join("t").join(partition).join("a.parquet");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let props = WriterProperties::builder()
             .set_statistics_enabled(stats)
             .build();
-        let mut w = parquet::arrow::ArrowWriter::try_new(
-            std::fs::File::create(&path).unwrap(),
-            b.schema(),
-            Some(props),
-        )
-        .unwrap();
-        w.write(&b).unwrap();
-        w.close().unwrap();
+        put_with(dir.path(), partition, &b, props);
     }
-    let q = sql(
-        dir.path(),
-        "t.sql",
-        "SELECT id, upper(name) AS name FROM source",
-    );
-    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let id = rewrite_all(dir.path(), "SELECT id, upper(name) AS name FROM source");
     let page_index = |partition: &str| {
-        let new = dir.path().join(format!(
-            "t/{partition}/part-{}-0.parquet",
-            r["run_id"].as_str().unwrap()
-        ));
-        let reader =
-            parquet::file::reader::SerializedFileReader::new(std::fs::File::open(new).unwrap())
-                .unwrap();
-        use parquet::file::reader::FileReader;
-        let meta = reader.metadata().row_group(0).column(0).clone();
+        let meta = new_file_first_chunk(dir.path(), partition, &id);
         (
             meta.column_index_offset().is_some(),
             meta.statistics().is_some(),
@@ -625,40 +623,21 @@ fn new_files_keep_the_sources_statistics_level() {
 #[test]
 fn every_partition_of_a_run_sees_the_same_now() {
     let (dir, _) = small_table(3);
-    let q = sql(
+    let id = rewrite_all(
         dir.path(),
-        "t.sql",
         "SELECT id, CAST(now() AS VARCHAR) AS name FROM source",
     );
-    let out = run_in(
-        dir.path(),
-        &["run", "t", "--sql", &q, "--all", "--jobs", "1", "--json"],
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let id = r["run_id"].as_str().unwrap();
     let mut seen = std::collections::BTreeSet::new();
-    let mut partitions = 0;
     for day in 1..=3 {
         for region in ["eu", "us"] {
-            let file = dir.path().join(format!(
-                "t/day=2024-01-0{day}/region={region}/part-{id}-0.parquet"
-            ));
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
-                std::fs::File::open(&file).unwrap(),
-                1024,
-            )
-            .unwrap();
-            for b in reader {
-                let b = b.unwrap();
-                let names = b.column_by_name("name").unwrap();
-                for i in 0..b.num_rows() {
-                    seen.insert(arrow::util::display::array_value_to_string(names, i).unwrap());
-                }
-            }
-            partitions += 1;
+            let partition = format!("day=2024-01-0{day}/region={region}");
+            let rows = new_rows(dir.path(), &partition, &id);
+            assert_eq!(rows.len(), 3, "{partition}");
+            seen.extend(
+                rows.into_iter()
+                    .map(|r| r.split_once(':').unwrap().1.to_string()),
+            );
         }
     }
-    assert_eq!(partitions, 6);
     assert_eq!(seen.len(), 1, "{seen:?}");
 }
