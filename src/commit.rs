@@ -32,7 +32,7 @@ use object_store::{path::Path, ObjectStoreExt};
 
 use crate::error::{Error, Result};
 use crate::journal::{Event, Journal, RunDir, Side};
-use crate::storage::{sync_path, Backend, Location};
+use crate::storage::{segment, sync_path, Backend, Location};
 
 /// Above this size a server-side copy is not assumed to work (S3's CopyObject limit).
 const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
@@ -172,8 +172,8 @@ async fn copy_files(loc: &Location, from: &Path, to: &Path, files: &[String]) ->
     for f in files {
         copy(
             loc,
-            &from.clone().join(f.as_str()),
-            &to.clone().join(f.as_str()),
+            &from.clone().join(segment(f)),
+            &to.clone().join(segment(f)),
         )
         .await?;
     }
@@ -318,7 +318,7 @@ async fn add_then_delete(
 /// Deletes the named files of a partition (a file already gone is fine).
 async fn delete_files(loc: &Location, partition: &str, files: &[String]) -> Result<()> {
     for f in files {
-        delete(loc, &loc.child(partition).join(f.as_str())).await?;
+        delete(loc, &loc.child(partition).join(segment(f))).await?;
     }
     Ok(())
 }

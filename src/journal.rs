@@ -181,7 +181,7 @@ impl RunDir {
     fn under(&self, what: &str, partition: &str) -> Path {
         let mut p = self.root.clone().join(what);
         for part in partition.split('/') {
-            p = p.join(part);
+            p = p.join(crate::storage::segment(part));
         }
         p
     }

@@ -427,7 +427,7 @@ async fn process_inner(
     let compute = slots.compute.acquire().await.map_err(closed)?;
 
     let t = Instant::now();
-    let source = transform::read_partition(&ctx.loc, &partition).await?;
+    let mut source = transform::read_partition(&ctx.loc, &partition).await?;
     report.phases.read_ms = ms(t);
     let before = Side {
         rows: source.part.rows,
@@ -506,8 +506,23 @@ async fn process_inner(
 
     let t = Instant::now();
     let props = crate::stage::properties(&source.layout);
+    let reuse = crate::stage::reuse::plan(
+        &source.files,
+        source.batch_row_groups.as_deref(),
+        &source.batches,
+        &conformed.schema,
+        &conformed.batches,
+        &props,
+    );
+    let files = std::mem::take(&mut source.files);
     drop(source);
-    let file = crate::stage::encode(&conformed.schema, &conformed.batches, props)?;
+    let file = crate::stage::encode(
+        &conformed.schema,
+        &conformed.batches,
+        props,
+        reuse.as_ref().map(|r| (r, &files[..])),
+    )?;
+    drop(files);
     crate::stage::check_decodes(&file, &conformed.schema, &conformed.batches)?;
     drop(conformed.batches);
     report.phases.encode_ms = ms(t);

@@ -125,7 +125,7 @@ impl Location {
     pub fn child(&self, relative: &str) -> Path {
         let mut p = self.root.clone();
         for part in relative.split('/').filter(|s| !s.is_empty()) {
-            p = p.clone().join(part);
+            p = p.clone().join(segment(part));
         }
         p
     }
@@ -172,6 +172,14 @@ impl Location {
             None => path.to_string(),
         }
     }
+}
+
+/// A folder or file name as listed, as one path segment. Kept as it is: Hive folder names
+/// carry `%` escapes (`city=S%C3%A3o Paulo`), which object_store would escape once more
+/// and so name another folder. Encoded only if it cannot be a segment as it is.
+pub fn segment(name: &str) -> object_store::path::PathPart<'_> {
+    object_store::path::PathPart::parse(name)
+        .unwrap_or_else(|_| object_store::path::PathPart::from(name))
 }
 
 fn open_s3(location: &str, rest: &str) -> Result<Location> {

@@ -26,12 +26,15 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::TryStreamExt;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use crate::checksum::{Hasher, LogicalSchema, Part};
 use crate::error::{Error, Result};
 use crate::stage::Layout;
 use crate::storage::{Backend, Location};
+use crate::table::reader::Fetched;
 use crate::table::{KeyType, Partition, PartitionKey, Typed};
 
 /// A partition's current rows, read once: they feed the transform and the before-checksum.
@@ -43,6 +46,17 @@ pub struct Source {
     /// How the files are written (from the first row group of the first file, and the
     /// largest row group of all), to write the new file alike.
     pub layout: Layout,
+    /// Each file's metadata and fetched bytes, to copy unchanged column chunks from.
+    pub files: Vec<SourceFile>,
+    /// The row group each batch came from, as (file, row group) in `files`; `None` if a
+    /// batch held rows of two row groups.
+    pub batch_row_groups: Option<Vec<(usize, usize)>>,
+}
+
+/// One file of a source partition, as read.
+pub struct SourceFile {
+    pub metadata: Arc<ParquetMetaData>,
+    pub fetched: Fetched,
 }
 
 /// Reads every file of a partition and checksums it on the way.
@@ -54,18 +68,36 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         row_group_rows: 0,
         ..Layout::default()
     };
-    for file in &partition.files {
+    let mut files = Vec::new();
+    let mut batch_row_groups = Some(Vec::new());
+    for (f, file) in partition.files.iter().enumerate() {
         let unreadable = |e: &dyn std::fmt::Display| Error::Unreadable {
             partition: partition.id.clone(),
             path: file.relative.clone(),
             reason: e.to_string(),
         };
+        let fetched = Fetched::default();
         let reader =
-            crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size)
+                .keeping(fetched.clone());
+        // The page index too: copied column chunks keep theirs.
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, options)
             .await
             .map_err(|e| unreadable(&e))?;
         let meta = builder.metadata().clone();
+        files.push(SourceFile {
+            metadata: meta.clone(),
+            fetched,
+        });
+        // Batches are matched to row groups by counting rows.
+        let mut row_groups = meta
+            .row_groups()
+            .iter()
+            .enumerate()
+            .map(|(i, rg)| (i, rg.num_rows().max(0) as usize))
+            .filter(|(_, n)| *n > 0);
+        let mut current = row_groups.next();
         if schema.is_none() {
             if let Some(rg) = meta.row_groups().first() {
                 if let Some(col) = rg.columns().first() {
@@ -123,6 +155,18 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             .map_err(|e| unreadable(&e))?;
         while let Some(batch) = stream.try_next().await.map_err(|e| unreadable(&e))? {
             hasher.update(&batch)?;
+            match current.as_mut() {
+                Some((rg, left)) if batch.num_rows() <= *left => {
+                    if let Some(v) = batch_row_groups.as_mut() {
+                        v.push((f, *rg));
+                    }
+                    *left -= batch.num_rows();
+                    if *left == 0 {
+                        current = row_groups.next();
+                    }
+                }
+                _ => batch_row_groups = None,
+            }
             // Files may order columns differently; the transform sees the first file's order.
             let batch = if batch.schema() == target {
                 batch
@@ -147,6 +191,8 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             row_group_rows: layout.row_group_rows.max(1024),
             ..layout
         },
+        files,
+        batch_row_groups,
     })
 }
 

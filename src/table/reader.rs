@@ -22,6 +22,32 @@ pub struct FileReader {
     /// A local file small enough to be read whole, with one system call, when all of it
     /// is wanted anyway (a partition being rewritten): its path, then its bytes.
     whole: Option<(std::path::PathBuf, Option<Bytes>)>,
+    /// Where fetched bytes are kept, if they are wanted again after decoding.
+    kept: Option<Fetched>,
+}
+
+/// The bytes a [`FileReader`] fetched, by offset in the file: a rewrite copies the column
+/// chunks it does not change from them instead of encoding the values again.
+#[derive(Clone, Debug, Default)]
+pub struct Fetched(Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>);
+
+impl Fetched {
+    fn keep(&self, at: u64, bytes: &Bytes) {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .push((at, bytes.clone()));
+    }
+
+    /// The file's bytes `start..start + len`, if one fetch covered all of them.
+    pub fn range(&self, start: u64, len: u64) -> Option<Bytes> {
+        let kept = self.0.lock().expect("not poisoned");
+        kept.iter().find_map(|(at, bytes)| {
+            let from = usize::try_from(start.checked_sub(*at)?).ok()?;
+            let to = from.checked_add(usize::try_from(len).ok()?)?;
+            (to <= bytes.len()).then(|| bytes.slice(from..to))
+        })
+    }
 }
 
 /// Local files up to this size are read whole by [`FileReader::whole_file`].
@@ -34,6 +60,15 @@ impl FileReader {
             path,
             size,
             whole: None,
+            kept: None,
+        }
+    }
+
+    /// Keeps every fetched byte range in `fetched`.
+    pub fn keeping(self, fetched: Fetched) -> FileReader {
+        FileReader {
+            kept: Some(fetched),
+            ..self
         }
     }
 
@@ -69,7 +104,11 @@ impl FileReader {
                     self.size
                 )));
             }
-            *cached = Some(Bytes::from(read));
+            let read = Bytes::from(read);
+            if let Some(kept) = &self.kept {
+                kept.keep(0, &read);
+            }
+            *cached = Some(read);
         }
         Ok(cached.clone())
     }
@@ -95,10 +134,16 @@ impl AsyncFileReader for FileReader {
             if let Some(bytes) = self.bytes().await? {
                 return slice(&bytes, range);
             }
-            self.store
+            let at = range.start;
+            let bytes = self
+                .store
                 .get_range(&self.path, range)
                 .await
-                .map_err(external)
+                .map_err(external)?;
+            if let Some(kept) = &self.kept {
+                kept.keep(at, &bytes);
+            }
+            Ok(bytes)
         }
         .boxed()
     }
@@ -108,10 +153,17 @@ impl AsyncFileReader for FileReader {
             if let Some(bytes) = self.bytes().await? {
                 return ranges.into_iter().map(|r| slice(&bytes, r)).collect();
             }
-            self.store
+            let got = self
+                .store
                 .get_ranges(&self.path, &ranges)
                 .await
-                .map_err(external)
+                .map_err(external)?;
+            if let Some(kept) = &self.kept {
+                for (r, bytes) in ranges.iter().zip(&got) {
+                    kept.keep(r.start, bytes);
+                }
+            }
+            Ok(got)
         }
         .boxed()
     }

@@ -7,6 +7,7 @@ mod checksum_laws;
 mod checksum_vectors;
 mod cli_output;
 mod conformance;
+mod copied_columns;
 mod diff;
 mod discovery;
 mod run;

@@ -13,7 +13,9 @@ use backfill::storage::{Backend, Location};
 use object_store::{memory::InMemory, path::Path, ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::support::faulty::Faulty;
-use crate::support::{file_hashes, parquet_bytes, rows, run_in, small_table, snapshot_json, sql};
+use crate::support::{
+    copy_dir, file_hashes, parquet_bytes, rows, run_in, small_table, snapshot_json, sql,
+};
 
 const SQL: &str = "SELECT id, CASE WHEN id % 2 = 0 AND id < 400 THEN upper(name) ELSE name END AS name FROM source";
 
@@ -155,19 +157,6 @@ async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
         "only {recovered} of {} crashes left a run to recover",
         2 * total
     );
-}
-
-fn copy_dir(from: &FsPath, to: &FsPath) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 fn local(dir: &FsPath, store: Arc<dyn ObjectStore>) -> Location {
@@ -544,6 +533,7 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
         &schema,
         std::slice::from_ref(&written),
         stage::properties(&stage::Layout::default()),
+        None,
     )
     .unwrap();
     stage::check_decodes(&file, &schema, std::slice::from_ref(&written)).unwrap();
@@ -576,6 +566,7 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
         &zero.schema(),
         std::slice::from_ref(&zero),
         stage::properties(&stage::Layout::default()),
+        None,
     )
     .unwrap();
     assert!(stage::check_decodes(&zero_file, &zero.schema(), &[floats(-0.0)]).is_err());
@@ -590,6 +581,7 @@ async fn staged_files_that_do_not_read_back_as_written_are_refused() {
         &written.schema(),
         std::slice::from_ref(&written),
         stage::properties(&stage::Layout::default()),
+        None,
     )
     .unwrap();
     let path = Path::from("lake/.backfill/t/stage/x.parquet");

@@ -106,6 +106,20 @@ pub fn checksums(snapshot: &serde_json::Value) -> Vec<(String, String)> {
 
 pub mod faulty;
 
+/// Copies folder `from` to `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
 /// Hashes of every file under `dir` (relative path -> blake3 of the bytes).
 pub fn file_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();

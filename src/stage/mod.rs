@@ -8,19 +8,27 @@
 //! 2. after the write, the file is read back from storage and must be byte-identical to
 //!    the bytes that passed (1).
 
+use std::sync::Arc;
+
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{path::Path, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
+use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowWriter};
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 use crate::storage::{blocking, sync_path, Location};
+use crate::transform::SourceFile;
+
+pub mod reuse;
+pub use reuse::Reuse;
 
 /// How the source partition's files were laid out, to write the new file alike.
 #[derive(Debug, Clone)]
@@ -65,19 +73,76 @@ pub fn properties(layout: &Layout) -> WriterProperties {
     b.build()
 }
 
-/// Encodes `batches` as one Parquet file in memory.
+/// Encodes `batches` as one Parquet file in memory; with `reuse`, the columns it names
+/// are copied from the source files and the row groups are the source's.
 pub fn encode(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     props: WriterProperties,
+    reuse: Option<(&Reuse, &[SourceFile])>,
 ) -> Result<Bytes> {
     let failed = |e: parquet::errors::ParquetError| Error::Run(format!("encoding Parquet: {e}"));
-    let mut writer =
-        ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(failed)?;
-    for b in batches {
-        writer.write(b).map_err(failed)?;
+    let Some((reuse, files)) = reuse else {
+        let mut writer =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(failed)?;
+        for b in batches {
+            writer.write(b).map_err(failed)?;
+        }
+        return Ok(Bytes::from(writer.into_inner().map_err(failed)?));
+    };
+    let mut props = props;
+    add_encoded_arrow_schema_to_metadata(schema, &mut props);
+    let mut file = SerializedFileWriter::new(Vec::new(), reuse.root.clone(), Arc::new(props))
+        .map_err(failed)?;
+    let factory = ArrowRowGroupWriterFactory::new(&file, schema.clone());
+    let descr = file.schema_descr();
+    let mut leaves = vec![0usize; schema.fields().len()];
+    for leaf in 0..descr.num_columns() {
+        leaves[descr.get_column_root_idx(leaf)] += 1;
     }
-    Ok(Bytes::from(writer.into_inner().map_err(failed)?))
+    for (g, rg) in reuse.row_groups.iter().enumerate() {
+        let mut writers = factory.create_column_writers(g).map_err(failed)?;
+        let mut first = 0;
+        for (c, field) in schema.fields().iter().enumerate() {
+            if reuse.columns[c].is_none() {
+                for b in &batches[rg.batches.clone()] {
+                    let parts = compute_leaves(field, b.column(c)).map_err(failed)?;
+                    for (k, part) in parts.iter().enumerate() {
+                        writers[first + k].write(part).map_err(failed)?;
+                    }
+                }
+            }
+            first += leaves[c];
+        }
+        let mut group = file.next_row_group().map_err(failed)?;
+        let mut writers = writers.into_iter();
+        for (c, n) in leaves.iter().enumerate() {
+            match &reuse.columns[c] {
+                Some(in_files) => {
+                    writers.next();
+                    let (chunk, mut close) =
+                        reuse::chunk(files, rg, in_files[rg.file]).map_err(failed)?;
+                    if !reuse.page_index {
+                        close.offset_index = None;
+                        close.column_index = None;
+                    }
+                    group.append_column(&chunk, close).map_err(failed)?;
+                }
+                None => {
+                    for w in writers.by_ref().take(*n) {
+                        let mut chunk = w.close().map_err(failed)?;
+                        if !reuse.page_index {
+                            chunk.close_mut().offset_index = None;
+                            chunk.close_mut().column_index = None;
+                        }
+                        chunk.append_to_row_group(&mut group).map_err(failed)?;
+                    }
+                }
+            }
+        }
+        group.close().map_err(failed)?;
+    }
+    Ok(Bytes::from(file.into_inner().map_err(failed)?))
 }
 
 /// Decodes `file` and checks that it holds exactly `batches`: same columns, types and
