@@ -516,14 +516,10 @@ async fn process_inner(
     );
     let files = std::mem::take(&mut source.files);
     drop(source);
-    let file = crate::stage::encode(
-        &conformed.schema,
-        &conformed.batches,
-        props,
-        reuse.as_ref().map(|r| (r, &files[..])),
-    )?;
+    let reuse = reuse.as_ref().map(|r| (r, &files[..]));
+    let file = crate::stage::encode(&conformed.schema, &conformed.batches, props, reuse)?;
+    crate::stage::check_decodes(&file, &conformed.schema, &conformed.batches, reuse)?;
     drop(files);
-    crate::stage::check_decodes(&file, &conformed.schema, &conformed.batches)?;
     drop(conformed.batches);
     report.phases.encode_ms = ms(t);
     let mb = u32::try_from(file.len() >> 20).unwrap_or(u32::MAX);

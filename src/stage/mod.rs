@@ -15,10 +15,12 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{path::Path, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowWriter};
 use parquet::basic::Compression;
+use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
@@ -147,33 +149,65 @@ pub fn encode(
 
 /// Decodes `file` and checks that it holds exactly `batches`: same columns, types and
 /// values in the same order (floats compare by bits, so NaN and -0.0 must survive too).
-pub fn check_decodes(file: &Bytes, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+///
+/// With `reuse`, the copied column chunks are instead checked to be byte for byte the
+/// source chunks the rows were decoded from, described alike (type, codec, encodings,
+/// sizes, statistics, page index), and read back as the same Arrow type: decoding them
+/// again could only give the same values.
+pub fn check_decodes(
+    file: &Bytes,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    reuse: Option<(&Reuse, &[SourceFile])>,
+) -> Result<()> {
     let refused = |what: String| {
         Error::Run(format!(
             "the new file does not decode to the rows written ({what}); the partition was left as it was"
         ))
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file.clone())
-        .and_then(|b| b.with_batch_size(8192).build())
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file.clone(), options)
+        .map_err(|e| refused(e.to_string()))?;
+    let got = builder.schema().clone();
+    if got.fields().len() != schema.fields().len()
+        || got
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .any(|(a, b)| a.name() != b.name() || a.data_type() != b.data_type())
+    {
+        return Err(refused(format!(
+            "columns {:?} instead of {:?}",
+            got.fields(),
+            schema.fields()
+        )));
+    }
+    let decoded: Vec<usize> = match reuse {
+        None => (0..schema.fields().len()).collect(),
+        Some((reuse, files)) => {
+            reuse::check_copied(builder.metadata(), reuse, files, file).map_err(refused)?;
+            (0..schema.fields().len())
+                .filter(|c| reuse.columns[*c].is_none())
+                .collect()
+        }
+    };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), decoded.iter().copied());
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
         .map_err(|e| refused(e.to_string()))?;
     let mut expected = Rows::new(batches);
-    for decoded in reader {
-        let decoded = decoded.map_err(|e| refused(e.to_string()))?;
-        let got = decoded.schema();
-        if got.fields().len() != schema.fields().len()
-            || got
-                .fields()
-                .iter()
-                .zip(schema.fields())
-                .any(|(a, b)| a.name() != b.name() || a.data_type() != b.data_type())
-        {
+    for part in reader {
+        let part = part.map_err(|e| refused(e.to_string()))?;
+        if part.num_columns() != decoded.len() {
             return Err(refused(format!(
-                "columns {:?} instead of {:?}",
-                got.fields(),
-                schema.fields()
+                "{} columns decoded instead of {}",
+                part.num_columns(),
+                decoded.len()
             )));
         }
-        expected.check(&decoded).map_err(refused)?;
+        expected.check(&part, &decoded).map_err(refused)?;
     }
     if expected.remaining() > 0 {
         return Err(refused(format!("{} rows missing", expected.remaining())));
@@ -205,20 +239,23 @@ impl<'a> Rows<'a> {
             - self.offset
     }
 
-    /// Compares `decoded` with the next rows, slice by slice across batch boundaries.
-    fn check(&mut self, decoded: &RecordBatch) -> std::result::Result<(), String> {
+    /// Compares `decoded` (columns `columns` of the rows) with the next rows, slice by
+    /// slice across batch boundaries.
+    fn check(
+        &mut self,
+        decoded: &RecordBatch,
+        columns: &[usize],
+    ) -> std::result::Result<(), String> {
         let mut at = 0;
         while at < decoded.num_rows() {
             let Some(b) = self.batches.get(self.batch) else {
                 return Err(format!("{} rows too many", decoded.num_rows() - at));
             };
             let n = (b.num_rows() - self.offset).min(decoded.num_rows() - at);
-            for (i, (want, got)) in b.columns().iter().zip(decoded.columns()).enumerate() {
+            for (c, got) in columns.iter().zip(decoded.columns()) {
+                let want = b.column(*c);
                 if want.slice(self.offset, n).to_data() != got.slice(at, n).to_data() {
-                    return Err(format!(
-                        "column {} differs",
-                        decoded.schema().field(i).name()
-                    ));
+                    return Err(format!("column {} differs", b.schema().field(*c).name()));
                 }
             }
             at += n;

@@ -18,7 +18,7 @@ use parquet::arrow::{
     encode_arrow_schema, parquet_to_arrow_schema, ArrowSchemaConverter, ARROW_SCHEMA_META_KEY,
 };
 use parquet::column::writer::ColumnCloseResult;
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{ChunkReader, Length};
@@ -230,6 +230,109 @@ fn row_groups(
         }
     }
     Some(out)
+}
+
+/// Checks every copied chunk of the new `file` (whose metadata is `new`) against the
+/// source chunk it was copied from; `Err` says what differs.
+pub(super) fn check_copied(
+    new: &ParquetMetaData,
+    reuse: &Reuse,
+    files: &[SourceFile],
+    file: &Bytes,
+) -> std::result::Result<(), String> {
+    if new.num_row_groups() != reuse.row_groups.len() {
+        return Err(format!(
+            "{} row groups instead of {}",
+            new.num_row_groups(),
+            reuse.row_groups.len()
+        ));
+    }
+    let descr = new.file_metadata().schema_descr();
+    for (g, rg) in reuse.row_groups.iter().enumerate() {
+        let group = new.row_group(g);
+        let source = files[rg.file].metadata.row_group(rg.row_group);
+        if group.num_rows() != source.num_rows() {
+            return Err(format!(
+                "row group {g} has {} rows instead of {}",
+                group.num_rows(),
+                source.num_rows()
+            ));
+        }
+        for (c, copied) in reuse.columns.iter().enumerate() {
+            let Some(in_files) = copied else {
+                continue;
+            };
+            let differs = |what: &str| {
+                format!("copied column {c} of row group {g}: {what} differs from the source")
+            };
+            let leaf = (0..descr.num_columns())
+                .find(|l| descr.get_column_root_idx(*l) == c)
+                .ok_or_else(|| differs("position"))?;
+            let (want_chunk, want) =
+                chunk(files, rg, in_files[rg.file]).map_err(|e| e.to_string())?;
+            let got = group.column(leaf);
+            let src = &want.metadata;
+            let (at, len) = got.byte_range();
+            let (src_at, src_len) = src.byte_range();
+            let delta = at as i64 - src_at as i64;
+            if got.column_descr() != src.column_descr() {
+                return Err(differs("type"));
+            }
+            if (
+                got.compression(),
+                got.encodings_mask(),
+                got.num_values(),
+                got.uncompressed_size(),
+            ) != (
+                src.compression(),
+                src.encodings_mask(),
+                src.num_values(),
+                src.uncompressed_size(),
+            ) || len != src_len
+                || got.data_page_offset() - src.data_page_offset() != delta
+                || got.dictionary_page_offset().map(|o| o - delta) != src.dictionary_page_offset()
+            {
+                return Err(differs("description"));
+            }
+            if got.statistics() != src.statistics() {
+                return Err(differs("statistics"));
+            }
+            let bytes = usize::try_from(at)
+                .ok()
+                .and_then(|at| file.get(at..at + len as usize))
+                .ok_or_else(|| differs("position"))?;
+            if bytes != want_chunk.bytes {
+                return Err(differs("content"));
+            }
+            let offsets = new
+                .offset_index()
+                .and_then(|oi| oi.get(g)?.get(leaf))
+                .filter(|_| reuse.page_index);
+            let same_offsets =
+                match (offsets, &want.offset_index) {
+                    (None, _) if !reuse.page_index => true,
+                    (Some(got), Some(want)) => {
+                        got.page_locations().len() == want.page_locations().len()
+                            && got.page_locations().iter().zip(want.page_locations()).all(
+                                |(a, b)| {
+                                    a.offset - delta == b.offset
+                                        && a.compressed_page_size == b.compressed_page_size
+                                        && a.first_row_index == b.first_row_index
+                                },
+                            )
+                    }
+                    _ => false,
+                };
+            let columns = new
+                .column_index()
+                .and_then(|ci| ci.get(g)?.get(leaf))
+                .filter(|ci| !matches!(ci, ColumnIndexMetaData::NONE));
+            if !same_offsets || (reuse.page_index && columns != want.column_index.as_ref()) {
+                return Err(differs("page index"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The source chunk of copied column `leaf` of row group `rg`, ready to append.

@@ -14,7 +14,7 @@ use object_store::{memory::InMemory, path::Path, ObjectStore, ObjectStoreExt, Pu
 
 use crate::support::faulty::Faulty;
 use crate::support::{
-    copy_dir, file_hashes, parquet_bytes, rows, run_in, small_table, snapshot_json, sql,
+    copy_dir, file_hashes, parquet_bytes, put, rows, run_in, small_table, snapshot_json, sql,
 };
 
 const SQL: &str = "SELECT id, CASE WHEN id % 2 = 0 AND id < 400 THEN upper(name) ELSE name END AS name FROM source";
@@ -525,6 +525,94 @@ async fn resume_follows_the_frozen_plan_not_the_table_of_now() {
 }
 
 #[tokio::test]
+async fn copied_column_chunks_that_differ_from_the_source_are_refused() {
+    // Copied chunks are proven by their bytes and description, not by decoding them: a
+    // byte changed inside one must be caught all the same.
+    use backfill::stage;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t");
+    let many: Vec<(i64, Option<&str>)> = (0..500).map(|i| (i * 7, Some("name"))).collect();
+    put(&table, "k=1", "a.parquet", &rows(&many));
+    let loc = Location::open(table.to_str().unwrap()).unwrap();
+    let t = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+    let source = backfill::transform::read_partition(&loc, &t.partitions[0])
+        .await
+        .unwrap();
+    // The output: `id` as it was, `name` upper-cased.
+    let out: Vec<arrow::array::RecordBatch> = source
+        .batches
+        .iter()
+        .map(|b| {
+            let upper = arrow::array::StringArray::from_iter(
+                b.column(1)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.map(str::to_uppercase)),
+            );
+            arrow::array::RecordBatch::try_new(
+                b.schema(),
+                vec![b.column(0).clone(), Arc::new(upper)],
+            )
+            .unwrap()
+        })
+        .collect();
+    let schema = source.schema.clone();
+    let props = stage::properties(&source.layout);
+    let reuse = stage::reuse::plan(
+        &source.files,
+        source.batch_row_groups.as_deref(),
+        &source.batches,
+        &schema,
+        &out,
+        &props,
+    )
+    .expect("id is copied");
+    assert_eq!(reuse.copied(), 1);
+    let with = Some((&reuse, &source.files[..]));
+    let file = stage::encode(&schema, &out, props, with).unwrap();
+    stage::check_decodes(&file, &schema, &out, with).unwrap();
+
+    // A byte of the copied `id` chunk changed: refused, though `name` still decodes right.
+    use parquet::file::reader::FileReader;
+    let meta = parquet::file::reader::SerializedFileReader::new(file.clone()).unwrap();
+    let (start, len) = meta.metadata().row_group(0).column(0).byte_range();
+    let mut damaged = file.to_vec();
+    damaged[(start + len / 2) as usize] ^= 0x10;
+    let err = stage::check_decodes(&bytes::Bytes::from(damaged), &schema, &out, with)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("copied column 0 of row group 0: content differs"),
+        "{err}"
+    );
+
+    // The rows of the copied column must still be the source's: another output with the
+    // same `name` but different ids is not what the file holds.
+    let mut other = out.clone();
+    other[0] = arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(arrow::array::Int64Array::from(vec![1; out[0].num_rows()])),
+            out[0].column(1).clone(),
+        ],
+    )
+    .unwrap();
+    assert!(stage::reuse::plan(
+        &source.files,
+        source.batch_row_groups.as_deref(),
+        &source.batches,
+        &schema,
+        &other,
+        &stage::properties(&source.layout),
+    )
+    .is_none());
+}
+
+#[tokio::test]
 async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
     use backfill::stage;
     let written = rows(&[(1, Some("a")), (2, None), (3, Some("c"))]);
@@ -536,11 +624,17 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
         None,
     )
     .unwrap();
-    stage::check_decodes(&file, &schema, std::slice::from_ref(&written)).unwrap();
+    stage::check_decodes(&file, &schema, std::slice::from_ref(&written), None).unwrap();
     // The same rows cut into other batches are the same rows.
-    stage::check_decodes(&file, &schema, &[written.slice(0, 1), written.slice(1, 2)]).unwrap();
+    stage::check_decodes(
+        &file,
+        &schema,
+        &[written.slice(0, 1), written.slice(1, 2)],
+        None,
+    )
+    .unwrap();
     let refused = |batches: &[arrow::array::RecordBatch], bytes: &bytes::Bytes| {
-        stage::check_decodes(bytes, &schema, batches)
+        stage::check_decodes(bytes, &schema, batches, None)
             .unwrap_err()
             .to_string()
     };
@@ -569,8 +663,8 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
         None,
     )
     .unwrap();
-    assert!(stage::check_decodes(&zero_file, &zero.schema(), &[floats(-0.0)]).is_err());
-    stage::check_decodes(&zero_file, &zero.schema(), &[zero]).unwrap();
+    assert!(stage::check_decodes(&zero_file, &zero.schema(), &[floats(-0.0)], None).is_err());
+    stage::check_decodes(&zero_file, &zero.schema(), &[zero], None).unwrap();
 }
 
 #[tokio::test]
