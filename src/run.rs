@@ -478,6 +478,23 @@ async fn process_inner(
         }
     }
 
+    // Which columns the new file copies is known now; the old rows can go (the memory of
+    // a large partition is held while it is rewritten).
+    let props = crate::stage::properties(&source.layout);
+    let reuse = crate::stage::reuse::plan(
+        &source.files,
+        source.batch_row_groups.as_deref(),
+        &source.batches,
+        &conformed.schema,
+        &conformed.batches,
+        &props,
+    );
+    let files = match reuse {
+        Some(_) => std::mem::take(&mut source.files),
+        None => Vec::new(),
+    };
+    drop(source);
+
     let t = Instant::now();
     let mut hasher = Hasher::new(&conformed.schema, false)?;
     for b in &conformed.batches {
@@ -505,19 +522,14 @@ async fn process_inner(
     }
 
     let t = Instant::now();
-    let props = crate::stage::properties(&source.layout);
-    let reuse = crate::stage::reuse::plan(
-        &source.files,
-        source.batch_row_groups.as_deref(),
-        &source.batches,
+    let reuse = reuse.as_ref().map(|r| (r, &files[..]));
+    let file = crate::stage::encode(
         &conformed.schema,
         &conformed.batches,
-        &props,
-    );
-    let files = std::mem::take(&mut source.files);
-    drop(source);
-    let reuse = reuse.as_ref().map(|r| (r, &files[..]));
-    let file = crate::stage::encode(&conformed.schema, &conformed.batches, props, reuse)?;
+        props,
+        reuse,
+        partition.bytes() as usize,
+    )?;
     crate::stage::check_decodes(&file, &conformed.schema, &conformed.batches, reuse)?;
     drop(files);
     drop(conformed.batches);

@@ -75,18 +75,21 @@ pub fn properties(layout: &Layout) -> WriterProperties {
     b.build()
 }
 
-/// Encodes `batches` as one Parquet file in memory; with `reuse`, the columns it names
-/// are copied from the source files and the row groups are the source's.
+/// Encodes `batches` as one Parquet file in memory (of about `size_hint` bytes); with
+/// `reuse`, the columns it names are copied from the source files and the row groups are
+/// the source's.
 pub fn encode(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     props: WriterProperties,
     reuse: Option<(&Reuse, &[SourceFile])>,
+    size_hint: usize,
 ) -> Result<Bytes> {
     let failed = |e: parquet::errors::ParquetError| Error::Run(format!("encoding Parquet: {e}"));
+    // Sized up front: growing by doubling would hold two copies of a large file at once.
+    let buf = Vec::with_capacity(size_hint.saturating_add(size_hint / 8).min(1 << 30));
     let Some((reuse, files)) = reuse else {
-        let mut writer =
-            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(failed)?;
+        let mut writer = ArrowWriter::try_new(buf, schema.clone(), Some(props)).map_err(failed)?;
         for b in batches {
             writer.write(b).map_err(failed)?;
         }
@@ -94,8 +97,8 @@ pub fn encode(
     };
     let mut props = props;
     add_encoded_arrow_schema_to_metadata(schema, &mut props);
-    let mut file = SerializedFileWriter::new(Vec::new(), reuse.root.clone(), Arc::new(props))
-        .map_err(failed)?;
+    let mut file =
+        SerializedFileWriter::new(buf, reuse.root.clone(), Arc::new(props)).map_err(failed)?;
     let factory = ArrowRowGroupWriterFactory::new(&file, schema.clone());
     let descr = file.schema_descr();
     let mut leaves = vec![0usize; schema.fields().len()];

@@ -126,7 +126,7 @@ pub fn plan(
                     .row_group(rg.row_group)
                     .column(in_files[rg.file])
                     .byte_range();
-                f.fetched.range(start, len).is_some()
+                f.fetched.covers(start, len)
             });
             (alike && fetched).then_some(in_files)
         })
@@ -349,7 +349,11 @@ pub(super) fn chunk(
     let group = meta.row_group(rg.row_group);
     let column = group.column(leaf).clone();
     let (start, len) = column.byte_range();
-    let bytes = file.fetched.range(start, len).ok_or_else(missing)?;
+    let bytes = file
+        .fetched
+        .range(start, len)
+        .map_err(parquet::errors::ParquetError::General)?
+        .ok_or_else(missing)?;
     let column_index = meta
         .column_index()
         .and_then(|ci| ci.get(rg.row_group)?.get(leaf).cloned())

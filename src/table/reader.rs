@@ -29,25 +29,71 @@ pub struct FileReader {
 /// The bytes a [`FileReader`] fetched, by offset in the file: a rewrite copies the column
 /// chunks it does not change from them instead of encoding the values again.
 #[derive(Clone, Debug, Default)]
-pub struct Fetched(Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>);
+pub struct Fetched(Arc<std::sync::Mutex<Kept>>);
+
+#[derive(Debug, Default)]
+struct Kept {
+    ranges: Vec<(u64, Bytes)>,
+    /// A large local file read whole is not held while its rows are rewritten (that would
+    /// hold it twice, as bytes and as rows): its path, size and BLAKE3, to read it again
+    /// when its chunks are copied and to refuse it if it changed since.
+    file: Option<(std::path::PathBuf, u64, blake3::Hash)>,
+}
+
+/// Local files read whole up to this size are held; larger ones are read again if needed.
+const HOLD_LIMIT: usize = 8 * 1024 * 1024;
 
 impl Fetched {
     fn keep(&self, at: u64, bytes: &Bytes) {
-        self.0
-            .lock()
-            .expect("not poisoned")
-            .push((at, bytes.clone()));
+        self.lock().ranges.push((at, bytes.clone()));
     }
 
-    /// The file's bytes `start..start + len`, if one fetch covered all of them.
-    pub fn range(&self, start: u64, len: u64) -> Option<Bytes> {
-        let kept = self.0.lock().expect("not poisoned");
-        kept.iter().find_map(|(at, bytes)| {
-            let from = usize::try_from(start.checked_sub(*at)?).ok()?;
-            let to = from.checked_add(usize::try_from(len).ok()?)?;
-            (to <= bytes.len()).then(|| bytes.slice(from..to))
-        })
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.0.lock().expect("not poisoned")
     }
+
+    /// Whether bytes `start..start + len` of the file are at hand (held or to be read
+    /// again).
+    pub fn covers(&self, start: u64, len: u64) -> bool {
+        let kept = self.lock();
+        find(&kept.ranges, start, len).is_some()
+            || kept
+                .file
+                .as_ref()
+                .is_some_and(|(_, size, _)| start.checked_add(len).is_some_and(|end| end <= *size))
+    }
+
+    /// The file's bytes `start..start + len`, if one fetch covered all of them. A large
+    /// local file is read again (once) and must be the one decoded: `Err` if it changed.
+    pub fn range(&self, start: u64, len: u64) -> std::result::Result<Option<Bytes>, String> {
+        let mut kept = self.lock();
+        if let Some(b) = find(&kept.ranges, start, len) {
+            return Ok(Some(b));
+        }
+        let Some((path, size, hash)) = kept.file.clone() else {
+            return Ok(None);
+        };
+        let changed = || {
+            format!(
+                "{} changed after it was read; the partition was left as it was",
+                path.display()
+            )
+        };
+        let again = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if again.len() as u64 != size || blake3::hash(&again) != hash {
+            return Err(changed());
+        }
+        kept.ranges.push((0, Bytes::from(again)));
+        Ok(find(&kept.ranges, start, len))
+    }
+}
+
+fn find(ranges: &[(u64, Bytes)], start: u64, len: u64) -> Option<Bytes> {
+    ranges.iter().find_map(|(at, bytes)| {
+        let from = usize::try_from(start.checked_sub(*at)?).ok()?;
+        let to = from.checked_add(usize::try_from(len).ok()?)?;
+        (to <= bytes.len()).then(|| bytes.slice(from..to))
+    })
 }
 
 /// Local files up to this size are read whole by [`FileReader::whole_file`].
@@ -92,10 +138,16 @@ impl FileReader {
         };
         if cached.is_none() {
             let at = fs.clone();
-            let read = tokio::task::spawn_blocking(move || std::fs::read(at))
-                .await
-                .map_err(|e| ParquetError::External(Box::new(e)))?
-                .map_err(|e| ParquetError::External(Box::new(e)))?;
+            let hash = self.kept.is_some();
+            let (read, hash) = tokio::task::spawn_blocking(move || {
+                std::fs::read(at).map(|read| {
+                    let hash = (hash && read.len() > HOLD_LIMIT).then(|| blake3::hash(&read));
+                    (read, hash)
+                })
+            })
+            .await
+            .map_err(|e| ParquetError::External(Box::new(e)))?
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
             if read.len() as u64 != self.size {
                 return Err(ParquetError::General(format!(
                     "{} is {} bytes, not the {} listed; it changed while being read",
@@ -106,7 +158,10 @@ impl FileReader {
             }
             let read = Bytes::from(read);
             if let Some(kept) = &self.kept {
-                kept.keep(0, &read);
+                match hash {
+                    Some(hash) => kept.lock().file = Some((fs.clone(), self.size, hash)),
+                    None => kept.keep(0, &read),
+                }
             }
             *cached = Some(read);
         }

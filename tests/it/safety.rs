@@ -573,7 +573,7 @@ async fn copied_column_chunks_that_differ_from_the_source_are_refused() {
     .expect("id is copied");
     assert_eq!(reuse.copied(), 1);
     let with = Some((&reuse, &source.files[..]));
-    let file = stage::encode(&schema, &out, props, with).unwrap();
+    let file = stage::encode(&schema, &out, props, with, 0).unwrap();
     stage::check_decodes(&file, &schema, &out, with).unwrap();
 
     // A byte of the copied `id` chunk changed: refused, though `name` still decodes right.
@@ -613,6 +613,92 @@ async fn copied_column_chunks_that_differ_from_the_source_are_refused() {
 }
 
 #[tokio::test]
+async fn a_large_file_changed_after_it_was_read_is_not_copied_from() {
+    // A large local file is not held while its partition is rewritten; its chunks are
+    // read again when copied, and must be the bytes that were decoded.
+    use backfill::stage;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t");
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let payload: Vec<Vec<u8>> = (0..10)
+        .map(|_| {
+            (0..1 << 20)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        })
+        .collect();
+    let b = arrow::array::RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(arrow::array::Int64Array::from_iter_values(0..10)) as arrow::array::ArrayRef,
+        ),
+        (
+            "payload",
+            Arc::new(arrow::array::BinaryArray::from_iter_values(payload.iter())) as _,
+        ),
+    ])
+    .unwrap();
+    put(&table, "k=1", "a.parquet", &b);
+    let path = table.join("k=1/a.parquet");
+    assert!(std::fs::metadata(&path).unwrap().len() > 10 << 20);
+    let loc = Location::open(table.to_str().unwrap()).unwrap();
+    let t = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+    let encode = |source: &backfill::transform::Source| {
+        // The output: `id + 1`, `payload` as it was.
+        let out: Vec<arrow::array::RecordBatch> = source
+            .batches
+            .iter()
+            .map(|b| {
+                let ids = arrow::compute::kernels::numeric::add(
+                    b.column(0),
+                    &arrow::array::Int64Array::new_scalar(1),
+                )
+                .unwrap();
+                arrow::array::RecordBatch::try_new(b.schema(), vec![ids, b.column(1).clone()])
+                    .unwrap()
+            })
+            .collect();
+        let props = stage::properties(&source.layout);
+        let reuse = stage::reuse::plan(
+            &source.files,
+            source.batch_row_groups.as_deref(),
+            &source.batches,
+            &source.schema,
+            &out,
+            &props,
+        )
+        .expect("payload is copied");
+        let with = Some((&reuse, &source.files[..]));
+        stage::encode(&source.schema, &out, props, with, 0).inspect(|file| {
+            stage::check_decodes(file, &source.schema, &out, with).unwrap();
+        })
+    };
+    let source = backfill::transform::read_partition(&loc, &t.partitions[0])
+        .await
+        .unwrap();
+    let file = encode(&source).unwrap();
+    assert!(file.len() > 10 << 20);
+
+    let source = backfill::transform::read_partition(&loc, &t.partitions[0])
+        .await
+        .unwrap();
+    // Same size, one byte of the payload changed, after the rows were decoded.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = encode(&source).unwrap_err().to_string();
+    assert!(err.contains("changed after it was read"), "{err}");
+}
+
+#[tokio::test]
 async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
     use backfill::stage;
     let written = rows(&[(1, Some("a")), (2, None), (3, Some("c"))]);
@@ -622,6 +708,7 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
         std::slice::from_ref(&written),
         stage::properties(&stage::Layout::default()),
         None,
+        0,
     )
     .unwrap();
     stage::check_decodes(&file, &schema, std::slice::from_ref(&written), None).unwrap();
@@ -661,6 +748,7 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
         std::slice::from_ref(&zero),
         stage::properties(&stage::Layout::default()),
         None,
+        0,
     )
     .unwrap();
     assert!(stage::check_decodes(&zero_file, &zero.schema(), &[floats(-0.0)], None).is_err());
@@ -676,6 +764,7 @@ async fn staged_files_that_do_not_read_back_as_written_are_refused() {
         std::slice::from_ref(&written),
         stage::properties(&stage::Layout::default()),
         None,
+        0,
     )
     .unwrap();
     let path = Path::from("lake/.backfill/t/stage/x.parquet");
