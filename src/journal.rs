@@ -27,7 +27,8 @@ pub struct Side {
 /// - `read_ms`: reading and decoding the old files, with the before-checksum;
 /// - `transform_ms`: the SQL and the output checks;
 /// - `checksum_ms`: the after-checksum;
-/// - `encode_ms`: encoding the new file and decoding it again to prove it;
+/// - `encode_ms`: encoding the new file and proving it (decoded again; copied chunks
+///   compared byte for byte);
 /// - `write_ms`: staging it (write, fsync, read back), including any wait for storage;
 /// - `commit_ms`: journal records, the swap and its fsyncs, including waits.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
