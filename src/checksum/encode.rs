@@ -504,7 +504,7 @@ impl Col {
                         let out = &mut buf[*at..end];
                         out[0] = PRESENT;
                         out[1..5].copy_from_slice(&(v.len() as u32).to_le_bytes());
-                        out[5..].copy_from_slice(v);
+                        copy_short(&mut out[5..], v);
                         *at = end;
                     }
                 }
@@ -558,6 +558,41 @@ pub fn canonical_f64(v: f64) -> u64 {
     }
 }
 
+/// `dst.copy_from_slice(src)` for short values without a call to `memcpy` (most strings
+/// in tables are short, and the call costs more than the copy): two overlapping fixed-size
+/// copies cover any length between the size and twice the size.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert_eq!(dst.len(), n);
+    match n {
+        0 => {}
+        // Bytes 0, n/2 and n-1 are all of them.
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        33..=64 => {
+            dst[..32].copy_from_slice(&src[..32]);
+            dst[n - 32..].copy_from_slice(&src[n - 32..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 #[inline]
 fn put(out: &mut [u8], b: &[u8]) -> usize {
     out[..b.len()].copy_from_slice(b);
@@ -581,4 +616,17 @@ pub fn sorted_fields(fields: &[std::sync::Arc<Field>]) -> Vec<usize> {
             .cmp(fields[*b].name().as_bytes())
     });
     idx
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_copies_copy_every_byte_of_every_length() {
+        let src: Vec<u8> = (1..=200).map(|i| i as u8).collect();
+        for n in 0..=src.len() {
+            let mut dst = vec![0u8; n];
+            super::copy_short(&mut dst, &src[..n]);
+            assert_eq!(dst, src[..n], "{n} bytes");
+        }
+    }
 }

@@ -177,7 +177,8 @@ impl Hasher {
     }
 
     /// Turns the message lengths in `cursor` into padded `starts` and write cursors, and
-    /// a zeroed buffer of the total size.
+    /// sizes the buffer. Only each message's last 64-byte block is zeroed: the padding lies
+    /// within it, and the values then overwrite every byte before the padding.
     fn layout(&mut self, n: usize) {
         self.starts.clear();
         self.starts.reserve(n + 1);
@@ -189,8 +190,15 @@ impl Hasher {
             *len = start;
         }
         self.starts.push(at);
-        self.buf.clear();
-        self.buf.resize(at, 0);
+        if self.buf.len() < at {
+            self.buf.resize(at, 0);
+        }
+        for end in &self.starts[1..] {
+            let last: &mut [u8; 64] = (&mut self.buf[end - 64..*end])
+                .try_into()
+                .expect("messages are whole blocks");
+            *last = [0; 64];
+        }
     }
 
     pub fn finish(self) -> (LogicalSchema, Part) {
