@@ -55,6 +55,7 @@ async fn side(arg: &str, selection: &SelectionArgs) -> Result<Snapshot> {
 }
 
 pub async fn run(args: DiffArgs) -> Result<ExitCode> {
+    super::heap::for_reading();
     let before = side(&args.before, &args.selection)
         .await
         .with_context(|| format!("reading BEFORE ({})", args.before))?;

@@ -30,3 +30,16 @@ pub fn size_for(largest_partition_bytes: u64) {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
     }
 }
+
+/// For commands that only read (`snapshot`, `verify`, `diff`): files read whole and their
+/// decoded rows stay in the heap when freed, for the next file, instead of being mapped
+/// and unmapped (and zeroed by the kernel) each time: `snapshot` by day 1.13 -> 0.95 s
+/// (median of 5, alternated) at the same peak RSS. A run gains nothing from it.
+pub fn for_reading() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator settings.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+    }
+}

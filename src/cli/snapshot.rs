@@ -33,6 +33,7 @@ pub struct SnapshotArgs {
 }
 
 pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
+    super::heap::for_reading();
     let (table, selected) = open_selected(&args.table, &args.selection).await?;
     let files: u64 = selected
         .iter()

@@ -36,6 +36,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
+    super::heap::for_reading();
     let against = args
         .against
         .as_deref()
