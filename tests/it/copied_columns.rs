@@ -228,3 +228,64 @@ fn columns_that_trade_places_and_rows_that_move_are_not_copied() {
     rewrite(dir.path(), "SELECT a, b + 1 AS b FROM source");
     assert_eq!(read_pairs(&partition), [(30, 31), (10, 11)]);
 }
+
+#[test]
+fn files_that_describe_a_column_differently_get_it_encoded() {
+    // One file from DuckDB (INT64 annotated as a 64-bit integer, decimals as INT64) and
+    // one from arrow-rs with the same rows (plain INT64, decimals as arrow-rs writes
+    // them): chunks cannot be copied across both descriptions, so those columns are
+    // encoded; the rows must all be there, unchanged but for `kind`.
+    let dir = tempfile::tempdir().unwrap();
+    let partition = dir.path().join("t/event_date=2024-01-01/region=eu");
+    copy_dir(
+        &root().join("testdata/duckdb_events/event_date=2024-01-01/region=eu"),
+        &partition,
+    );
+    let duck = partition.join("data_0.parquet");
+    let batches: Vec<RecordBatch> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+            std::fs::File::open(&duck).unwrap(),
+            1024,
+        )
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(partition.join("data_1.parquet")).unwrap(),
+        batches[0].schema(),
+        None,
+    )
+    .unwrap();
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+    let id = |f: &Path| {
+        let r = SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap();
+        let descr = r.metadata().file_metadata().schema_descr_ptr();
+        descr.column(0).self_type().clone()
+    };
+    let (duck_id, arrow_id) = (id(&duck), id(&partition.join("data_1.parquet")));
+    assert_ne!(duck_id, arrow_id);
+    let before = column_checksums(dir.path());
+    let report = rewrite(
+        dir.path(),
+        "SELECT id, user_id, upper(kind) AS kind, amount, score, ok, created FROM source",
+    );
+    let p = &report["partitions"][0];
+    assert_eq!(p["status"], "rewritten", "{report}");
+    assert_eq!(p["rows_after"], p["rows_before"]);
+    let after = column_checksums(dir.path());
+    let key = "event_date=2024-01-01/region=eu";
+    for (column, sum) in &before[key] {
+        if column == "kind" {
+            assert_ne!(&after[key][column], sum);
+        } else {
+            assert_eq!(&after[key][column], sum, "{column}");
+        }
+    }
+    let files = parquet_files(&partition);
+    assert_eq!(files.len(), 1);
+    // `id` was encoded as arrow-rs describes it, not copied from either file.
+    assert_eq!(id(&files[0]), arrow_id);
+}
