@@ -44,6 +44,13 @@ async fn side(arg: &str, selection: &SelectionArgs) -> Result<Snapshot> {
         }
         Err(e) => return Err(e),
     };
+    super::heap::for_reading(
+        selected
+            .iter()
+            .map(|i| table.partitions[*i].bytes())
+            .max()
+            .unwrap_or(0),
+    );
     // Per-column checksums let the diff say which columns changed.
     let options = ScanOptions {
         columns: true,
@@ -55,7 +62,6 @@ async fn side(arg: &str, selection: &SelectionArgs) -> Result<Snapshot> {
 }
 
 pub async fn run(args: DiffArgs) -> Result<ExitCode> {
-    super::heap::for_reading();
     let before = side(&args.before, &args.selection)
         .await
         .with_context(|| format!("reading BEFORE ({})", args.before))?;

@@ -33,8 +33,14 @@ pub struct SnapshotArgs {
 }
 
 pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
-    super::heap::for_reading();
     let (table, selected) = open_selected(&args.table, &args.selection).await?;
+    super::heap::for_reading(
+        selected
+            .iter()
+            .map(|i| table.partitions[*i].bytes())
+            .max()
+            .unwrap_or(0),
+    );
     let files: u64 = selected
         .iter()
         .map(|i| table.partitions[*i].files.len() as u64)

@@ -36,13 +36,19 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
-    super::heap::for_reading();
     let against = args
         .against
         .as_deref()
         .map(|p| Snapshot::read(p).with_context(|| "reading --against"))
         .transpose()?;
     let (table, selected) = open_selected(&args.table, &args.selection).await?;
+    super::heap::for_reading(
+        selected
+            .iter()
+            .map(|i| table.partitions[*i].bytes())
+            .max()
+            .unwrap_or(0),
+    );
     let ids: Vec<&str> = selected
         .iter()
         .map(|i| table.partitions[*i].id.as_str())
