@@ -297,7 +297,7 @@ pub async fn write(loc: &Location, path: &Path, file: Bytes) -> Result<()> {
             }
             // Compared a chunk at a time: a second copy of the file is never held.
             let mut f = std::fs::File::open(&fs).map_err(io)?;
-            let mut chunk = vec![0u8; 1 << 20];
+            let mut chunk = vec![0u8; file.len().clamp(1, 1 << 20)];
             let mut at = 0;
             loop {
                 use std::io::Read;
