@@ -220,17 +220,19 @@ pub async fn commit(
             let live = fs(loc, &loc.child(&partition));
             let stage = fs(loc, &run.stage(&partition));
             let carry = old_files.clone();
+            let local = journal.local().ok_or_else(|| {
+                Error::Run("internal error: a local table without a local journal".into())
+            })?;
+            let (loc, run) = (loc.clone(), run.clone());
             crate::storage::blocking(move || {
                 // The staged file's write already made the stage folder durable.
                 if carry_over(&live, &stage, &carry)? {
                     sync_path(&stage)?;
                 }
-                Ok(())
+                local.append(committing)?;
+                swap_local(&loc, &run, &partition)
             })
-            .await?;
-            journal.append(committing).await?;
-            let (loc, run) = (loc.clone(), run.clone());
-            crate::storage::blocking(move || swap_local(&loc, &run, &partition)).await
+            .await
         }
         Backend::S3 | Backend::Memory => {
             backup_files(loc, run, &partition, &old_files).await?;

@@ -204,7 +204,7 @@ impl RunDir {
 pub struct Journal {
     loc: Location,
     dir: Path,
-    next: AtomicU64,
+    next: std::sync::Arc<AtomicU64>,
     run_id: String,
 }
 
@@ -215,7 +215,7 @@ impl Journal {
         let j = Journal {
             loc: loc.clone(),
             dir,
-            next: AtomicU64::new(0),
+            next: std::sync::Arc::new(AtomicU64::new(0)),
             run_id: plan.run_id.clone(),
         };
         j.append(Event::Planned {
@@ -240,7 +240,7 @@ impl Journal {
             Journal {
                 loc: loc.clone(),
                 dir,
-                next: AtomicU64::new(next),
+                next: std::sync::Arc::new(AtomicU64::new(next)),
                 run_id: run_id.into(),
             },
             records,
@@ -253,24 +253,18 @@ impl Journal {
 
     /// Appends a record durably, create-only.
     pub async fn append(&self, event: Event) -> Result<()> {
+        if let Some(local) = self.local() {
+            return crate::storage::blocking(move || local.append(event)).await;
+        }
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
         let record = Record {
             seq,
-            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            at: now(),
             event,
         };
         let path = self.dir.clone().join(format!("{seq:08}.json"));
         let body = serde_json::to_vec(&record).expect("record serialises");
-        let taken = || Error::LockLost {
-            run_id: self.run_id.clone(),
-            reason: format!("journal record {seq} was already written by another process"),
-        };
-        if let Some(fs) = self.loc.fs_path(&path) {
-            return match crate::storage::blocking(move || create_local(&fs, &body)).await? {
-                true => Ok(()),
-                false => Err(taken()),
-            };
-        }
+        let taken = || taken(&self.run_id, seq);
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -285,6 +279,53 @@ impl Journal {
             Err(object_store::Error::AlreadyExists { .. }) => Err(taken()),
             Err(e) => Err(Error::storage(&path, e)),
         }
+    }
+}
+
+/// The journal of a local run, to append from a blocking task together with the
+/// filesystem work a record announces (one hand-over to a blocking thread, not two).
+pub struct LocalJournal {
+    dir: std::path::PathBuf,
+    next: std::sync::Arc<AtomicU64>,
+    run_id: String,
+}
+
+impl Journal {
+    /// The journal as a [`LocalJournal`], for a run on local disk.
+    pub fn local(&self) -> Option<LocalJournal> {
+        Some(LocalJournal {
+            dir: self.loc.fs_path(&self.dir)?,
+            next: self.next.clone(),
+            run_id: self.run_id.clone(),
+        })
+    }
+}
+
+impl LocalJournal {
+    /// Appends a record durably, create-only (blocking).
+    pub fn append(&self, event: Event) -> Result<()> {
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        let record = Record {
+            seq,
+            at: now(),
+            event,
+        };
+        let body = serde_json::to_vec(&record).expect("record serialises");
+        match create_local(&self.dir.join(format!("{seq:08}.json")), &body)? {
+            true => Ok(()),
+            false => Err(taken(&self.run_id, seq)),
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn taken(run_id: &str, seq: u64) -> Error {
+    Error::LockLost {
+        run_id: run_id.to_string(),
+        reason: format!("journal record {seq} was already written by another process"),
     }
 }
 
