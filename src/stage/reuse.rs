@@ -3,11 +3,13 @@
 //! backfill usually changes a few columns of many).
 //!
 //! A column passes through when every output batch holds the very buffers of the source
-//! batch it came from (the transform only selected it, as in `SELECT a, upper(b) AS b`)
-//! and the new file describes it exactly as the source files do (Parquet type, logical
-//! type, repetition). The new file then has the source's row groups one for one, and the
-//! other columns are encoded into them as usual. The whole file is still decoded and
-//! compared with the rows before it is written.
+//! batch it came from (the transform only selected it, as in `SELECT a, upper(b) AS b`),
+//! every source file describes it alike (Parquet type, logical type, repetition), and a
+//! reader of the new file, which keeps that description, gets the output's Arrow type.
+//! The new file then has the source's row groups one for one, and the other columns are
+//! encoded into them as usual. Before the file is written, [`check_copied`] proves each
+//! copied chunk by its bytes and description, and the encoded columns are decoded and
+//! compared with the rows.
 
 use std::ops::Range;
 
