@@ -688,6 +688,14 @@ pub async fn resumable(loc: &Location) -> Result<String> {
 }
 
 /// Finishes an interrupted run from its journal; never recomputes the plan.
+/// The bytes of the largest partition a run planned to rewrite (from its journal), to size
+/// memory settings before resuming it.
+pub async fn largest_planned_partition(loc: &Location, run_id: &str) -> Result<u64> {
+    let records = crate::journal::read(loc, run_id).await?;
+    let plan = plan_of(&records)?;
+    Ok(plan.partitions.iter().map(|p| p.bytes).max().unwrap_or(0))
+}
+
 pub async fn resume(
     loc: &Location,
     run_id: &str,

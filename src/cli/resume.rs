@@ -34,6 +34,10 @@ pub async fn run(args: ResumeArgs) -> Result<ExitCode> {
     if !args.json {
         render::note(&format!("resuming run {run_id}"));
     }
+    // Unreadable journals are reported by `resume` itself, with the run's context.
+    if let Ok(largest) = run::largest_planned_partition(&loc, &run_id).await {
+        super::heap::size_for(largest);
+    }
     let report = run::resume(&loc, &run_id, LeaseTimes::default(), None)
         .await
         .with_context(|| format!("resuming run {run_id} on {}", loc.display))?;
