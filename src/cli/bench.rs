@@ -80,14 +80,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let table = backfill::table::discover(&loc, &Default::default()).await?;
     let all: Vec<usize> = (0..table.partitions.len()).collect();
     let bytes: u64 = table.partitions.iter().map(|p| p.bytes()).sum();
-    super::heap::size_for(
-        table
-            .partitions
-            .iter()
-            .map(|p| p.bytes())
-            .max()
-            .unwrap_or(0),
-    );
+    super::heap::size_for(table.largest_partition(&all));
 
     let t = Instant::now();
     let snap = snapshot::snapshot(

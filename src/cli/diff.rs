@@ -44,13 +44,7 @@ async fn side(arg: &str, selection: &SelectionArgs) -> Result<Snapshot> {
         }
         Err(e) => return Err(e),
     };
-    super::heap::for_reading(
-        selected
-            .iter()
-            .map(|i| table.partitions[*i].bytes())
-            .max()
-            .unwrap_or(0),
-    );
+    super::heap::for_reading(table.largest_partition(&selected));
     // Per-column checksums let the diff say which columns changed.
     let options = ScanOptions {
         columns: true,

@@ -65,13 +65,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     if !args.json {
         render::resolved(&ids);
     }
-    super::heap::size_for(
-        selected
-            .iter()
-            .map(|i| table.partitions[*i].bytes())
-            .max()
-            .unwrap_or(0),
-    );
+    super::heap::size_for(table.largest_partition(&selected));
     let bar = render::run_progress(selected.len() as u64);
     let req = RunRequest {
         sql,

@@ -34,13 +34,7 @@ pub struct SnapshotArgs {
 
 pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
     let (table, selected) = open_selected(&args.table, &args.selection).await?;
-    super::heap::for_reading(
-        selected
-            .iter()
-            .map(|i| table.partitions[*i].bytes())
-            .max()
-            .unwrap_or(0),
-    );
+    super::heap::for_reading(table.largest_partition(&selected));
     let files: u64 = selected
         .iter()
         .map(|i| table.partitions[*i].files.len() as u64)

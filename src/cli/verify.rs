@@ -42,13 +42,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         .map(|p| Snapshot::read(p).with_context(|| "reading --against"))
         .transpose()?;
     let (table, selected) = open_selected(&args.table, &args.selection).await?;
-    super::heap::for_reading(
-        selected
-            .iter()
-            .map(|i| table.partitions[*i].bytes())
-            .max()
-            .unwrap_or(0),
-    );
+    super::heap::for_reading(table.largest_partition(&selected));
     let ids: Vec<&str> = selected
         .iter()
         .map(|i| table.partitions[*i].id.as_str())

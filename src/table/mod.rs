@@ -346,6 +346,15 @@ fn build(
 }
 
 impl Table {
+    /// The bytes of the largest of the `selected` partitions.
+    pub fn largest_partition(&self, selected: &[usize]) -> u64 {
+        selected
+            .iter()
+            .map(|i| self.partitions[*i].bytes())
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn key_names(&self) -> Vec<String> {
         self.keys.iter().map(|k| k.name.clone()).collect()
     }

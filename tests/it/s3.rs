@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, BinaryArray, Int64Array, RecordBatch};
 use backfill::lock::{LeaseTimes, Lock};
 use backfill::storage::{Backend, Location};
 use object_store::{
@@ -13,7 +12,7 @@ use object_store::{
 };
 
 use crate::support::proxy::{self, Mode};
-use crate::support::{parquet_bytes, rows, run_env, s3, sql};
+use crate::support::{large_rows, parquet_bytes, rows, run_env, s3, sql};
 
 /// A whole-table run of `sql`.
 fn request(sql: &str, jobs: usize) -> backfill::run::RunRequest {
@@ -206,30 +205,7 @@ async fn large_files_go_up_as_multipart_uploads() {
     let bucket = s3::bucket(server);
     let store = s3::store(&server.endpoint, &bucket);
     // 12 incompressible MiB: above the 10 MiB buffer, so the staged file is a multipart upload.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let payload: Vec<Vec<u8>> = (0..12)
-        .map(|_| {
-            (0..1 << 20)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
-        })
-        .collect();
-    let b = RecordBatch::try_from_iter([
-        (
-            "id",
-            Arc::new(Int64Array::from_iter_values(0..12)) as ArrayRef,
-        ),
-        (
-            "payload",
-            Arc::new(BinaryArray::from_iter_values(payload.iter())) as ArrayRef,
-        ),
-    ])
-    .unwrap();
+    let b = large_rows(12);
     store
         .put(
             &Path::from("lake/t/k=1/part-0.parquet"),

@@ -14,7 +14,8 @@ use object_store::{memory::InMemory, path::Path, ObjectStore, ObjectStoreExt, Pu
 
 use crate::support::faulty::Faulty;
 use crate::support::{
-    copy_dir, file_hashes, parquet_bytes, put, rows, run_in, small_table, snapshot_json, sql,
+    copy_dir, file_hashes, large_rows, parquet_bytes, put, rows, run_in, small_table,
+    snapshot_json, sql,
 };
 
 const SQL: &str = "SELECT id, CASE WHEN id % 2 = 0 AND id < 400 THEN upper(name) ELSE name END AS name FROM source";
@@ -619,30 +620,7 @@ async fn a_large_file_changed_after_it_was_read_is_not_copied_from() {
     use backfill::stage;
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("t");
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let payload: Vec<Vec<u8>> = (0..10)
-        .map(|_| {
-            (0..1 << 20)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
-        })
-        .collect();
-    let b = arrow::array::RecordBatch::try_from_iter([
-        (
-            "id",
-            Arc::new(arrow::array::Int64Array::from_iter_values(0..10)) as arrow::array::ArrayRef,
-        ),
-        (
-            "payload",
-            Arc::new(arrow::array::BinaryArray::from_iter_values(payload.iter())) as _,
-        ),
-    ])
-    .unwrap();
+    let b = large_rows(10);
     put(&table, "k=1", "a.parquet", &b);
     let path = table.join("k=1/a.parquet");
     assert!(std::fs::metadata(&path).unwrap().len() > 10 << 20);

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, BinaryArray, Int64Array, RecordBatch, StringArray};
 
 pub use backfill::demo::write_parquet;
 
@@ -50,6 +50,35 @@ pub fn rows(pairs: &[(i64, Option<&str>)]) -> RecordBatch {
         pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
     ));
     RecordBatch::try_from_iter([("id", ids), ("name", names)]).unwrap()
+}
+
+/// `mib` rows of `id` (0..) and `payload`, 1 MiB of incompressible bytes each: files that
+/// are large whatever the codec.
+pub fn large_rows(mib: usize) -> RecordBatch {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let payload: Vec<Vec<u8>> = (0..mib)
+        .map(|_| {
+            (0..1 << 20)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        })
+        .collect();
+    RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..mib as i64)) as ArrayRef,
+        ),
+        (
+            "payload",
+            Arc::new(BinaryArray::from_iter_values(payload.iter())) as ArrayRef,
+        ),
+    ])
+    .unwrap()
 }
 
 /// Writes `batch` as `table/<partition>/<file>`.
