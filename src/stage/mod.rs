@@ -4,7 +4,9 @@
 //! Verification has two halves, and together they prove that the file in storage holds
 //! exactly the transform's output:
 //! 1. the encoded bytes are decoded again and every column must equal the rows that were
-//!    written, value for value (exact equality: stricter than a checksum);
+//!    written, value for value (exact equality: stricter than a checksum); a column chunk
+//!    copied from an old file must instead be that chunk byte for byte, described alike
+//!    ([`reuse`]);
 //! 2. after the write, the file is read back from storage and must be byte-identical to
 //!    the bytes that passed (1).
 
