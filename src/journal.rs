@@ -1,12 +1,15 @@
 //! The append-only record of every run and every partition's state.
 //!
-//! A run's journal is a folder of records `<work>/runs/<run_id>/journal/<seq>.json`, each
-//! written create-only (a record is never overwritten: a stale process that lost the lock
-//! fails on the first sequence number a newer one already wrote) and, on local disk,
-//! fsynced with its folder before the step it announces is taken. The first record is the
-//! frozen plan; `resume` reads it and never recomputes the selection or the clock.
+//! On local disk a run's journal is one file, `<work>/runs/<run_id>/journal/log.jsonl`, a
+//! line of JSON per record, appended and fdatasynced before the step it announces is taken
+//! (one file: no new inode and no folder fsync per record). On object stores it is a
+//! folder of create-only objects `<seq>.json`. Either way a stale process that lost the
+//! lock fails on its next record: the object exists already, or the file has grown since
+//! the process read it. The first record is the frozen plan; `resume` reads it and never
+//! recomputes the selection or the clock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use object_store::{path::Path, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -14,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::storage::Location;
+use crate::storage::{blocking, Location};
 
 /// Rows and checksum of one side of a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,25 +207,47 @@ impl RunDir {
 pub struct Journal {
     loc: Location,
     dir: Path,
-    next: std::sync::Arc<AtomicU64>,
     run_id: String,
+    sink: Sink,
 }
+
+enum Sink {
+    /// Local disk: one append-only file, [`LOG`].
+    Log(Arc<Log>),
+    /// Object stores: one create-only object per record, named by its sequence number.
+    Objects(Arc<AtomicU64>),
+}
+
+/// The file a local journal appends to, inside the journal folder.
+pub const LOG: &str = "log.jsonl";
 
 impl Journal {
     /// Starts the journal of a new run with its plan.
     pub async fn create(loc: &Location, plan: &Plan) -> Result<Journal> {
-        let dir = RunDir::new(loc, &plan.run_id).journal();
-        let j = Journal {
+        let journal = Journal::start(loc, &plan.run_id, 0, true).await?;
+        journal
+            .append(Event::Planned {
+                plan: Box::new(plan.clone()),
+            })
+            .await?;
+        Ok(journal)
+    }
+
+    async fn start(loc: &Location, run_id: &str, next: u64, new: bool) -> Result<Journal> {
+        let dir = RunDir::new(loc, run_id).journal();
+        let sink = match loc.fs_path(&dir) {
+            Some(folder) => {
+                let log = blocking(move || Log::open(folder, next, new)).await?;
+                Sink::Log(Arc::new(log))
+            }
+            None => Sink::Objects(Arc::new(AtomicU64::new(next))),
+        };
+        Ok(Journal {
             loc: loc.clone(),
             dir,
-            next: std::sync::Arc::new(AtomicU64::new(0)),
-            run_id: plan.run_id.clone(),
-        };
-        j.append(Event::Planned {
-            plan: Box::new(plan.clone()),
+            run_id: run_id.into(),
+            sink,
         })
-        .await?;
-        Ok(j)
     }
 
     /// Opens an existing journal: its records, and the journal positioned after them.
@@ -235,28 +260,43 @@ impl Journal {
             )));
         }
         let next = records.last().map(|r| r.seq + 1).unwrap_or(0);
-        let dir = RunDir::new(loc, run_id).journal();
-        Ok((
-            Journal {
-                loc: loc.clone(),
-                dir,
-                next: std::sync::Arc::new(AtomicU64::new(next)),
-                run_id: run_id.into(),
-            },
-            records,
-        ))
+        let journal = Journal::start(loc, run_id, next, false).await?;
+        Ok((journal, records))
     }
 
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
 
-    /// Appends a record durably, create-only.
+    /// Appends a record durably: it is on disk (or in the store) before this returns, so
+    /// the step it announces may be taken.
     pub async fn append(&self, event: Event) -> Result<()> {
-        if let Some(local) = self.local() {
-            return crate::storage::blocking(move || local.append(event)).await;
-        }
-        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        self.write(event, true).await
+    }
+
+    /// Appends a record of an outcome that `resume` can find out again from the table
+    /// (`committed`, `unchanged`). On local disk it is written but made durable only by
+    /// the next [`Journal::append`] (the run's last record always is one): a crash may
+    /// lose it, and `resume` then checks the partition instead.
+    pub async fn note(&self, event: Event) -> Result<()> {
+        self.write(event, false).await
+    }
+
+    async fn write(&self, event: Event, durable: bool) -> Result<()> {
+        let next = match &self.sink {
+            Sink::Log(log) => {
+                let log = log.clone();
+                let run_id = self.run_id.clone();
+                return if durable {
+                    blocking(move || log.append(&run_id, event, true)).await
+                } else {
+                    // A write into the page cache: too short to hand to a blocking thread.
+                    log.append(&run_id, event, false)
+                };
+            }
+            Sink::Objects(next) => next,
+        };
+        let seq = next.fetch_add(1, Ordering::SeqCst);
         let record = Record {
             seq,
             at: now(),
@@ -264,7 +304,6 @@ impl Journal {
         };
         let path = self.dir.clone().join(format!("{seq:08}.json"));
         let body = serde_json::to_vec(&record).expect("record serialises");
-        let taken = || taken(&self.run_id, seq);
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -276,8 +315,19 @@ impl Journal {
             .await
         {
             Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => Err(taken()),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(taken(&self.run_id, seq)),
             Err(e) => Err(Error::storage(&path, e)),
+        }
+    }
+
+    /// The journal as a [`LocalJournal`], for a run on local disk.
+    pub fn local(&self) -> Option<LocalJournal> {
+        match &self.sink {
+            Sink::Log(log) => Some(LocalJournal {
+                log: log.clone(),
+                run_id: self.run_id.clone(),
+            }),
+            Sink::Objects(_) => None,
         }
     }
 }
@@ -285,36 +335,144 @@ impl Journal {
 /// The journal of a local run, to append from a blocking task together with the
 /// filesystem work a record announces (one hand-over to a blocking thread, not two).
 pub struct LocalJournal {
-    dir: std::path::PathBuf,
-    next: std::sync::Arc<AtomicU64>,
+    log: Arc<Log>,
     run_id: String,
 }
 
-impl Journal {
-    /// The journal as a [`LocalJournal`], for a run on local disk.
-    pub fn local(&self) -> Option<LocalJournal> {
-        Some(LocalJournal {
-            dir: self.loc.fs_path(&self.dir)?,
-            next: self.next.clone(),
-            run_id: self.run_id.clone(),
-        })
+impl LocalJournal {
+    /// Appends a record durably (blocking).
+    pub fn append(&self, event: Event) -> Result<()> {
+        self.log.append(&self.run_id, event, true)
     }
 }
 
-impl LocalJournal {
-    /// Appends a record durably, create-only (blocking).
-    pub fn append(&self, event: Event) -> Result<()> {
-        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+/// A local journal file. Records are lines of JSON; each is written with one `write` at
+/// the end of the file and, when durable, followed by `fdatasync`, which also makes every
+/// earlier line durable. So after a crash only lines that were never synced can be cut
+/// short, and every line after a damaged one was never synced either: [`parse_log`] keeps
+/// the lines before the first damaged one, and [`Log::open`] cuts the rest off before
+/// appending again.
+struct Log {
+    path: std::path::PathBuf,
+    state: Mutex<LogState>,
+}
+
+struct LogState {
+    file: Option<Arc<std::fs::File>>,
+    /// Where the next record goes; the file's length unless another process wrote to it.
+    end: u64,
+    next: u64,
+}
+
+impl Log {
+    fn open(folder: std::path::PathBuf, next: u64, new: bool) -> Result<Log> {
+        let path = folder.join(LOG);
+        let (file, end) = if new {
+            std::fs::create_dir_all(&folder).map_err(|e| io(&folder, e))?;
+            let file = std::fs::OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| io(&path, e))?;
+            // The folders are new: make the names leading to the log durable.
+            for dir in folder.ancestors().take(4) {
+                crate::storage::sync_path(dir)?;
+            }
+            (Some(Arc::new(file)), 0)
+        } else {
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+                    let (_, good) = parse_log(&bytes, &path)?;
+                    if good < bytes.len() {
+                        file.set_len(good as u64).map_err(|e| io(&path, e))?;
+                        file.sync_all().map_err(|e| io(&path, e))?;
+                    }
+                    (Some(Arc::new(file)), good as u64)
+                }
+                // A journal of records in their own files: the log starts with the next one.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0),
+                Err(e) => return Err(io(&path, e)),
+            }
+        };
+        Ok(Log {
+            path,
+            state: Mutex::new(LogState { file, end, next }),
+        })
+    }
+
+    fn append(&self, run_id: &str, event: Event, durable: bool) -> Result<()> {
+        use std::io::Write;
+        let mut state = self.state.lock().expect("journal lock");
         let record = Record {
-            seq,
+            seq: state.next,
             at: now(),
             event,
         };
-        let body = serde_json::to_vec(&record).expect("record serialises");
-        match create_local(&self.dir.join(format!("{seq:08}.json")), &body)? {
-            true => Ok(()),
-            false => Err(taken(&self.run_id, seq)),
+        let mut line = serde_json::to_vec(&record).expect("record serialises");
+        line.push(b'\n');
+        if state.file.is_none() {
+            let file = std::fs::OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&self.path)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => taken(run_id, record.seq),
+                    _ => io(&self.path, e),
+                })?;
+            crate::storage::sync_path(self.path.parent().expect("the log is in a folder"))?;
+            state.file = Some(Arc::new(file));
         }
+        let file = state.file.clone().expect("opened above");
+        // Another process appended since this one read the journal: it holds the run now.
+        let len = file.metadata().map_err(|e| io(&self.path, e))?.len();
+        if len != state.end {
+            return Err(taken(run_id, record.seq));
+        }
+        (&*file).write_all(&line).map_err(|e| io(&self.path, e))?;
+        state.end += line.len() as u64;
+        state.next += 1;
+        drop(state);
+        // Outside the lock: appends of other partitions go on meanwhile, and one sync
+        // makes them all durable.
+        if durable {
+            file.sync_data().map_err(|e| io(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The records of a local journal file and the length of the part that holds them: the
+/// lines before the first one that is cut short or damaged (see [`Log`]).
+fn parse_log(bytes: &[u8], path: &std::path::Path) -> Result<(Vec<Record>, usize)> {
+    let mut records = Vec::new();
+    let mut good = 0;
+    while let Some(n) = bytes[good..].iter().position(|b| *b == b'\n') {
+        match serde_json::from_slice::<Record>(&bytes[good..good + n]) {
+            Ok(r) => records.push(r),
+            Err(_) => break,
+        }
+        good += n + 1;
+    }
+    if let Some(w) = records.windows(2).find(|w| w[1].seq != w[0].seq + 1) {
+        return Err(Error::Run(format!(
+            "journal {} jumps from record {} to {}; the run cannot be resumed safely",
+            path.display(),
+            w[0].seq,
+            w[1].seq
+        )));
+    }
+    Ok((records, good))
+}
+
+fn io(path: &std::path::Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.into(),
+        error: e,
     }
 }
 
@@ -329,38 +487,6 @@ fn taken(run_id: &str, seq: u64) -> Error {
     }
 }
 
-/// Writes a record file on local disk, whole or not at all, create-only, durably: the
-/// body goes to `<name>.tmp`, is fsynced, then hard-linked to its name (which fails if
-/// the name exists) and the folder is fsynced. `Ok(false)` when the record exists.
-fn create_local(path: &std::path::Path, body: &[u8]) -> Result<bool> {
-    use std::io::Write;
-    let io = |p: &std::path::Path, e| Error::Io {
-        path: p.into(),
-        error: e,
-    };
-    let dir = path.parent().expect("records live in a folder");
-    let tmp = path.with_extension("json.tmp");
-    let mut file = match std::fs::File::create(&tmp) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-            std::fs::File::create(&tmp)
-        }
-        other => other,
-    }
-    .map_err(|e| io(&tmp, e))?;
-    file.write_all(body).map_err(|e| io(&tmp, e))?;
-    file.sync_all().map_err(|e| io(&tmp, e))?;
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(io(path, e)),
-    }
-    crate::storage::sync_path(dir)?;
-    Ok(true)
-}
-
 /// All records of a run, in order.
 pub async fn read(loc: &Location, run_id: &str) -> Result<Vec<Record>> {
     let dir = RunDir::new(loc, run_id).journal();
@@ -370,19 +496,17 @@ pub async fn read(loc: &Location, run_id: &str) -> Result<Vec<Record>> {
         .try_collect()
         .await
         .map_err(|e| Error::storage(&dir, e))?;
-    // Only records: a `.tmp` file is a record whose write never finished.
+    // Records in their own files (object stores), and the local log. A `.tmp` file is a
+    // record whose write never finished.
+    let log = metas
+        .iter()
+        .position(|m| m.location.filename() == Some(LOG))
+        .map(|i| metas.swap_remove(i));
     metas.retain(|m| m.location.as_ref().ends_with(".json"));
     metas.sort_by(|a, b| a.location.cmp(&b.location));
     let mut out = Vec::with_capacity(metas.len());
     for m in metas {
-        let bytes = loc
-            .store
-            .get(&m.location)
-            .await
-            .map_err(|e| Error::storage(&m.location, e))?
-            .bytes()
-            .await
-            .map_err(|e| Error::storage(&m.location, e))?;
+        let bytes = get(loc, &m.location).await?;
         let record: Record = serde_json::from_slice(&bytes).map_err(|e| {
             Error::Run(format!(
                 "journal record {} is damaged ({e}); the run cannot be resumed safely",
@@ -391,7 +515,22 @@ pub async fn read(loc: &Location, run_id: &str) -> Result<Vec<Record>> {
         })?;
         out.push(record);
     }
+    if let Some(m) = log {
+        let bytes = get(loc, &m.location).await?;
+        let shown = std::path::PathBuf::from(m.location.as_ref());
+        out.extend(parse_log(&bytes, &shown)?.0);
+    }
     Ok(out)
+}
+
+async fn get(loc: &Location, path: &Path) -> Result<bytes::Bytes> {
+    loc.store
+        .get(path)
+        .await
+        .map_err(|e| Error::storage(path, e))?
+        .bytes()
+        .await
+        .map_err(|e| Error::storage(path, e))
 }
 
 /// Ids of every run with a journal, oldest first (ids sort by start time).

@@ -511,7 +511,7 @@ async fn process_inner(
     if after == before {
         drop(compute);
         ctx.journal
-            .append(Event::Unchanged {
+            .note(Event::Unchanged {
                 partition: id.into(),
                 before,
                 phases: report.phases.clone(),
@@ -564,7 +564,7 @@ async fn process_inner(
         .map_err(|e| unknown(ctx, id, e))?;
     report.phases.commit_ms = ms(t);
     ctx.journal
-        .append(Event::Committed {
+        .note(Event::Committed {
             partition: id.into(),
             before,
             after,

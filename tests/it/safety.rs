@@ -299,11 +299,12 @@ fn sigkill_mid_run_then_resume() {
         let runs = work.path().join(".backfill/t/runs");
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
+            // Records are the lines of the run's journal log.
             let records = std::fs::read_dir(&runs)
                 .ok()
                 .and_then(|mut r| r.next())
-                .and_then(|e| std::fs::read_dir(e.unwrap().path().join("journal")).ok())
-                .map(|r| r.count())
+                .and_then(|e| std::fs::read(e.unwrap().path().join("journal/log.jsonl")).ok())
+                .map(|log| log.iter().filter(|b| **b == b'\n').count())
                 .unwrap_or(0);
             if records >= kill_after || std::time::Instant::now() > deadline {
                 break;
@@ -455,21 +456,132 @@ pub async fn take_within(loc: &Location, limit: Duration) -> Lock {
 
 #[tokio::test]
 async fn a_stale_process_cannot_write_over_a_newer_journal() {
-    let store = object_table().await;
-    let loc = Location::in_memory(Arc::new(store), "lake/t");
-    let report = run_on(&loc).await.unwrap();
-    let (a, _) = backfill::journal::Journal::open(&loc, &report.run_id)
-        .await
-        .unwrap();
-    let (b, _) = backfill::journal::Journal::open(&loc, &report.run_id)
-        .await
-        .unwrap();
-    a.append(backfill::journal::Event::Resumed).await.unwrap();
-    let stale = b.append(backfill::journal::Event::Resumed).await;
-    assert!(
-        matches!(stale, Err(backfill::Error::LockLost { .. })),
-        "{stale:?}"
+    let (_dir, table) = small_table(1);
+    let local = Location::open(table.to_str().unwrap()).unwrap();
+    let memory = Location::in_memory(Arc::new(object_table().await), "lake/t");
+    for loc in [local, memory] {
+        let report = run_on(&loc).await.unwrap();
+        let (a, _) = backfill::journal::Journal::open(&loc, &report.run_id)
+            .await
+            .unwrap();
+        let (b, _) = backfill::journal::Journal::open(&loc, &report.run_id)
+            .await
+            .unwrap();
+        a.append(backfill::journal::Event::Resumed).await.unwrap();
+        let stale = b.append(backfill::journal::Event::Resumed).await;
+        assert!(
+            matches!(stale, Err(backfill::Error::LockLost { .. })),
+            "{stale:?}"
+        );
+        let records = backfill::journal::read(&loc, &report.run_id).await.unwrap();
+        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (0..records.len() as u64).collect::<Vec<_>>());
+        let resumed = records
+            .iter()
+            .filter(|r| r.event == backfill::journal::Event::Resumed)
+            .count();
+        assert_eq!(resumed, 1, "{:?}", loc.backend);
+    }
+}
+
+/// What an OS crash can leave at the end of a local journal: the last record's line cut
+/// short, or zeros where the file had grown but its data never reached the disk.
+#[test]
+fn a_journal_record_cut_short_by_a_crash_is_dropped_and_the_run_resumed() {
+    for zeros in [false, true] {
+        let (dir, _) = small_table(2);
+        let q = sql(dir.path(), "t.sql", SQL);
+        assert_eq!(
+            run_in(dir.path(), &["run", "t", "--sql", &q, "--all"]).code,
+            0
+        );
+        let after = snapshot_json(dir.path(), "t", &[]);
+        let runs = dir.path().join(".backfill/t/runs");
+        let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
+        let log = run.path().join("journal/log.jsonl");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.last().unwrap().contains(r#""event":"finished""#));
+        // The `finished` record was being written when the machine stopped.
+        let kept = text.len() - lines.last().unwrap().len() - 1;
+        let mut damaged = text.as_bytes()[..kept].to_vec();
+        if zeros {
+            damaged.extend(std::iter::repeat_n(0u8, 4096));
+        } else {
+            damaged.extend(&lines.last().unwrap().as_bytes()[..20]);
+        }
+        std::fs::write(&log, &damaged).unwrap();
+
+        let listed = run_in(dir.path(), &["runs", "t", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+        assert_eq!(v["runs"][0]["status"], "interrupted", "{}", listed.stderr);
+        let out = run_in(dir.path(), &["resume", "t"]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+
+        // The damaged tail is gone, the records follow on from the last whole one.
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.starts_with(std::str::from_utf8(&damaged[..kept]).unwrap()));
+        let seqs: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+        assert_eq!(seqs.len(), lines.len() + 1, "resumed, then finished");
+        assert!(text
+            .lines()
+            .last()
+            .unwrap()
+            .contains(r#""event":"finished""#));
+        assert_eq!(
+            crate::support::checksums(&snapshot_json(dir.path(), "t", &[])),
+            crate::support::checksums(&after)
+        );
+        let listed = run_in(dir.path(), &["runs", "t", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+        assert_eq!(v["runs"][0]["status"], "finished");
+    }
+}
+
+/// Records lost from the middle of a journal (a damaged line drops every line after it)
+/// never make `resume` apply the transform a second time: a committed partition's files
+/// no longer match the frozen plan, so it is refused.
+#[test]
+fn a_journal_that_lost_records_never_applies_the_transform_twice() {
+    let (dir, _) = small_table(2);
+    let q = sql(
+        dir.path(),
+        "t.sql",
+        "SELECT id + 1000 AS id, name FROM source",
     );
+    assert_eq!(
+        run_in(dir.path(), &["run", "t", "--sql", &q, "--all"]).code,
+        0
+    );
+    let after = file_hashes(&dir.path().join("t"));
+    let runs = dir.path().join(".backfill/t/runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
+    let log = run.path().join("journal/log.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let planned = text.lines().next().unwrap();
+    let rest = &text[planned.len() + 1..];
+    // The second line is damaged; whole records follow it.
+    let damaged = format!("{planned}\n{}{}", "#".repeat(30), &rest[30..]);
+    std::fs::write(&log, damaged).unwrap();
+
+    let out = run_in(dir.path(), &["resume", "t"]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("changed since the plan was made")
+            || out.stderr.contains("changed since the plan was made"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(file_hashes(&dir.path().join("t")), after);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
