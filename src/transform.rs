@@ -16,14 +16,16 @@ use std::time::Instant;
 use arrow::array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, Scalar, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
-use datafusion::common::tree_node::Transformed;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::{provider_as_source, source_as_provider, MemTable};
+use datafusion::datasource::MemTable;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::session_state::SessionState;
+use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
@@ -36,6 +38,9 @@ use crate::stage::Layout;
 use crate::storage::{Backend, Location};
 use crate::table::reader::Fetched;
 use crate::table::{KeyType, Partition, PartitionKey, Typed};
+
+mod slot;
+use slot::{Name, Slot};
 
 /// A partition's current rows, read once: they feed the transform and the before-checksum.
 pub struct Source {
@@ -240,19 +245,22 @@ pub struct Transform {
     tables: Vec<(String, Arc<dyn TableProvider>)>,
     stores: Vec<(url::Url, Arc<dyn object_store::ObjectStore>)>,
     /// The SQL planned and optimised once for a `source` schema; partitions with that
-    /// schema only swap in their rows (a session, a SQL parse and the optimiser cost more
-    /// than a small partition's work).
+    /// schema only put in their rows (a session, a SQL parse, the optimiser and the
+    /// physical planner cost more than a small partition's work).
     planned: Arc<std::sync::Mutex<Option<Arc<Planned>>>>,
 }
 
-/// The SQL as an optimised logical plan over placeholder `source` and `this_partition`.
+/// The SQL planned for one pair of `source` and `this_partition` schemas, over [`Slot`]s.
 struct Planned {
     source: SchemaRef,
     this_partition: SchemaRef,
-    ctx: SessionContext,
+    state: SessionState,
+    /// The optimised logical plan, to plan again for each partition when `physical` is
+    /// `None`.
     plan: LogicalPlan,
-    /// The placeholder tables the plan scans, by the name they stand for.
-    placeholders: [(&'static str, Arc<dyn TableProvider>); 2],
+    /// The physical plan, when every partition can run a copy of it ([`slot::reusable`]).
+    physical: Option<Arc<dyn ExecutionPlan>>,
+    task: Arc<TaskContext>,
 }
 
 impl Transform {
@@ -326,47 +334,18 @@ impl Transform {
         let (schema, rows) = with_keys(keys, partition, &source.schema, &source.batches)?;
         let (pschema, prow) = with_keys(keys, partition, &Arc::new(Schema::empty()), &[one_row()])?;
         let planned = self.planned_for(&schema, &pschema).await?;
-        let tables = [
-            mem_table("source", schema, rows)?,
-            mem_table("this_partition", pschema, prow)?,
-        ];
-        // Swap the placeholders for this partition's tables, in subqueries too.
-        let same = |a: &Arc<dyn TableProvider>, b: &Arc<dyn TableProvider>| {
-            std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+        let physical = match &planned.physical {
+            Some(reused) => reused.clone(),
+            None => planned
+                .state
+                .query_planner()
+                .create_physical_plan(&planned.plan, &planned.state)
+                .await
+                .map_err(sql_error)?,
         };
-        let plan =
-            planned
-                .plan
-                .clone()
-                .transform_up_with_subqueries(|node| match node {
-                    LogicalPlan::TableScan(mut scan) => {
-                        // Tables other than the placeholders may not be providers at all.
-                        let scanned = source_as_provider(&scan.source).ok();
-                        let swap = planned.placeholders.iter().zip(&tables).find(
-                            |((_, placeholder), _)| {
-                                scanned.as_ref().is_some_and(|s| same(placeholder, s))
-                            },
-                        );
-                        match swap {
-                            Some((_, provider)) => {
-                                scan.source = provider_as_source(provider.clone());
-                                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
-                            }
-                            None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
-                        }
-                    }
-                    other => Ok(Transformed::no(other)),
-                })
-                .map_err(sql_error)?
-                .data;
-        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let state = planned.ctx.state();
-        let physical = state
-            .query_planner()
-            .create_physical_plan(&plan, &state)
-            .await
-            .map_err(sql_error)?;
-        let batches = datafusion::physical_plan::collect(physical, state.task_ctx())
+        let physical = slot::fill(&physical, rows, prow).map_err(sql_error)?;
+        let schema: SchemaRef = Arc::new(planned.plan.schema().as_arrow().clone());
+        let batches = datafusion::physical_plan::collect(physical, planned.task.clone())
             .await
             .map_err(sql_error)?;
         Ok((schema, batches))
@@ -383,16 +362,13 @@ impl Transform {
             }
         }
         let ctx = self.context()?;
-        let placeholders = [
-            ("source", mem_table("source", source.clone(), Vec::new())?),
-            (
-                "this_partition",
-                mem_table("this_partition", this.clone(), Vec::new())?,
-            ),
-        ];
-        for (name, table) in &placeholders {
-            ctx.register_table(*name, table.clone())
-                .map_err(|e| query(&format!("registering `{name}`"), e))?;
+        for (name, schema) in [(Name::Source, source), (Name::ThisPartition, this)] {
+            let table = Arc::new(Slot {
+                name,
+                schema: schema.clone(),
+            });
+            ctx.register_table(name.as_str(), table)
+                .map_err(|e| query(&format!("registering `{}`", name.as_str()), e))?;
         }
         let plan = ctx
             .sql_with_options(&self.sql, sql_options())
@@ -401,13 +377,20 @@ impl Transform {
             .into_unoptimized_plan();
         // Optimised once too: the rules depend on schemas, not rows. `now()` is folded
         // here, so every partition of a run sees the same time.
-        let plan = ctx.state().optimize(&plan).map_err(sql_error)?;
+        let state = ctx.state();
+        let plan = state.optimize(&plan).map_err(sql_error)?;
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&plan, &state)
+            .await
+            .map_err(sql_error)?;
         let planned = Arc::new(Planned {
             source: source.clone(),
             this_partition: this.clone(),
-            ctx,
+            task: state.task_ctx(),
+            physical: slot::reusable(&physical).then_some(physical),
+            state,
             plan,
-            placeholders,
         });
         *self.planned.lock().expect("not poisoned") = Some(planned.clone());
         Ok(planned)

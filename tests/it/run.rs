@@ -641,3 +641,59 @@ fn every_partition_of_a_run_sees_the_same_now() {
     }
     assert_eq!(seen.len(), 1, "{seen:?}");
 }
+
+/// The SQL is planned once per run: plans of stateless nodes are run again for each
+/// partition, others planned again. Either way each partition sees only its own rows,
+/// including where a plan could hold one partition's count, top rows or built table.
+#[test]
+fn each_partition_is_transformed_with_its_own_rows_whatever_the_query() {
+    let cases: [(&str, [&[&str]; 3]); 5] = [
+        (
+            "SELECT id * 2 AS id, upper(name) AS name FROM source WHERE id <> 2",
+            [&["2:A", "6:C"], &["20:D", "40:NULL"], &["200:F"]],
+        ),
+        (
+            "SELECT id + (SELECT count(*) FROM source) AS id, name FROM source",
+            [&["4:a", "5:b", "6:c"], &["12:d", "22:NULL"], &["101:f"]],
+        ),
+        (
+            "SELECT id + 1 AS id, name FROM source ORDER BY id DESC LIMIT 2",
+            [&["4:c", "3:b"], &["21:NULL", "11:d"], &["101:f"]],
+        ),
+        (
+            "SELECT max(id) + 1 AS id, min(name) AS name FROM source",
+            [&["4:a"], &["21:d"], &["101:f"]],
+        ),
+        (
+            "SELECT s.id, p.label AS name FROM source s \
+             JOIN (SELECT k, 'k' || CAST(k AS VARCHAR) AS label FROM this_partition) p \
+             ON s.k = p.k WHERE s.id > 1",
+            [&["2:k1", "3:k1"], &["10:k2", "20:k2"], &["100:k3"]],
+        ),
+    ];
+    for (query, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("t");
+        put(
+            &table,
+            "k=1",
+            "a.parquet",
+            &rows(&[(1, Some("a")), (2, Some("b")), (3, Some("c"))]),
+        );
+        put(
+            &table,
+            "k=2",
+            "a.parquet",
+            &rows(&[(10, Some("d")), (20, None)]),
+        );
+        put(&table, "k=3", "a.parquet", &rows(&[(100, Some("f"))]));
+        let id = rewrite_all(dir.path(), query);
+        for (k, want) in (1..=3).zip(want) {
+            assert_eq!(
+                new_rows(dir.path(), &format!("k={k}"), &id),
+                want,
+                "{query}"
+            );
+        }
+    }
+}
