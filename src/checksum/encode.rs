@@ -470,13 +470,14 @@ impl Col {
         }
     }
 
-    /// Writes value `i` at `buf[cursor[i]..]` for every row, advancing the cursors.
-    pub fn write_all(&self, buf: &mut [u8], cursor: &mut [usize]) {
+    /// Writes value `first + k` at `buf[cursor[k]..]` for every `k`, advancing the cursors.
+    pub fn write_all(&self, first: usize, buf: &mut [u8], cursor: &mut [usize]) {
         macro_rules! fixed {
             ($a:expr, $f:expr) => {{
                 let a = $a;
                 let nulls = a.nulls();
-                for (i, at) in cursor.iter_mut().enumerate() {
+                for (k, at) in cursor.iter_mut().enumerate() {
+                    let i = first + k;
                     if nulls.is_some_and(|n| n.is_null(i)) {
                         buf[*at] = NULL;
                         *at += 1;
@@ -494,7 +495,8 @@ impl Col {
         macro_rules! var {
             ($a:expr) => {{
                 let a = $a;
-                for (i, at) in cursor.iter_mut().enumerate() {
+                for (k, at) in cursor.iter_mut().enumerate() {
+                    let i = first + k;
                     if a.is_null(i) {
                         buf[*at] = NULL;
                         *at += 1;
@@ -528,8 +530,8 @@ impl Col {
             Col::LargeBin(a) => var!(a),
             Col::BinView(a) => var!(a),
             _ => {
-                for (i, at) in cursor.iter_mut().enumerate() {
-                    *at += self.write(i, &mut buf[*at..]);
+                for (k, at) in cursor.iter_mut().enumerate() {
+                    *at += self.write(first + k, &mut buf[*at..]);
                 }
             }
         }
