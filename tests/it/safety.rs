@@ -484,6 +484,13 @@ async fn a_stale_process_cannot_write_over_a_newer_journal() {
     }
 }
 
+/// The journal file of the only run on `<dir>/t`.
+fn journal_log(dir: &FsPath) -> std::path::PathBuf {
+    let runs = dir.join(".backfill/t/runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
+    run.path().join("journal/log.jsonl")
+}
+
 /// What an OS crash can leave at the end of a local journal: the last record's line cut
 /// short, or zeros where the file had grown but its data never reached the disk.
 #[test]
@@ -496,9 +503,7 @@ fn a_journal_record_cut_short_by_a_crash_is_dropped_and_the_run_resumed() {
             0
         );
         let after = snapshot_json(dir.path(), "t", &[]);
-        let runs = dir.path().join(".backfill/t/runs");
-        let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
-        let log = run.path().join("journal/log.jsonl");
+        let log = journal_log(dir.path());
         let text = std::fs::read_to_string(&log).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines.last().unwrap().contains(r#""event":"finished""#));
@@ -562,9 +567,7 @@ fn a_journal_that_lost_records_never_applies_the_transform_twice() {
         0
     );
     let after = file_hashes(&dir.path().join("t"));
-    let runs = dir.path().join(".backfill/t/runs");
-    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
-    let log = run.path().join("journal/log.jsonl");
+    let log = journal_log(dir.path());
     let text = std::fs::read_to_string(&log).unwrap();
     let planned = text.lines().next().unwrap();
     let rest = &text[planned.len() + 1..];
