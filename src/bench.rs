@@ -278,6 +278,9 @@ pub struct BenchReport {
     pub phases: Vec<PhaseRate>,
     pub partition_ms_p50: f64,
     pub partition_ms_p95: f64,
+    /// The checksums' part of the computing phases (read, transform, checksum, encode),
+    /// from 0 to 1: what checksums add to a run where storage is not the limit.
+    pub checksum_share: f64,
     pub peak_rss_mb: f64,
 }
 
@@ -342,6 +345,12 @@ pub fn report(
         }
     })
     .collect();
+    let computing = read_ms + transform_ms + checksum_ms + encode_ms;
+    let checksum_share = if computing > 0.0 {
+        checksum_ms / computing
+    } else {
+        0.0
+    };
     let mut durations: Vec<f64> = run.partitions.iter().map(|p| p.duration_ms).collect();
     durations.sort_by(|a, b| a.total_cmp(b));
     let run_s = run.wall_ms / 1000.0;
@@ -367,6 +376,7 @@ pub fn report(
         phases,
         partition_ms_p50: percentile(&durations, 0.5),
         partition_ms_p95: percentile(&durations, 0.95),
+        checksum_share,
         peak_rss_mb: peak_rss_mb(),
     }
 }

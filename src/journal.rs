@@ -27,9 +27,10 @@ pub struct Side {
 }
 
 /// Time spent per phase, in milliseconds (summed over partitions in run totals):
-/// - `read_ms`: reading and decoding the old files, with the before-checksum;
+/// - `read_ms`: reading and decoding the old files;
 /// - `transform_ms`: the SQL and the output checks;
-/// - `checksum_ms`: the after-checksum;
+/// - `checksum_ms`: the before-checksum (computed as the old files are decoded) and the
+///   after-checksum;
 /// - `encode_ms`: encoding the new file and proving it (decoded again; copied chunks
 ///   compared byte for byte);
 /// - `write_ms`: staging it (write, fsync, read back), including any wait for storage;

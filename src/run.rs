@@ -428,7 +428,8 @@ async fn process_inner(
 
     let t = Instant::now();
     let mut source = transform::read_partition(&ctx.loc, &partition).await?;
-    report.phases.read_ms = ms(t);
+    report.phases.read_ms = ms(t) - source.checksum_ms;
+    report.phases.checksum_ms = source.checksum_ms;
     let before = Side {
         rows: source.part.rows,
         checksum: checksum::digest(&source.logical, &source.part),
@@ -505,7 +506,7 @@ async fn process_inner(
         rows: part.rows,
         checksum: checksum::digest(&logical, &part),
     };
-    report.phases.checksum_ms = ms(t);
+    report.phases.checksum_ms += ms(t);
     report.rows_after = Some(after.rows);
     report.checksum_after = Some(after.checksum.clone());
     if after == before {

@@ -48,6 +48,8 @@ pub struct Source {
     pub batches: Vec<RecordBatch>,
     pub logical: LogicalSchema,
     pub part: Part,
+    /// Milliseconds of the read spent on the before-checksum.
+    pub checksum_ms: f64,
     /// How the files are written (from the first row group of the first file, and the
     /// largest row group of all), to write the new file alike.
     pub layout: Layout,
@@ -69,6 +71,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
     let mut schema: Option<(SchemaRef, LogicalSchema, String)> = None;
     let mut batches = Vec::new();
     let mut part = Part::default();
+    let mut checksum_ms = 0.0;
     let mut layout = Layout {
         row_group_rows: 0,
         ..Layout::default()
@@ -159,7 +162,9 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             .build()
             .map_err(|e| unreadable(&e))?;
         while let Some(batch) = stream.try_next().await.map_err(|e| unreadable(&e))? {
+            let t = Instant::now();
             hasher.update(&batch)?;
+            checksum_ms += ms(t);
             match current.as_mut() {
                 Some((rg, left)) if batch.num_rows() <= *left => {
                     if let Some(v) = batch_row_groups.as_mut() {
@@ -192,6 +197,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         batches,
         logical,
         part,
+        checksum_ms,
         layout: Layout {
             row_group_rows: layout.row_group_rows.max(1024),
             ..layout

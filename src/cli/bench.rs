@@ -17,8 +17,8 @@ use super::render;
 /// --nulls) into --dir; with TABLE (a local folder), copies it into --dir first: the bench
 /// never touches the original. Then takes a snapshot and runs a rewrite (--sql, or a
 /// default that changes every row) with --jobs, and reports rows/s and MB/s per phase
-/// (read, transform, checksum, encode, write, commit), p50/p95 time per partition and peak
-/// memory.
+/// (read, transform, checksum, encode, write, commit), p50/p95 time per partition, the
+/// checksums' share of the computing phases, and peak memory.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// A local table to measure (copied first; default: a generated one)

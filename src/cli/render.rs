@@ -527,8 +527,8 @@ pub fn bench(b: &backfill::bench::BenchReport) -> String {
         &["seconds", "rows/s", "MB/s"],
     ));
     text.push_str(&format!(
-        "\nsnapshot: {:.2} s, {:.0} rows/s\nrun:      {:.2} s, {:.0} rows/s; per partition p50 {:.1} ms, p95 {:.1} ms\npeak memory: {:.0} MiB\n",
-        b.snapshot_seconds, b.snapshot_rows_per_second, b.run_seconds, b.run_rows_per_second, b.partition_ms_p50, b.partition_ms_p95, b.peak_rss_mb
+        "\nsnapshot: {:.2} s, {:.0} rows/s\nrun:      {:.2} s, {:.0} rows/s; per partition p50 {:.1} ms, p95 {:.1} ms\nchecksums: {:.0} % of the computing phases (read, transform, checksum, encode)\npeak memory: {:.0} MiB\n",
+        b.snapshot_seconds, b.snapshot_rows_per_second, b.run_seconds, b.run_rows_per_second, b.partition_ms_p50, b.partition_ms_p95, b.checksum_share * 100.0, b.peak_rss_mb
     ));
     text.push_str(
         "(phase seconds are summed over partitions; write and commit include waiting on storage)\n",

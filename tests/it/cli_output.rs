@@ -105,6 +105,17 @@ fn bench_generates_measures_and_reports() {
         phases,
         ["read", "transform", "checksum", "encode", "write", "commit"]
     );
+    // The checksums' share is that of the computing phases (the first four).
+    let seconds: Vec<f64> = b["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["seconds"].as_f64().unwrap())
+        .collect();
+    let share = b["checksum_share"].as_f64().unwrap();
+    assert!(seconds[2] > 0.0 && share > 0.0 && share < 1.0, "{b}");
+    let want = seconds[2] / seconds[..4].iter().sum::<f64>();
+    assert!((share - want).abs() < 1e-9, "{share} vs {want}");
     // Skewed: the first partition holds the most rows.
     let snap = crate::support::snapshot_json(&dir.path().join("scratch"), "t", &[]);
     let rows: Vec<u64> = snap["partitions"]
