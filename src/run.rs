@@ -523,17 +523,24 @@ async fn process_inner(
     }
 
     let t = Instant::now();
+    // Copied columns are done with once the after-checksum is taken.
+    let batches = match &reuse {
+        Some(r) => r
+            .encoded_only(conformed.batches)
+            .map_err(|e| Error::Run(format!("internal error: {e}")))?,
+        None => conformed.batches,
+    };
     let reuse = reuse.as_ref().map(|r| (r, &files[..]));
     let file = crate::stage::encode(
         &conformed.schema,
-        &conformed.batches,
+        &batches,
         props,
         reuse,
         partition.bytes() as usize,
     )?;
-    crate::stage::check_decodes(&file, &conformed.schema, &conformed.batches, reuse)?;
+    crate::stage::check_decodes(&file, &conformed.schema, &batches, reuse)?;
     drop(files);
-    drop(conformed.batches);
+    drop(batches);
     report.phases.encode_ms = ms(t);
     let mb = u32::try_from(file.len() >> 20).unwrap_or(u32::MAX);
     let _writing = slots

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -79,7 +79,7 @@ pub fn properties(layout: &Layout) -> WriterProperties {
 
 /// Encodes `batches` as one Parquet file in memory (of about `size_hint` bytes); with
 /// `reuse`, the columns it names are copied from the source files and the row groups are
-/// the source's.
+/// the source's, and `batches` may leave those columns out ([`Reuse::encoded_only`]).
 pub fn encode(
     schema: &SchemaRef,
     batches: &[RecordBatch],
@@ -113,7 +113,13 @@ pub fn encode(
         for (c, field) in schema.fields().iter().enumerate() {
             if reuse.columns[c].is_none() {
                 for b in &batches[rg.batches.clone()] {
-                    let parts = compute_leaves(field, b.column(c)).map_err(failed)?;
+                    let column = column_of(b, schema, c).ok_or_else(|| {
+                        Error::Run(format!(
+                            "internal error: no column {} to encode",
+                            field.name()
+                        ))
+                    })?;
+                    let parts = compute_leaves(field, column).map_err(failed)?;
                     for (k, part) in parts.iter().enumerate() {
                         writers[first + k].write(part).map_err(failed)?;
                     }
@@ -158,7 +164,7 @@ pub fn encode(
 /// With `reuse`, the copied column chunks are instead checked to be byte for byte the
 /// source chunks the rows were decoded from, described alike (type, codec, encodings,
 /// sizes, statistics, page index), and read back as the same Arrow type: decoding them
-/// again could only give the same values.
+/// again could only give the same values (and `batches` may leave them out).
 pub fn check_decodes(
     file: &Bytes,
     schema: &SchemaRef,
@@ -202,7 +208,7 @@ pub fn check_decodes(
         .with_batch_size(8192)
         .build()
         .map_err(|e| refused(e.to_string()))?;
-    let mut expected = Rows::new(batches);
+    let mut expected = Rows::new(batches, schema);
     for part in reader {
         let part = part.map_err(|e| refused(e.to_string()))?;
         if part.num_columns() != decoded.len() {
@@ -223,14 +229,16 @@ pub fn check_decodes(
 /// The written rows, consumed in order as decoded batches are compared against them.
 struct Rows<'a> {
     batches: &'a [RecordBatch],
+    schema: &'a SchemaRef,
     batch: usize,
     offset: usize,
 }
 
 impl<'a> Rows<'a> {
-    fn new(batches: &'a [RecordBatch]) -> Self {
+    fn new(batches: &'a [RecordBatch], schema: &'a SchemaRef) -> Self {
         Rows {
             batches,
+            schema,
             batch: 0,
             offset: 0,
         }
@@ -258,9 +266,12 @@ impl<'a> Rows<'a> {
             };
             let n = (b.num_rows() - self.offset).min(decoded.num_rows() - at);
             for (c, got) in columns.iter().zip(decoded.columns()) {
-                let want = b.column(*c);
+                let name = self.schema.field(*c).name();
+                let Some(want) = column_of(b, self.schema, *c) else {
+                    return Err(format!("column {name} was not kept to compare with"));
+                };
                 if want.slice(self.offset, n).to_data() != got.slice(at, n).to_data() {
-                    return Err(format!("column {} differs", b.schema().field(*c).name()));
+                    return Err(format!("column {name} differs"));
                 }
             }
             at += n;
@@ -272,6 +283,16 @@ impl<'a> Rows<'a> {
         }
         Ok(())
     }
+}
+
+/// Column `c` of `schema` in `b`, which holds every column of `schema` or only some of
+/// them (copied columns left out), by name.
+fn column_of<'b>(b: &'b RecordBatch, schema: &SchemaRef, c: usize) -> Option<&'b ArrayRef> {
+    if b.num_columns() == schema.fields().len() {
+        return Some(b.column(c));
+    }
+    let i = b.schema().index_of(schema.field(c).name()).ok()?;
+    Some(b.column(i))
 }
 
 /// Writes `file` at `path` (large files go up as multipart uploads; on local disk the

@@ -51,6 +51,18 @@ pub(super) struct RowGroup {
 }
 
 impl Reuse {
+    /// `batches` with only the columns that are encoded: the copied ones are not needed
+    /// to write or prove the new file, so their memory can go before it is encoded.
+    pub fn encoded_only(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, String> {
+        let keep: Vec<usize> = (0..self.columns.len())
+            .filter(|c| self.columns[*c].is_none())
+            .collect();
+        batches
+            .into_iter()
+            .map(|b| b.project(&keep).map_err(|e| e.to_string()))
+            .collect()
+    }
+
     /// How many columns are copied.
     pub fn copied(&self) -> usize {
         self.columns.iter().filter(|c| c.is_some()).count()

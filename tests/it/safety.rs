@@ -689,8 +689,22 @@ async fn copied_column_chunks_that_differ_from_the_source_are_refused() {
     .expect("id is copied");
     assert_eq!(reuse.copied(), 1);
     let with = Some((&reuse, &source.files[..]));
-    let file = stage::encode(&schema, &out, props, with, 0).unwrap();
+    let file = stage::encode(&schema, &out, props.clone(), with, 0).unwrap();
     stage::check_decodes(&file, &schema, &out, with).unwrap();
+
+    // Without the copied column (as a run encodes, its memory freed first): the same
+    // bytes, proven alike; a re-encoded value that differs is still refused.
+    let kept = reuse.encoded_only(out.clone()).unwrap();
+    assert_eq!(kept[0].num_columns(), 1);
+    assert_eq!(stage::encode(&schema, &kept, props, with, 0).unwrap(), file);
+    stage::check_decodes(&file, &schema, &kept, with).unwrap();
+    let mut wrong = kept.clone();
+    let names = arrow::array::StringArray::from(vec!["?"; kept[0].num_rows()]);
+    wrong[0] = arrow::array::RecordBatch::try_new(kept[0].schema(), vec![Arc::new(names)]).unwrap();
+    let err = stage::check_decodes(&file, &schema, &wrong, with)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("column name differs"), "{err}");
 
     // A byte of the copied `id` chunk changed: refused, though `name` still decodes right.
     use parquet::file::reader::FileReader;
