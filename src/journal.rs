@@ -434,7 +434,12 @@ impl Log {
         if len != state.end {
             return Err(taken(run_id, record.seq));
         }
-        (&*file).write_all(&line).map_err(|e| io(&self.path, e))?;
+        if let Err(e) = (&*file).write_all(&line) {
+            // A disk that filled up mid-line: take the part back, so that the journal
+            // stays whole lines and a later append is not taken for another process's.
+            let _ = file.set_len(state.end);
+            return Err(io(&self.path, e));
+        }
         state.end += line.len() as u64;
         state.next += 1;
         drop(state);
