@@ -37,13 +37,6 @@ use crate::storage::{segment, sync_path, Backend, Location};
 /// Above this size a server-side copy is not assumed to work (S3's CopyObject limit).
 const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 
-fn io(path: &std::path::Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.into(),
-        error: e,
-    }
-}
-
 fn fs(loc: &Location, p: &Path) -> PathBuf {
     loc.fs_path(p).expect("local table")
 }
@@ -61,9 +54,9 @@ fn exchange(a: &std::path::Path, b: &std::path::Path) -> Result<bool> {
     {
         use std::os::unix::ffi::OsStrExt;
         let ca = std::ffi::CString::new(a.as_os_str().as_bytes())
-            .map_err(|e| io(a, std::io::Error::other(e)))?;
+            .map_err(|e| Error::io(a, std::io::Error::other(e)))?;
         let cb = std::ffi::CString::new(b.as_os_str().as_bytes())
-            .map_err(|e| io(b, std::io::Error::other(e)))?;
+            .map_err(|e| Error::io(b, std::io::Error::other(e)))?;
         // SAFETY: both are valid NUL-terminated paths.
         let rc = unsafe {
             libc::renameat2(
@@ -85,7 +78,7 @@ fn exchange(a: &std::path::Path, b: &std::path::Path) -> Result<bool> {
                 a.display(),
                 b.display()
             ))),
-            _ => Err(io(b, err)),
+            _ => Err(Error::io(b, err)),
         }
     }
     #[cfg(not(target_os = "linux"))]
@@ -97,9 +90,9 @@ fn exchange(a: &std::path::Path, b: &std::path::Path) -> Result<bool> {
 
 fn rename(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    std::fs::rename(from, to).map_err(|e| io(from, e))?;
+    std::fs::rename(from, to).map_err(|e| Error::io(from, e))?;
     sync_parent(from)?;
     sync_parent(to)
 }
@@ -258,11 +251,11 @@ fn carry_over(
                 live.display()
             )))
         }
-        Err(e) => return Err(io(live, e)),
+        Err(e) => return Err(Error::io(live, e)),
     };
     let mut linked = false;
     for entry in entries {
-        let entry = entry.map_err(|e| io(live, e))?;
+        let entry = entry.map_err(|e| Error::io(live, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
         if !is_file
@@ -274,7 +267,7 @@ fn carry_over(
         }
         let target = stage.join(&name);
         if !target.exists() {
-            std::fs::hard_link(entry.path(), &target).map_err(|e| io(&target, e))?;
+            std::fs::hard_link(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
             linked = true;
         }
     }
@@ -287,7 +280,7 @@ fn swap_local(loc: &Location, run: &RunDir, partition: &str) -> Result<()> {
     let stage = fs(loc, &run.stage(partition));
     let backup = fs(loc, &run.backup(partition));
     if let Some(parent) = backup.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     if exchange(&stage, &live)? {
         sync_parent(&live)?;
@@ -565,7 +558,7 @@ pub async fn release(loc: &Location, run: &RunDir) -> Result<()> {
             Backend::Local => {
                 let dir = fs(loc, &prefix);
                 if dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+                    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                 }
             }
             _ => {

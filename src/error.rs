@@ -107,6 +107,14 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A local filesystem call on `path` failed.
+    pub(crate) fn io(path: &std::path::Path, error: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            error,
+        }
+    }
+
     pub(crate) fn storage(path: impl std::fmt::Display, error: object_store::Error) -> Self {
         let text = format!("{error:?}");
         let hint = if text.contains("NoSuchBucket") {

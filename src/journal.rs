@@ -369,12 +369,12 @@ impl Log {
     fn open(folder: std::path::PathBuf, next: u64, new: bool) -> Result<Log> {
         let path = folder.join(LOG);
         let (file, end) = if new {
-            std::fs::create_dir_all(&folder).map_err(|e| io(&folder, e))?;
+            std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
             let file = std::fs::OpenOptions::new()
                 .append(true)
                 .create_new(true)
                 .open(&path)
-                .map_err(|e| io(&path, e))?;
+                .map_err(|e| Error::io(&path, e))?;
             // The folders are new: make the names leading to the log durable.
             for dir in folder.ancestors().take(4) {
                 crate::storage::sync_path(dir)?;
@@ -387,17 +387,17 @@ impl Log {
                 .open(&path)
             {
                 Ok(file) => {
-                    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+                    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
                     let (_, good) = parse_log(&bytes, &path)?;
                     if good < bytes.len() {
-                        file.set_len(good as u64).map_err(|e| io(&path, e))?;
-                        file.sync_all().map_err(|e| io(&path, e))?;
+                        file.set_len(good as u64).map_err(|e| Error::io(&path, e))?;
+                        file.sync_all().map_err(|e| Error::io(&path, e))?;
                     }
                     (Some(Arc::new(file)), good as u64)
                 }
                 // A journal of records in their own files: the log starts with the next one.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0),
-                Err(e) => return Err(io(&path, e)),
+                Err(e) => return Err(Error::io(&path, e)),
             }
         };
         Ok(Log {
@@ -423,14 +423,14 @@ impl Log {
                 .open(&self.path)
                 .map_err(|e| match e.kind() {
                     std::io::ErrorKind::AlreadyExists => taken(run_id, record.seq),
-                    _ => io(&self.path, e),
+                    _ => Error::io(&self.path, e),
                 })?;
             crate::storage::sync_path(self.path.parent().expect("the log is in a folder"))?;
             state.file = Some(Arc::new(file));
         }
         let file = state.file.clone().expect("opened above");
         // Another process appended since this one read the journal: it holds the run now.
-        let len = file.metadata().map_err(|e| io(&self.path, e))?.len();
+        let len = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
         if len != state.end {
             return Err(taken(run_id, record.seq));
         }
@@ -438,7 +438,7 @@ impl Log {
             // A disk that filled up mid-line: take the part back, so that the journal
             // stays whole lines and a later append is not taken for another process's.
             let _ = file.set_len(state.end);
-            return Err(io(&self.path, e));
+            return Err(Error::io(&self.path, e));
         }
         state.end += line.len() as u64;
         state.next += 1;
@@ -446,7 +446,7 @@ impl Log {
         // Outside the lock: appends of other partitions go on meanwhile, and one sync
         // makes them all durable.
         if durable {
-            file.sync_data().map_err(|e| io(&self.path, e))?;
+            file.sync_data().map_err(|e| Error::io(&self.path, e))?;
         }
         Ok(())
     }
@@ -473,13 +473,6 @@ fn parse_log(bytes: &[u8], path: &std::path::Path) -> Result<(Vec<Record>, usize
         )));
     }
     Ok((records, good))
-}
-
-fn io(path: &std::path::Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.into(),
-        error: e,
-    }
 }
 
 fn now() -> String {
