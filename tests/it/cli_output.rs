@@ -95,23 +95,17 @@ fn bench_generates_measures_and_reports() {
     let b: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(b["partitions"], 4);
     assert_eq!(b["rows"], 3000);
-    let phases: Vec<&str> = b["phases"]
+    let (phases, seconds): (Vec<&str>, Vec<f64>) = b["phases"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["phase"].as_str().unwrap())
-        .collect();
+        .map(|p| (p["phase"].as_str().unwrap(), p["seconds"].as_f64().unwrap()))
+        .unzip();
     assert_eq!(
         phases,
         ["read", "transform", "checksum", "encode", "write", "commit"]
     );
     // The checksums' share is that of the computing phases (the first four).
-    let seconds: Vec<f64> = b["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["seconds"].as_f64().unwrap())
-        .collect();
     let share = b["checksum_share"].as_f64().unwrap();
     assert!(seconds[2] > 0.0 && share > 0.0 && share < 1.0, "{b}");
     let want = seconds[2] / seconds[..4].iter().sum::<f64>();
