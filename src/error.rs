@@ -83,6 +83,16 @@ pub enum Error {
         holder: String,
     },
 
+    /// A partition holds another run's unfinished commit (or rollback): reading it would
+    /// mix that run's old and new files.
+    #[error("partition {partition} holds an unfinished {step} of run {run_id}, so its files are not one version of the data; nothing was read or written. Run `backfill resume {table} {run_id}` to finish it (or `backfill rollback {table} {run_id}` to undo it), then run again")]
+    Unfinished {
+        table: String,
+        partition: String,
+        run_id: String,
+        step: &'static str,
+    },
+
     /// This run lost its lease or a newer run wrote to its journal: stop writing.
     #[error("run {run_id} lost its lock on the table ({reason}); nothing more was written; read `backfill runs` before resuming")]
     LockLost { run_id: String, reason: String },

@@ -271,6 +271,7 @@ pub async fn run(table: &Table, selected: &[usize], req: RunRequest) -> Result<R
             tables: req.tables.clone(),
             jobs: req.jobs,
         });
+        refuse_unfinished(&loc, &run_id, &plan).await?;
         let journal = Journal::create(&loc, &plan).await?;
         Ok::<_, Error>((plan, journal))
     }
@@ -670,6 +671,67 @@ fn final_report(ev: &Event) -> Option<PartitionReport> {
     Some(r)
 }
 
+/// A partition another run left between the first and last step of a commit, a delete
+/// or a rollback: on object stores its files may be part old and part new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedStep {
+    pub run_id: String,
+    pub partition: String,
+    /// `commit`, `delete` or `rollback`.
+    pub step: &'static str,
+}
+
+/// Every partition some run left mid-step, oldest run first. Read under the table lock,
+/// so none of those runs is still working.
+pub async fn unfinished_steps(loc: &Location) -> Result<Vec<UnfinishedStep>> {
+    let mut out = Vec::new();
+    for id in journal::run_ids(loc).await? {
+        let records = journal::read(loc, &id).await?;
+        let mut states: Vec<(String, Event)> = journal::last_states(&records).into_iter().collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        for (partition, state) in states {
+            let step = match state {
+                Event::Committing { .. } | Event::Added { .. } => "commit",
+                Event::Deleting { .. } => "delete",
+                Event::RollingBack { .. } => "rollback",
+                _ => continue,
+            };
+            out.push(UnfinishedStep {
+                run_id: id.clone(),
+                partition,
+                step,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses to start on a partition that holds another run's unfinished step: its files
+/// would be read as one version when they are two.
+async fn refuse_unfinished(loc: &Location, run_id: &str, plan: &Plan) -> Result<()> {
+    let unfinished = unfinished_steps(loc).await?;
+    if unfinished.is_empty() {
+        return Ok(());
+    }
+    let wanted: std::collections::HashSet<&str> = plan
+        .partitions
+        .iter()
+        .map(|p| p.partition.as_str())
+        .collect();
+    match unfinished
+        .into_iter()
+        .find(|u| u.run_id != run_id && wanted.contains(u.partition.as_str()))
+    {
+        Some(u) => Err(Error::Unfinished {
+            table: loc.display.clone(),
+            partition: u.partition,
+            run_id: u.run_id,
+            step: u.step,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The latest run with unfinished business (not finished, or finished with failures).
 pub async fn resumable(loc: &Location) -> Result<String> {
     let ids = journal::run_ids(loc).await?;
@@ -733,6 +795,7 @@ pub async fn resume(
             .clone()
             .ok_or_else(|| Error::Run("the plan has no run settings".into()))?;
         let transform = Transform::new(&settings.sql, &settings.tables).await?;
+        refuse_unfinished(loc, run_id, &plan).await?;
         journal.append(Event::Resumed).await?;
         Ok::<_, Error>((journal, records, plan, settings, transform))
     }
@@ -1034,9 +1097,21 @@ pub async fn release(loc: &Location, run_id: &str, lease: LeaseTimes) -> Result<
         let settled = records
             .iter()
             .any(|r| matches!(r.event, Event::Finished { .. } | Event::RollbackFinished));
-        if !settled {
+        let open = journal::last_states(&records).into_values().find(|e| {
+            matches!(
+                e,
+                Event::Committing { .. }
+                    | Event::Added { .. }
+                    | Event::Deleting { .. }
+                    | Event::RollingBack { .. }
+            )
+        });
+        if !settled || open.is_some() {
+            let which = open
+                .and_then(|e| e.partition().map(|p| format!(" (partition {p} is mid-commit)")))
+                .unwrap_or_default();
             return Err(Error::Run(format!(
-                "run {run_id} is not finished; resume or roll it back before releasing its backups"
+                "run {run_id} is not finished{which}; resume or roll it back before releasing its backups"
             )));
         }
         journal.append(Event::Released).await?;

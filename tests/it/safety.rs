@@ -89,6 +89,44 @@ async fn run_on(loc: &Location) -> Result<run::RunReport, backfill::Error> {
     run::run(&table, &all, request()).await
 }
 
+/// After a crash, a new run over the whole table. It must never read a partition whose
+/// files are two versions: refused, naming the crashed run (and then that run resumes),
+/// or, when no partition is mid-step, it runs. True if it was refused.
+async fn new_run_after_crash(
+    loc: &Location,
+    id: &str,
+    k: usize,
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+) -> bool {
+    let mixed = now
+        .iter()
+        .any(|(p, sum)| *sum != before[p] && *sum != after[p]);
+    let open = run::unfinished_steps(loc).await.unwrap();
+    match run_on(loc).await {
+        Err(backfill::Error::Unfinished {
+            run_id, partition, ..
+        }) => {
+            assert_eq!(run_id, id, "k={k}");
+            assert!(open.iter().any(|u| u.partition == partition), "k={k}");
+            assert_eq!(checksums_of(loc).await, *now, "k={k}: refused but changed");
+            let report = run::resume(loc, id, lease(), None).await.unwrap();
+            assert!(report.ok(), "k={k}: {report:?}");
+            assert_eq!(checksums_of(loc).await, *after, "k={k}: after resume");
+            true
+        }
+        Ok(report) => {
+            assert!(!mixed, "k={k}: a new run read a half-committed partition");
+            assert!(open.is_empty(), "k={k}: {open:?}");
+            assert!(report.ok(), "k={k}: {report:?}");
+            assert_eq!(checksums_of(loc).await, *after, "k={k}: after new run");
+            false
+        }
+        Err(e) => panic!("k={k}: new run: {e}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
     let base = object_table().await;
@@ -107,7 +145,8 @@ async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
     assert!(total > 30, "{total} operations");
 
     let mut recovered = 0;
-    for undo in [false, true] {
+    let mut refused = 0;
+    for mode in ["resume", "rollback", "new run"] {
         for k in 0..total {
             let inner: Arc<dyn ObjectStore> = Arc::new(base.fork());
             let faulty = Faulty::new(inner.clone(), k);
@@ -138,7 +177,12 @@ async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
                 }
             };
             recovered += 1;
-            if undo {
+            if mode == "new run" {
+                refused +=
+                    usize::from(new_run_after_crash(&loc, &id, k, &before, &after, &now).await);
+                continue;
+            }
+            if mode == "rollback" {
                 run::rollback(&loc, &id, lease())
                     .await
                     .unwrap_or_else(|e| panic!("k={k}: rollback: {e}"));
@@ -154,9 +198,13 @@ async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
     }
     // Most crash points leave a run to finish: the matrix really exercised recovery.
     assert!(
-        recovered > total,
+        recovered > total * 3 / 2,
         "only {recovered} of {} crashes left a run to recover",
-        2 * total
+        3 * total
+    );
+    assert!(
+        refused >= 5,
+        "only {refused} crashes left a half-commit to refuse"
     );
 }
 
@@ -169,7 +217,7 @@ fn local(dir: &FsPath, store: Arc<dyn ObjectStore>) -> Location {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
-    // First pass: resume after each crash; second pass: roll back instead.
+    // After each crash: resume; roll back; or start a new run.
     let (pristine, table) = small_table(3);
     let plain: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
     let before = checksums_of(&local(&table, plain.clone())).await;
@@ -189,7 +237,7 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
     let total = counter.ops();
 
     let mut recovered = 0;
-    for (undo, k) in [false, true]
+    for (mode, k) in ["resume", "rollback", "new run"]
         .into_iter()
         .flat_map(|u| (0..total).map(move |k| (u, k)))
     {
@@ -208,7 +256,14 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
         assert_eq!(now.len(), before.len(), "k={k}");
         if let Ok(id) = run::resumable(&loc).await {
             recovered += 1;
-            if undo {
+            if mode == "new run" {
+                // Local commits are not reached by these faults (only the store's reads
+                // are), so none is left half done here; the object-store matrix and the
+                // SIGKILL test leave some.
+                new_run_after_crash(&loc, &id, k, &before, &after, &now).await;
+                continue;
+            }
+            if mode == "rollback" {
                 run::rollback(&loc, &id, lease())
                     .await
                     .unwrap_or_else(|e| panic!("k={k}: rollback: {e}"));
@@ -230,9 +285,9 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
         }
     }
     assert!(
-        recovered > total,
+        recovered >= total,
         "only {recovered} of {} crashes left a run to recover",
-        2 * total
+        3 * total
     );
 }
 
@@ -326,6 +381,37 @@ fn sigkill_mid_run_then_resume() {
             assert!(
                 *sum == before[p] || *sum == after[p],
                 "kill after {kill_after}: {p} is neither old nor new"
+            );
+        }
+        // Killed between a partition's `committing` and `committed`: a new run must not
+        // read that partition before the killed run is finished.
+        let log = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut r| r.next())
+            .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("journal/log.jsonl")).ok())
+            .unwrap_or_default();
+        if log
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains(r#""event":"committing""#))
+        {
+            let again = run_in(
+                work.path(),
+                &["run", "t", "--sql", &q, "--all", "--jobs", "1"],
+            );
+            assert_eq!(again.code, 2, "kill after {kill_after}: {}", again.stderr);
+            assert!(
+                again.stderr.contains("holds an unfinished commit of run"),
+                "{}",
+                again.stderr
+            );
+            let still: BTreeMap<String, String> =
+                crate::support::checksums(&snapshot_json(work.path(), "t", &[]))
+                    .into_iter()
+                    .collect();
+            assert_eq!(
+                still, now,
+                "kill after {kill_after}: the refused run changed data"
             );
         }
         let out = run_in(work.path(), &["resume", "t"]);
