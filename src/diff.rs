@@ -224,6 +224,7 @@ mod tests {
                     })
                     .collect(),
             ),
+            differs_in_v1: false,
         }
     }
 

@@ -230,8 +230,25 @@ pub async fn check_sql(
             "no selected partition has a readable data file; there is nothing to transform".into(),
         ));
     };
+    crate::table::reader::check_lossless(builder.metadata())
+        .map_err(|e| Error::Usage(format!("partition {}: {e}", first.id)))?;
     let file_schema = builder.schema().clone();
     let out = transform.check(&table.keys, first, &file_schema).await?;
+    // A nested column is always encoded again: one the output keeps as it was read must
+    // be one that can be.
+    let descr = builder.metadata().file_metadata().schema_descr();
+    for t in descr.root_schema().get_fields() {
+        let kept = out.field_with_name(t.name()).ok().map(|f| f.data_type())
+            == file_schema
+                .field_with_name(t.name())
+                .ok()
+                .map(|f| f.data_type());
+        if !t.is_primitive() && kept {
+            if let Some(message) = crate::stage::cannot_encode(t) {
+                return Err(Error::Usage(format!("partition {}: {message}", first.id)));
+            }
+        }
+    }
     let conformed = transform::conform(&table.keys, first, &file_schema, &out, Vec::new(), true)
         .map_err(Error::Usage)?;
     if conformed.schema_change.is_some() && !allow_schema_change {
@@ -483,6 +500,7 @@ async fn process_inner(
     // Which columns the new file copies is known now; the old rows can go (the memory of
     // a large partition is held while it is rewritten).
     let props = crate::stage::properties(&source.layout);
+    let layout = std::mem::take(&mut source.layout);
     let reuse = crate::stage::reuse::plan(
         &source.files,
         source.batch_row_groups.as_deref(),
@@ -535,6 +553,7 @@ async fn process_inner(
     let file = crate::stage::encode(
         &conformed.schema,
         &batches,
+        &layout,
         props,
         reuse,
         partition.bytes() as usize,

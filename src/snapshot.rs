@@ -54,6 +54,10 @@ pub struct PartitionSnapshot {
     pub schema: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<BTreeMap<String, ColumnSnapshot>>,
+    /// A column of this partition hashes differently under checksum v1 (a Decimal256 of
+    /// precision <= 38), so its checksum cannot be compared with a v1 snapshot's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub differs_in_v1: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,6 +100,7 @@ pub fn default_jobs() -> usize {
 pub struct FileScan {
     pub schema: LogicalSchema,
     pub part: Part,
+    pub differs_in_v1: bool,
 }
 
 /// Reads one Parquet file and checksums its rows.
@@ -106,6 +111,11 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
         .await
         .map_err(|e| reason(file, e))?;
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, builder);
+    let differs_in_v1 = builder
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| checksum::encode::differs_in_v1(f.data_type()));
     let mut hasher = Hasher::new(builder.schema(), columns)?;
     let mut stream = builder
         .with_batch_size(8192)
@@ -115,7 +125,11 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
         hasher.update(&batch)?;
     }
     let (schema, part) = hasher.finish();
-    Ok(FileScan { schema, part })
+    Ok(FileScan {
+        schema,
+        part,
+        differs_in_v1,
+    })
 }
 
 fn reason(file: &DataFile, e: impl std::fmt::Display) -> Error {
@@ -200,8 +214,10 @@ pub fn combine(
 ) -> Result<PartitionSnapshot> {
     let mut schema: Option<(LogicalSchema, &str)> = None;
     let mut total = Part::default();
+    let mut differs_in_v1 = false;
     for (scan, file) in scans.into_iter().zip(&partition.files) {
         let scan = scan?;
+        differs_in_v1 |= scan.differs_in_v1;
         match &schema {
             None => schema = Some((scan.schema.clone(), &file.relative)),
             Some((first, first_path)) if !first.same_columns(&scan.schema) => {
@@ -245,6 +261,7 @@ pub fn combine(
         bytes: partition.bytes(),
         schema: schema.describe(),
         columns,
+        differs_in_v1,
     })
 }
 
@@ -361,7 +378,7 @@ impl Snapshot {
                 reason: format!("format is {:?}, not {FORMAT:?}", snap.format),
             });
         }
-        if snap.checksum_version != checksum::VERSION {
+        if snap.checksum_version != checksum::VERSION && snap.checksum_version != 1 {
             return Err(Error::Snapshot {
                 path: path.into(),
                 reason: format!(
@@ -372,6 +389,33 @@ impl Snapshot {
             });
         }
         Ok(snap)
+    }
+
+    /// Whether `self` and `other` can be compared checksum for checksum: same checksum
+    /// version, or v1 against a later one whose partitions hash as v1 would (v2 changed
+    /// only Decimal256 columns of precision <= 38).
+    pub fn comparable(&self, other: &Snapshot) -> std::result::Result<(), String> {
+        if self.checksum_version == other.checksum_version {
+            return Ok(());
+        }
+        let (old, new) = if self.checksum_version < other.checksum_version {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        if old.checksum_version == 1 {
+            if let Some(p) = new.partitions.iter().find(|p| p.differs_in_v1) {
+                return Err(format!(
+                    "one side's checksums follow spec v1 and the other's v{}, and partition {} has a decimal256 column of precision <= 38, which v1 hashed differently (docs/CHECKSUM.md, \"Versions\"); take the v1 snapshot again with this backfill",
+                    new.checksum_version, p.partition
+                ));
+            }
+            return Ok(());
+        }
+        Err(format!(
+            "one side's checksums follow spec v{} and the other's v{}; take both with one backfill",
+            old.checksum_version, new.checksum_version
+        ))
     }
 
     pub fn write(&self, path: &std::path::Path) -> Result<()> {

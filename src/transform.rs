@@ -94,6 +94,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             .await
             .map_err(|e| unreadable(&e))?;
         let meta = builder.metadata().clone();
+        crate::table::reader::check_lossless(&meta).map_err(|e| unreadable(&e))?;
         files.push(SourceFile {
             metadata: meta.clone(),
             fetched,
@@ -192,6 +193,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         Some((s, l, _)) => (s, l),
         None => (Arc::new(Schema::empty()), LogicalSchema::default()),
     };
+    crate::stage::describe(&mut layout, &files, &schema);
     Ok(Source {
         schema,
         batches,

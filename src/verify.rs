@@ -390,6 +390,12 @@ pub async fn verify(
         // Compare only what the selection covers, on both sides.
         let mut reference = against.clone();
         reference.retain_selected(&options.selection)?;
+        reference
+            .comparable(&current)
+            .map_err(|e| Error::Snapshot {
+                path: "--against".into(),
+                reason: e,
+            })?;
         let d = diff::diff(&reference, &current);
         for c in &d.changed {
             let cols = match &c.columns {

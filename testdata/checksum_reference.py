@@ -205,6 +205,17 @@ def vectors():
             )
         ],
         "long_row": [pa.table({"s": pa.array(["x" * 2000])})],
+        # Widths follow the precision whatever the Arrow type (v2): a decimal256 of
+        # precision 20 hashes as a decimal128 of precision 20.
+        "decimals": [
+            pa.table(
+                {
+                    "a": pa.array([d("-1.00"), None], pa.decimal256(20, 2)),
+                    "b": pa.array([d("1.25"), d("-3.00")], pa.decimal256(10, 2)),
+                    "c": pa.array([d("-1.00"), d("0.01")], pa.decimal256(40, 2)),
+                }
+            )
+        ],
     }
 
 

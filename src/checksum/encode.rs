@@ -123,6 +123,25 @@ pub enum Col {
     },
 }
 
+/// Whether a column of type `dt` hashes differently under checksum v1: v1 hashed
+/// Decimal256 values of precision <= 38 32 bytes wide.
+pub fn differs_in_v1(dt: &DataType) -> bool {
+    use DataType::*;
+    match dt {
+        Decimal256(p, _) => *p <= 38,
+        List(f)
+        | LargeList(f)
+        | ListView(f)
+        | LargeListView(f)
+        | FixedSizeList(f, _)
+        | Map(f, _) => differs_in_v1(f.data_type()),
+        Struct(fields) => fields.iter().any(|f| differs_in_v1(f.data_type())),
+        Dictionary(_, v) => differs_in_v1(v),
+        RunEndEncoded(_, v) => differs_in_v1(v.data_type()),
+        _ => false,
+    }
+}
+
 fn cast_to(name: &str, array: &ArrayRef, dt: &DataType) -> Result<ArrayRef> {
     cast(array, dt).map_err(|e| Error::UnsupportedType {
         column: name.to_string(),
@@ -192,6 +211,15 @@ impl Col {
             ),
             Decimal128(p, _) if *p <= 18 => Col::Dec8(array.as_primitive().clone()),
             Decimal128(..) => Col::Dec16(array.as_primitive().clone()),
+            // The width follows the precision, not the Arrow type (v1 hashed 32 bytes).
+            Decimal256(p, s) if *p <= 38 => {
+                let narrow = cast_to(name, array, &Decimal128(*p, *s))?;
+                if *p <= 18 {
+                    Col::Dec8(narrow.as_primitive().clone())
+                } else {
+                    Col::Dec16(narrow.as_primitive().clone())
+                }
+            }
             Decimal256(..) => Col::Dec32(array.as_primitive().clone()),
             Date32 => Col::Date(array.as_primitive().clone()),
             Date64 => {

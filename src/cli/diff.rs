@@ -72,6 +72,9 @@ pub async fn run(args: DiffArgs) -> Result<ExitCode> {
         ))
         .into());
     }
+    before
+        .comparable(&after)
+        .map_err(|e| anyhow::anyhow!("BEFORE and AFTER cannot be compared: {e}"))?;
     let mut d = backfill::diff::diff(&before, &after);
     d.before = args.before.clone();
     d.after = args.after.clone();

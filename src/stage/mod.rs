@@ -13,19 +13,24 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{path::Path, ObjectStoreExt};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowWriter};
+use parquet::arrow::{
+    add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter, ARROW_SCHEMA_META_KEY,
+};
 use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
 use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{SchemaDescriptor, Type, TypePtr};
 
 use crate::error::{Error, Result};
 use crate::storage::{blocking, sync_path, Location};
@@ -47,6 +52,19 @@ pub struct Layout {
     /// Whether the source had a page index (per-page statistics); without one, the new
     /// file carries statistics per column chunk only, which costs less to write.
     pub page_index: bool,
+    /// The first source file's Parquet type of each top-level column, with the Arrow type
+    /// it was read as: a column the transform leaves that Arrow type is written with that
+    /// Parquet type again (UUID stays UUID, JSON stays JSON, a time adjusted to UTC stays
+    /// so), never with the one Arrow would choose.
+    pub columns: Vec<(TypePtr, DataType)>,
+    /// The first source file's key-value metadata other than the Arrow schema (which is
+    /// written from the output): Spark's schema, GeoParquet's `geo`, a writer's own keys.
+    pub metadata: Vec<KeyValue>,
+    /// The first source file's Arrow schema (`ARROW:schema`), kept for a new file whose
+    /// columns are the source's: it holds what the Parquet types cannot say and a reader
+    /// of this crate does not apply (a zone name on seconds, pyarrow's own extension
+    /// types), so the writer's engine reads the new file as it read the old.
+    pub arrow_schema: Option<String>,
 }
 
 impl Default for Layout {
@@ -56,8 +74,176 @@ impl Default for Layout {
             row_group_rows: 1 << 20,
             dictionary: Vec::new(),
             page_index: true,
+            columns: Vec::new(),
+            metadata: Vec::new(),
+            arrow_schema: None,
         }
     }
+}
+
+/// Records how the source files describe their columns and what metadata they carry.
+pub fn describe(layout: &mut Layout, files: &[SourceFile], schema: &Schema) {
+    let Some(first) = files.first() else {
+        return;
+    };
+    let meta = first.metadata.file_metadata();
+    layout.columns = meta
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .filter_map(|t| {
+            let field = schema.field_with_name(t.name()).ok()?;
+            Some((t.clone(), field.data_type().clone()))
+        })
+        .collect();
+    layout.metadata = meta
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .filter(|kv| kv.key != ARROW_SCHEMA_META_KEY)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    layout.arrow_schema = meta.key_value_metadata().and_then(|kv| {
+        kv.iter()
+            .find(|kv| kv.key == ARROW_SCHEMA_META_KEY)
+            .and_then(|kv| kv.value.clone())
+    });
+    for kv in layout.metadata.iter_mut().filter(|kv| kv.key == "geo") {
+        kv.value = geo_of_all(files, kv.value.as_deref());
+    }
+}
+
+/// GeoParquet's `geo` metadata for a file holding the rows of all `files`: the first
+/// file's, with each column's bounding box widened to cover every file's (a box is a
+/// bound, so one wider than the rows left is still true), or dropped where a file has
+/// none.
+fn geo_of_all(files: &[SourceFile], first: Option<&str>) -> Option<String> {
+    let mut geo: serde_json::Value = serde_json::from_str(first?).ok()?;
+    let geo_of = |f: &SourceFile| -> Option<serde_json::Value> {
+        let kv = f.metadata.file_metadata().key_value_metadata()?;
+        let v = kv.iter().find(|kv| kv.key == "geo")?.value.as_deref()?;
+        serde_json::from_str(v).ok()
+    };
+    let others: Vec<Option<serde_json::Value>> = files.iter().skip(1).map(geo_of).collect();
+    if let Some(columns) = geo.get_mut("columns").and_then(|c| c.as_object_mut()) {
+        for (name, column) in columns.iter_mut() {
+            let Some(column) = column.as_object_mut() else {
+                continue;
+            };
+            let mut bbox: Option<Vec<f64>> = column
+                .get("bbox")
+                .and_then(|b| serde_json::from_value(b.clone()).ok());
+            for other in &others {
+                let theirs: Option<Vec<f64>> = other
+                    .as_ref()
+                    .and_then(|g| g.get("columns")?.get(name)?.get("bbox").cloned())
+                    .and_then(|b| serde_json::from_value(b).ok());
+                bbox = match (bbox, theirs) {
+                    (Some(a), Some(b)) if a.len() == b.len() && a.len() % 2 == 0 => {
+                        let half = a.len() / 2;
+                        Some(
+                            (0..a.len())
+                                .map(|i| {
+                                    if i < half {
+                                        a[i].min(b[i])
+                                    } else {
+                                        a[i].max(b[i])
+                                    }
+                                })
+                                .collect(),
+                        )
+                    }
+                    _ => None,
+                };
+            }
+            match bbox {
+                Some(b) => {
+                    column.insert("bbox".into(), serde_json::json!(b));
+                }
+                None => {
+                    column.remove("bbox");
+                }
+            }
+        }
+    }
+    serde_json::to_string(&geo).ok()
+}
+
+/// The new file's Parquet schema: copied columns (`copied[c]` set) keep their chunk's
+/// type; other columns the transform left with the Arrow type they were read as keep the
+/// source's Parquet type, annotations and nesting; new or retyped columns are described
+/// as Arrow converts them. A source type no writer here can produce from decoded values
+/// (INT96, INTERVAL) is refused, naming the column.
+fn new_root(
+    schema: &Schema,
+    layout: &Layout,
+    copied: &[Option<TypePtr>],
+    props: &WriterProperties,
+) -> Result<TypePtr> {
+    let converted = ArrowSchemaConverter::new()
+        .with_coerce_types(props.coerce_types())
+        .convert(schema)
+        .map_err(|e| Error::Run(format!("encoding Parquet: {e}")))?;
+    let root = converted.root_schema();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    for (c, (field, arrow_says)) in schema.fields().iter().zip(root.get_fields()).enumerate() {
+        if let Some(Some(t)) = copied.get(c) {
+            fields.push(t.clone());
+            continue;
+        }
+        // A nullable output in a REQUIRED source column could not hold its NULLs.
+        let source = layout.columns.iter().find(|(t, dt)| {
+            t.name() == field.name()
+                && dt == field.data_type()
+                && !(field.is_nullable()
+                    && t.get_basic_info().repetition() == parquet::basic::Repetition::REQUIRED)
+        });
+        match source {
+            Some((t, _)) => {
+                if let Some(message) = cannot_encode(t) {
+                    return Err(Error::Run(message));
+                }
+                fields.push(t.clone());
+            }
+            None => fields.push(arrow_says.clone()),
+        }
+    }
+    Type::group_type_builder(root.name())
+        .with_fields(fields)
+        .build()
+        .map(Arc::new)
+        .map_err(|e| Error::Run(format!("encoding Parquet: {e}")))
+}
+
+/// Why top-level column `t` cannot be encoded again from its decoded values, if it cannot.
+pub(crate) fn cannot_encode(t: &Type) -> Option<String> {
+    let what = not_writable(t)?;
+    let n = t.name();
+    let keep = if t.is_primitive() {
+        format!("leave `{n}` as it is in a transform that keeps every row (its bytes are then copied), or ")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "column {n} is stored as Parquet {what}, which cannot be encoded again from its decoded values without changing them; nothing was written. To rewrite it, {keep}write it as a standard timestamp: arrow_cast({n}, 'Timestamp(Microsecond, Some(\"UTC\"))') with --allow-schema-change (Spark reads that as the same timestamp)"
+    ))
+}
+
+/// The Parquet types a column holds that cannot be encoded from their decoded values.
+fn not_writable(t: &Type) -> Option<&'static str> {
+    if t.is_primitive() {
+        if t.get_physical_type() == parquet::basic::Type::INT96 {
+            return Some("INT96 (a legacy timestamp)");
+        }
+        if t.get_basic_info().converted_type() == parquet::basic::ConvertedType::INTERVAL {
+            return Some("INTERVAL");
+        }
+        return None;
+    }
+    t.get_fields().iter().find_map(|f| not_writable(f))
 }
 
 /// Writer settings that keep the source's layout.
@@ -83,6 +269,7 @@ pub fn properties(layout: &Layout) -> WriterProperties {
 pub fn encode(
     schema: &SchemaRef,
     batches: &[RecordBatch],
+    layout: &Layout,
     props: WriterProperties,
     reuse: Option<(&Reuse, &[SourceFile])>,
     size_hint: usize,
@@ -90,17 +277,42 @@ pub fn encode(
     let failed = |e: parquet::errors::ParquetError| Error::Run(format!("encoding Parquet: {e}"));
     // Sized up front: growing by doubling would hold two copies of a large file at once.
     let buf = Vec::with_capacity(size_hint.saturating_add(size_hint / 8).min(1 << 30));
+    let copied: Vec<Option<TypePtr>> = match reuse {
+        Some((reuse, _)) => reuse
+            .columns
+            .iter()
+            .zip(reuse.root.get_fields())
+            .map(|(c, t)| c.as_ref().map(|_| t.clone()))
+            .collect(),
+        None => Vec::new(),
+    };
+    let root = new_root(schema, layout, &copied, &props)?;
+    let mut props = carry_metadata(props, layout, schema);
+    let source_arrow = arrow_schema_to_write(schema, layout);
+    if let Some(kv) = &source_arrow {
+        let mut all = props.key_value_metadata().cloned().unwrap_or_default();
+        all.push(kv.clone());
+        props = props
+            .into_builder()
+            .set_key_value_metadata(Some(all))
+            .build();
+    }
     let Some((reuse, files)) = reuse else {
-        let mut writer = ArrowWriter::try_new(buf, schema.clone(), Some(props)).map_err(failed)?;
+        let options = ArrowWriterOptions::new()
+            .with_properties(props)
+            .with_skip_arrow_metadata(source_arrow.is_some())
+            .with_parquet_schema(SchemaDescriptor::new(root));
+        let mut writer =
+            ArrowWriter::try_new_with_options(buf, schema.clone(), options).map_err(failed)?;
         for b in batches {
             writer.write(b).map_err(failed)?;
         }
         return Ok(Bytes::from(writer.into_inner().map_err(failed)?));
     };
-    let mut props = props;
-    add_encoded_arrow_schema_to_metadata(schema, &mut props);
-    let mut file =
-        SerializedFileWriter::new(buf, reuse.root.clone(), Arc::new(props)).map_err(failed)?;
+    if source_arrow.is_none() {
+        add_encoded_arrow_schema_to_metadata(schema, &mut props);
+    }
+    let mut file = SerializedFileWriter::new(buf, root, Arc::new(props)).map_err(failed)?;
     let factory = ArrowRowGroupWriterFactory::new(&file, schema.clone());
     let descr = file.schema_descr();
     let mut leaves = vec![0usize; schema.fields().len()];
@@ -156,6 +368,44 @@ pub fn encode(
         group.close().map_err(failed)?;
     }
     Ok(Bytes::from(file.into_inner().map_err(failed)?))
+}
+
+/// Whether the output has the source's columns, in order, read as the same Arrow types.
+fn same_columns(schema: &Schema, layout: &Layout) -> bool {
+    schema.fields().len() == layout.columns.len()
+        && schema
+            .fields()
+            .iter()
+            .zip(&layout.columns)
+            .all(|(f, (t, dt))| f.name() == t.name() && f.data_type() == dt)
+}
+
+/// The Arrow schema to write: the source's, verbatim, when the columns are the source's.
+fn arrow_schema_to_write(schema: &Schema, layout: &Layout) -> Option<KeyValue> {
+    let value = layout.arrow_schema.clone()?;
+    same_columns(schema, layout).then(|| KeyValue::new(ARROW_SCHEMA_META_KEY.to_string(), value))
+}
+
+/// `props` with the source's key-value metadata added.
+/// Spark's schema (`org.apache.spark.sql.parquet.row.metadata`) describes every column,
+/// so it is kept only while the columns are the source's.
+fn carry_metadata(props: WriterProperties, layout: &Layout, schema: &Schema) -> WriterProperties {
+    if layout.metadata.is_empty() {
+        return props;
+    }
+    let same_columns = same_columns(schema, layout);
+    let mut kv = props.key_value_metadata().cloned().unwrap_or_default();
+    kv.extend(
+        layout
+            .metadata
+            .iter()
+            .filter(|kv| same_columns || !kv.key.starts_with("org.apache.spark.sql"))
+            .cloned(),
+    );
+    props
+        .into_builder()
+        .set_key_value_metadata(Some(kv))
+        .build()
 }
 
 /// Decodes `file` and checks that it holds exactly `batches`: same columns, types and

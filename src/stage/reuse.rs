@@ -308,7 +308,7 @@ pub(super) fn check_copied(
             {
                 return Err(differs("description"));
             }
-            if got.statistics() != src.statistics() {
+            if !same_statistics(got.statistics(), src.statistics()) {
                 return Err(differs("statistics"));
             }
             let bytes = usize::try_from(at)
@@ -347,6 +347,27 @@ pub(super) fn check_copied(
         }
     }
     Ok(())
+}
+
+/// Statistics compared by their bytes: as values a NaN bound would differ from itself.
+fn same_statistics(
+    a: Option<&parquet::file::statistics::Statistics>,
+    b: Option<&parquet::file::statistics::Statistics>,
+) -> bool {
+    let key = |s: &parquet::file::statistics::Statistics| {
+        (
+            s.physical_type(),
+            s.min_bytes_opt().map(<[u8]>::to_vec),
+            s.max_bytes_opt().map(<[u8]>::to_vec),
+            s.null_count_opt(),
+            s.distinct_count_opt(),
+            s.min_is_exact(),
+            s.max_is_exact(),
+            s.is_min_max_deprecated(),
+            s.is_min_max_backwards_compatible(),
+        )
+    };
+    a.map(key) == b.map(key)
 }
 
 /// The source chunk of copied column `leaf` of row group `rg`, ready to append.

@@ -240,6 +240,22 @@ impl AsyncFileReader for FileReader {
     }
 }
 
+/// Refuses a file holding a column the Arrow reader would not decode losslessly, naming
+/// it: a Parquet INTERVAL (months, days, milliseconds) is read as days and milliseconds
+/// only, so its months would be missing from every checksum and every rewrite.
+pub fn check_lossless(meta: &ParquetMetaData) -> parquet::errors::Result<()> {
+    let descr = meta.file_metadata().schema_descr();
+    for c in descr.columns() {
+        if c.converted_type() == parquet::basic::ConvertedType::INTERVAL {
+            return Err(parquet::errors::ParquetError::General(format!(
+                "column {} is a Parquet INTERVAL (months, days, milliseconds), which this tool's reader decodes without its months; it refuses the file rather than checksum or rewrite it wrongly. Store the column as text or as separate month, day and millisecond columns",
+                c.path().string()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The file's metadata, set to decode strings and binaries as views: the values are not
 /// copied out of the pages, which makes reading for checksums faster. Same values, same
 /// checksums (the checksum hashes logical values).
@@ -249,6 +265,7 @@ pub async fn open_with_views(
     use arrow::datatypes::{DataType, Field, Schema};
     use parquet::arrow::arrow_reader::ArrowReaderMetadata;
     let meta = ArrowReaderMetadata::load_async(reader, ArrowReaderOptions::new()).await?;
+    check_lossless(meta.metadata())?;
     let schema = meta.schema();
     let mut changed = false;
     let fields: Vec<Field> = schema

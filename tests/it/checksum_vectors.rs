@@ -140,6 +140,24 @@ const VECTORS: &[Vector] = &[
             "2c8c65c30214f8291b3692707d264603e28e8c2ee22c43f7e15a129993db1cb7",
         )],
     ),
+    (
+        "decimals",
+        "d6a348f4292653cb4b7ef83d00313114a191b9b82d0609e362bb5d5e9ad02b5d",
+        &[
+            (
+                "a",
+                "6421aaeb86290d30811a6a145062ecfd7c504623ad20d8e506d22597174b712a",
+            ),
+            (
+                "b",
+                "296d1487d32f054ccd344c28429274fe61090011d7fa20dec6ccf42806d17967",
+            ),
+            (
+                "c",
+                "e7bbe96f8127893257e1c70fa001621761a0a0d4f010b39d2fd03154a6a334d7",
+            ),
+        ],
+    ),
 ];
 
 fn table(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
@@ -236,6 +254,24 @@ fn build(name: &str) -> Option<RecordBatch> {
             "s",
             Arc::new(StringArray::from(vec!["x".repeat(2000)])),
         )]),
+        "decimals" => {
+            let dec = |v: &[Option<i64>], p: u8| -> ArrayRef {
+                let values: Vec<Option<arrow::datatypes::i256>> = v
+                    .iter()
+                    .map(|x| x.map(|x| arrow::datatypes::i256::from_i128(x.into())))
+                    .collect();
+                Arc::new(
+                    Decimal256Array::from(values)
+                        .with_precision_and_scale(p, 2)
+                        .unwrap(),
+                )
+            };
+            table(vec![
+                ("a", dec(&[Some(-100), None], 20)),
+                ("b", dec(&[Some(125), Some(-300)], 10)),
+                ("c", dec(&[Some(-100), Some(1)], 40)),
+            ])
+        }
         other => panic!("no vector {other}"),
     })
 }

@@ -10,6 +10,7 @@ mod conformance;
 mod copied_columns;
 mod diff;
 mod discovery;
+mod roundtrip;
 mod run;
 mod s3;
 mod safety;

@@ -775,14 +775,17 @@ async fn copied_column_chunks_that_differ_from_the_source_are_refused() {
     .expect("id is copied");
     assert_eq!(reuse.copied(), 1);
     let with = Some((&reuse, &source.files[..]));
-    let file = stage::encode(&schema, &out, props.clone(), with, 0).unwrap();
+    let file = stage::encode(&schema, &out, &source.layout, props.clone(), with, 0).unwrap();
     stage::check_decodes(&file, &schema, &out, with).unwrap();
 
     // Without the copied column (as a run encodes, its memory freed first): the same
     // bytes, proven alike; a re-encoded value that differs is still refused.
     let kept = reuse.encoded_only(out.clone()).unwrap();
     assert_eq!(kept[0].num_columns(), 1);
-    assert_eq!(stage::encode(&schema, &kept, props, with, 0).unwrap(), file);
+    assert_eq!(
+        stage::encode(&schema, &kept, &source.layout, props, with, 0).unwrap(),
+        file
+    );
     stage::check_decodes(&file, &schema, &kept, with).unwrap();
     let mut wrong = kept.clone();
     let names = arrow::array::StringArray::from(vec!["?"; kept[0].num_rows()]);
@@ -869,7 +872,7 @@ async fn a_large_file_changed_after_it_was_read_is_not_copied_from() {
         )
         .expect("payload is copied");
         let with = Some((&reuse, &source.files[..]));
-        stage::encode(&source.schema, &out, props, with, 0).inspect(|file| {
+        stage::encode(&source.schema, &out, &source.layout, props, with, 0).inspect(|file| {
             stage::check_decodes(file, &source.schema, &out, with).unwrap();
         })
     };
@@ -899,6 +902,7 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
     let file = stage::encode(
         &schema,
         std::slice::from_ref(&written),
+        &stage::Layout::default(),
         stage::properties(&stage::Layout::default()),
         None,
         0,
@@ -939,6 +943,7 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
     let zero_file = stage::encode(
         &zero.schema(),
         std::slice::from_ref(&zero),
+        &stage::Layout::default(),
         stage::properties(&stage::Layout::default()),
         None,
         0,
@@ -955,6 +960,7 @@ async fn staged_files_that_do_not_read_back_as_written_are_refused() {
     let file = stage::encode(
         &written.schema(),
         std::slice::from_ref(&written),
+        &stage::Layout::default(),
         stage::properties(&stage::Layout::default()),
         None,
         0,

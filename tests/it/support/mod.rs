@@ -133,6 +133,7 @@ pub fn checksums(snapshot: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+pub mod engines;
 pub mod faulty;
 
 /// Copies folder `from` to `to`, recursively.

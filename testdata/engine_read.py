@@ -1,0 +1,111 @@
+"""Reads a Hive-partitioned table back with the engine that wrote it and prints what that
+engine sees, as JSON: column types, rows (sorted by the row key `k`, every value as the
+engine's own text for it), and per column the Parquet descriptions of its leaves across
+the table's files (physical type, logical type, converted type, repetition), plus the
+file-level metadata keys.
+
+    python testdata/engine_read.py duckdb|pyarrow|spark TABLE_DIR [--exclude-k N]
+
+The round-trip tests run it before and after a rewrite and compare (rows with
+`k = N` dropped from the "before" side when the rewrite deleted them).
+"""
+import glob
+import json
+import os
+import sys
+
+
+def parquet_files(table):
+    return sorted(
+        f
+        for f in glob.glob(os.path.join(table, "**", "*.parquet"), recursive=True)
+        if not any(part.startswith((".", "_")) for part in os.path.relpath(f, table).split(os.sep))
+    )
+
+
+def parquet_descriptions(table):
+    import pyarrow.parquet as pq
+
+    leaves = {}
+    keys = set()
+    for f in parquet_files(table):
+        meta = pq.ParquetFile(f).metadata
+        keys.update(k.decode() for k in (meta.metadata or {}).keys())
+        schema = meta.schema
+        for i in range(len(schema)):
+            c = schema.column(i)
+            desc = "{} {} {} def={} rep={}".format(
+                c.physical_type,
+                c.logical_type,
+                c.converted_type,
+                c.max_definition_level,
+                c.max_repetition_level,
+            )
+            leaves.setdefault(c.path, set()).add(desc)
+    return {p: sorted(d) for p, d in sorted(leaves.items())}, sorted(keys)
+
+
+def read_duckdb(table):
+    import duckdb
+
+    con = duckdb.connect()
+    src = f"read_parquet('{table}/**/*.parquet', hive_partitioning = true)"
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+    cur = con.execute(f"SELECT * FROM {src} ORDER BY k")
+    names = [d[0] for d in cur.description]
+    rows = [{n: repr(v) for n, v in zip(names, r)} for r in cur.fetchall()]
+    return types, rows
+
+
+def read_pyarrow(table):
+    import pyarrow.dataset as ds
+
+    t = ds.dataset(table, format="parquet", partitioning="hive").to_table()
+    t = t.sort_by("k")
+    types = {f.name: str(f.type) for f in t.schema}
+
+    def text(scalar):
+        try:
+            return repr(scalar.as_py())
+        except ValueError:  # outside Python's datetime range: the stored integer
+            return f"{scalar.type}:{scalar.value}"
+
+    columns = {n: [text(v) for v in t.column(n)] for n in t.column_names}
+    rows = [{n: columns[n][i] for n in t.column_names} for i in range(t.num_rows)]
+    return types, rows
+
+
+def read_spark(table):
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master("local[1]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED")
+        .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
+        .getOrCreate()
+    )
+    df = spark.read.parquet(table).orderBy("k")
+    types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    # Spark's own text of each value (Python's datetime cannot hold year 1 in every zone).
+    text = df.select([df[c].cast("string").alias(c) for c in df.columns])
+    rows = [{n: repr(v) for n, v in r.asDict().items()} for r in text.collect()]
+    spark.stop()
+    return types, rows
+
+
+def main():
+    engine, table = sys.argv[1], sys.argv[2]
+    exclude = None
+    if "--exclude-k" in sys.argv:
+        exclude = sys.argv[sys.argv.index("--exclude-k") + 1]
+    types, rows = {"duckdb": read_duckdb, "pyarrow": read_pyarrow, "spark": read_spark}[engine](table)
+    if exclude is not None:
+        rows = [r for r in rows if r["k"].strip("'") != exclude]
+    leaves, keys = parquet_descriptions(table)
+    json.dump({"types": types, "rows": rows, "parquet": leaves, "metadata_keys": keys}, sys.stdout, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()

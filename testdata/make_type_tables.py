@@ -1,0 +1,174 @@
+"""Writes the round-trip tables in testdata/ (`duckdb_types/`, `duckdb_intervals/`,
+`pyarrow_alltypes/`, `spark_types/` with INT96 timestamps, `spark_types_micros/`): every type each engine writes to Parquet, NULLs in every column, extreme
+values. Each table has an int partition key `p` (1, 2), a row key `k` (unique) and a
+string `s`; the round-trip tests rewrite them and read them back with `engine_read.py`.
+
+Run from the repository root:  python testdata/make_type_tables.py
+Needs: duckdb==2.0.1, pyarrow==26.0.1, pyspark==3.5.3 (with a Java 17 runtime).
+"""
+import datetime as dt
+import decimal
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def fresh(name):
+    path = os.path.join(HERE, name)
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def duckdb_types():
+    import duckdb
+
+    out = fresh("duckdb_types")
+    intervals = fresh("duckdb_intervals")
+    con = duckdb.connect()
+    con.execute("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')")
+    con.execute(
+        f"""
+CREATE TABLE t AS SELECT * FROM (VALUES
+ (1, 1, 'a', true, (-128)::TINYINT, 255::UTINYINT, (-32768)::SMALLINT, 65535::USMALLINT,
+  (-2147483648)::INTEGER, 4294967295::UINTEGER, (-9223372036854775808)::BIGINT,
+  18446744073709551615::UBIGINT,
+  170141183460469231731687303715884105727::HUGEINT, 340282366920938463463374607431768211455::UHUGEINT,
+  'NaN'::FLOAT, '-0.0'::DOUBLE, (-1.00)::DECIMAL(4,2), 123456789012345.678::DECIMAL(18,3),
+  (-12345678901234567890123456.7890123456)::DECIMAL(38,10),
+  DATE '0001-01-01', TIME '23:59:59.999999', TIMETZ '12:34:56+02',
+  TIMESTAMP '9999-12-31 23:59:59.999999', TIMESTAMP_S '1970-01-01 00:00:01',
+  TIMESTAMP_MS '2024-02-29 12:00:00.123', TIMESTAMP_NS '2262-04-11 23:47:16.854775',
+  TIMESTAMPTZ '0001-01-01 00:00:00+00',
+  INTERVAL '14 months 3 days 4 hours', uuid '00112233-4455-6677-8899-aabbccddeeff',
+  '{{"a": [1, 2]}}'::JSON, 'happy'::mood, '\\x00\\xFF'::BLOB,
+  [INTERVAL '1 month', NULL], {{'iv': INTERVAL '2 months 1 day', 'n': 1}},
+  [1, 2, 3]::INTEGER[3], MAP {{'k': 1, 'z': NULL}}, [[1], [], NULL, [2, NULL]],
+  42::VARIANT, 'POINT(1 2)'::GEOMETRY),
+ (1, 2, 'b', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  'inf'::FLOAT, '-inf'::DOUBLE, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, INTERVAL '2 months', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (2, 3, NULL, false, 127::TINYINT, 0::UTINYINT, 32767::SMALLINT, 0::USMALLINT,
+  2147483647::INTEGER, 0::UINTEGER, 9223372036854775807::BIGINT, 0::UBIGINT,
+  (-170141183460469231731687303715884105727::HUGEINT - 1), 0::UHUGEINT,
+  (-1.5)::FLOAT, 1e308::DOUBLE, 99.99::DECIMAL(4,2), (-0.001)::DECIMAL(18,3),
+  0.0000000001::DECIMAL(38,10),
+  DATE '9999-12-31', TIME '00:00:00', TIMETZ '00:00:00-05',
+  TIMESTAMP '0001-01-01 00:00:00', TIMESTAMP_S '1900-01-01 00:00:00',
+  TIMESTAMP_MS '1969-12-31 23:59:59.999', TIMESTAMP_NS '1677-09-21 00:12:43.145225123',
+  TIMESTAMPTZ '9999-12-31 23:59:59.999999+00',
+  INTERVAL '1 day 0.001 seconds', uuid 'ffffffff-ffff-ffff-ffff-ffffffffffff',
+  '[]'::JSON, 'sad'::mood, ''::BLOB,
+  [], {{'iv': NULL, 'n': NULL}}, [NULL, 2, 3]::INTEGER[3], MAP {{}}, [],
+  {{'a': [1, 2], 'b': 'x'}}::VARIANT, 'LINESTRING(0 0, 3 4)'::GEOMETRY)
+) t(p, k, s, bo, i8, u8, i16, u16, i32, u32, i64, u64, h, uh, f32, f64, dec4, dec18, dec38,
+    d, t, ttz, ts, ts_s, ts_ms, ts_ns, tstz, iv, u, j, e, b, liv, siv, arr, m, ll, v, g)
+"""
+    )
+    # INTERVAL apart: refused (see docs/GUARANTEES.md), so it gets a table of its own.
+    con.execute(
+        f"COPY (SELECT * EXCLUDE (iv, liv, siv) FROM t) TO '{out}' (FORMAT parquet, PARTITION_BY (p))"
+    )
+    con.execute(
+        f"COPY (SELECT p, k, s, iv, liv, siv FROM t) TO '{intervals}' (FORMAT parquet, PARTITION_BY (p))"
+    )
+
+
+def pyarrow_alltypes():
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = fresh("pyarrow_alltypes")
+    D = decimal.Decimal
+    cols = {
+        "k": pa.array([1, 2, 3], pa.int64()),
+        "s": pa.array(["a", "b", None]),
+        "i8": pa.array([-128, None, 127], pa.int8()),
+        "u64": pa.array([2**64 - 1, None, 0], pa.uint64()),
+        "f16": pa.array([None, None, None], pa.float16()),
+        "f32": pa.array([float("nan"), -0.0, None], pa.float32()),
+        "d32": pa.array([dt.date(1, 1, 1), None, dt.date(9999, 12, 31)], pa.date32()),
+        "d64": pa.array([dt.date(1970, 1, 2), None, dt.date(2024, 2, 29)], pa.date64()),
+        "t32": pa.array([dt.time(23, 59, 59), None, dt.time(0)], pa.time32("s")),
+        "t64": pa.array([dt.time(1, 2, 3, 4), None, dt.time(0)], pa.time64("us")),
+        "ts_s_tz": pa.array([0, None, 86400], pa.timestamp("s", tz="America/New_York")),
+        "ts_ms_tz": pa.array([-1, None, 1], pa.timestamp("ms", tz="+05:30")),
+        "ts_us": pa.array([-62135596800000000, None, 253402300799999999], pa.timestamp("us")),
+        "ts_ns_utc": pa.array([-2**63 + 1, None, 2**63 - 1], pa.timestamp("ns", tz="UTC")),
+        "dec9": pa.array([D("-1.00"), None, D("9999999.99")], pa.decimal128(9, 2)),
+        "dec20": pa.array([D("-1.00"), None, D("1.23")], pa.decimal128(20, 2)),
+        "dec256_20": pa.array([D("-1.00"), None, D("1.23")], pa.decimal256(20, 2)),
+        "dec256_60": pa.array([D("-1" + "0" * 58), None, D("0.5")], pa.decimal256(60, 1)),
+        "str_large": pa.array(["x" * 3, None, ""], pa.large_string()),
+        "str_dict": pa.array(["p", "q", None]).dictionary_encode(),
+        "bin": pa.array([b"\x00", None, b""], pa.binary()),
+        "bin_fixed": pa.array([b"abcd", None, b"\xff" * 4], pa.binary(4)),
+        "lst": pa.array([[1, None], None, []], pa.list_(pa.int32())),
+        "lst_large": pa.array([["a"], [], None], pa.large_list(pa.string())),
+        "lst_fixed": pa.array([[1, 2], None, [None, 3]], pa.list_(pa.int16(), 2)),
+        "nested": pa.array([[[1], []], None, [None]], pa.list_(pa.list_(pa.int64()))),
+        "st": pa.array(
+            [{"a": 1, "b": "x"}, None, {"a": None, "b": None}],
+            pa.struct([("a", pa.int32()), ("b", pa.string())]),
+        ),
+        "mp": pa.array([[("k", 1)], None, []], pa.map_(pa.string(), pa.int64())),
+        "dur": pa.array([1, None, -1], pa.duration("ms")),
+        "ts_tokyo": pa.array([1700000000000000, None, 0], pa.timestamp("us", tz="Asia/Tokyo")),
+    }
+    part = [1, 1, 2]
+    table = pa.table(cols)
+    for p in (1, 2):
+        rows = [i for i, v in enumerate(part) if v == p]
+        sub = table.take(pa.array(rows))
+        folder = os.path.join(out, f"p={p}")
+        os.makedirs(folder)
+        pq.write_table(sub, os.path.join(folder, "part-0.parquet"))
+
+
+def spark_types(name, timestamps):
+    """`timestamps`: Spark's `outputTimestampType` (its default is INT96)."""
+    from pyspark.sql import SparkSession
+
+    out = fresh(name)
+    spark = (
+        SparkSession.builder.master("local[1]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        # Ancient dates as they are (proleptic Gregorian), as Spark 3 reads them back.
+        .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
+        .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
+        .config("spark.sql.parquet.outputTimestampType", timestamps)
+        .getOrCreate()
+    )
+    spark.sql(
+        """
+        SELECT * FROM VALUES
+          (1, 1, 'a', TIMESTAMP '0001-01-01 00:00:00', TIMESTAMP_NTZ '9999-12-31 23:59:59.999999',
+           DATE '0001-01-01', CAST('NaN' AS DOUBLE), CAST('-0.0' AS FLOAT),
+           CAST(-1.00 AS DECIMAL(20,2)), CAST(1.5 AS DECIMAL(38,18)), CAST(7 AS DECIMAL(5,0)),
+           INTERVAL '1-2' YEAR TO MONTH, INTERVAL '3 04:05:06.789' DAY TO SECOND,
+           array(TIMESTAMP '2024-01-01 00:00:00', NULL), named_struct('t', TIMESTAMP '1900-01-01 00:00:00', 'n', 1),
+           map('k', 1L), X'00FF', CAST(-1 AS TINYINT), CAST(-1 AS SMALLINT)),
+          (1, 2, 'b', NULL, NULL, NULL, CAST('Infinity' AS DOUBLE), NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+          (2, 3, NULL, TIMESTAMP '2262-04-12 00:00:00.123456', TIMESTAMP_NTZ '1677-09-21 00:00:00',
+           DATE '9999-12-31', CAST(1e308 AS DOUBLE), CAST(1.5 AS FLOAT),
+           CAST(99.99 AS DECIMAL(20,2)), CAST(-0.000000000000000001 AS DECIMAL(38,18)), CAST(-7 AS DECIMAL(5,0)),
+           INTERVAL '-0-1' YEAR TO MONTH, INTERVAL '-0 00:00:01' DAY TO SECOND,
+           array(), named_struct('t', NULL, 'n', NULL), map(), X'', CAST(127 AS TINYINT), CAST(0 AS SMALLINT))
+        AS t(p, k, s, ts, ts_ntz, d, f64, f32, dec20, dec38, dec5, ym, dts, lts, sts, m, b, i8, i16)
+        """
+    ).coalesce(1).write.partitionBy("p").parquet(out)
+    spark.stop()
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["duckdb", "pyarrow", "spark"]
+    if "duckdb" in which:
+        duckdb_types()
+    if "pyarrow" in which:
+        pyarrow_alltypes()
+    if "spark" in which:
+        spark_types("spark_types", "INT96")
+        spark_types("spark_types_micros", "TIMESTAMP_MICROS")

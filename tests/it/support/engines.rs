@@ -1,0 +1,97 @@
+//! The engines that wrote `testdata/`'s tables, to read rewritten tables back as their
+//! writers do: DuckDB, pyarrow and PySpark (pinned), in a virtual environment.
+//!
+//! The Python is `BACKFILL_ENGINES_PYTHON` if set (`.ci/run` sets it), else one installed
+//! on first use under the target folder. PySpark needs a Java runtime: without `java` on
+//! the path, the Debian package `openjdk-17-jre-headless` is installed on first use (as
+//! root), as `.ci/run` does.
+
+use std::path::{Path, PathBuf};
+
+pub const ENGINES: &[&str] = &["duckdb==2.0.1", "pyarrow==26.0.1", "pyspark==3.5.3"];
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("BACKFILL_ENGINES_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engines-venv");
+    let bin = venv.join("bin/python");
+    let ready = venv.join("ready");
+    if ready.exists() {
+        return bin;
+    }
+    std::fs::create_dir_all(&venv).unwrap();
+    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file we own; released when `lock` drops.
+    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    if !ready.exists() {
+        let ok = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap()
+            .success()
+            && std::process::Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet"])
+                .args(ENGINES)
+                .status()
+                .unwrap()
+                .success();
+        assert!(
+            ok,
+            "could not install {ENGINES:?}; these tests need python3 with pip and access to PyPI"
+        );
+        std::fs::write(&ready, "").unwrap();
+    }
+    bin
+}
+
+fn ensure_java() {
+    static JAVA: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    JAVA.get_or_init(|| {
+        let has = |cmd: &str| {
+            std::process::Command::new(cmd)
+                .arg("-version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if has("java") {
+            return;
+        }
+        let installed = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            installed && has("java"),
+            "PySpark needs a Java runtime: install one (apt-get install openjdk-17-jre-headless)"
+        );
+    });
+}
+
+/// What `engine` sees in the table at `dir` (`testdata/engine_read.py`'s JSON).
+pub fn read(engine: &str, dir: &Path, exclude_k: Option<&str>) -> serde_json::Value {
+    if engine == "spark" {
+        ensure_java();
+    }
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(super::root().join("testdata/engine_read.py"))
+        .arg(engine)
+        .arg(dir)
+        .env("TZ", "UTC");
+    if let Some(k) = exclude_k {
+        cmd.args(["--exclude-k", k]);
+    }
+    let out = cmd.output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "{engine} could not read {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
