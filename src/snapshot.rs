@@ -101,6 +101,10 @@ pub struct FileScan {
     pub schema: LogicalSchema,
     pub part: Part,
     pub differs_in_v1: bool,
+    /// Each top-level column's type as readers of the file see it: its Arrow type, and
+    /// the Parquet annotation of a primitive column (`Uuid`, `Json`...), which the logical
+    /// type of the checksum leaves out.
+    pub column_types: Vec<(String, String)>,
 }
 
 /// Reads one Parquet file and checksums its rows.
@@ -116,6 +120,31 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
         .fields()
         .iter()
         .any(|f| checksum::encode::differs_in_v1(f.data_type()));
+    let roots = builder
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema();
+    let column_types = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let annotation = roots
+                .get_fields()
+                .iter()
+                .find(|t| t.name() == f.name() && t.is_primitive())
+                .and_then(|t| t.get_basic_info().logical_type_ref().cloned())
+                .map(|lt| format!(" ({lt:?})"))
+                .unwrap_or_default();
+            let shown = match f.data_type() {
+                arrow::datatypes::DataType::Utf8View => "Utf8".to_string(),
+                arrow::datatypes::DataType::BinaryView => "Binary".to_string(),
+                dt => dt.to_string(),
+            };
+            (f.name().clone(), format!("{shown}{annotation}"))
+        })
+        .collect();
     let mut hasher = Hasher::new(builder.schema(), columns)?;
     let mut stream = builder
         .with_batch_size(8192)
@@ -129,6 +158,7 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
         schema,
         part,
         differs_in_v1,
+        column_types,
     })
 }
 

@@ -3,6 +3,8 @@
 //! Every selected file is read in full (a footer can be fine while a page is not).
 //! Findings are facts about the table; [`VerifyReport::ok`] is true when there are none.
 
+use std::collections::BTreeMap;
+
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Serialize;
 
@@ -121,6 +123,7 @@ pub enum FindingKind {
     ZeroByteFile,
     UnreadableFile,
     MixedSchema,
+    MixedColumnTypes,
     OutsideLayout,
     StrayFile,
     Changed,
@@ -137,6 +140,7 @@ impl FindingKind {
             FindingKind::ZeroByteFile => "zero_byte_file",
             FindingKind::UnreadableFile => "unreadable_file",
             FindingKind::MixedSchema => "mixed_schema",
+            FindingKind::MixedColumnTypes => "mixed_column_types",
             FindingKind::OutsideLayout => "outside_layout",
             FindingKind::StrayFile => "stray_file",
             FindingKind::Changed => "changed",
@@ -301,6 +305,8 @@ pub async fn verify(
     }
 
     let scans = snapshot::scan_files(table, &partitions, &options.scan).await;
+    // Column -> logical type -> partitions holding it as that type.
+    let mut types: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     let mut snaps = Vec::new();
     let mut rows = 0;
     for (p, scans) in partitions.iter().zip(scans) {
@@ -351,6 +357,16 @@ pub async fn verify(
         if bad {
             continue;
         }
+        if let Some(scan) = scans.iter().find_map(|s| s.as_ref().ok()) {
+            for (name, t) in &scan.column_types {
+                types
+                    .entry(name.clone())
+                    .or_default()
+                    .entry(t.clone())
+                    .or_default()
+                    .push(p.id.clone());
+            }
+        }
         match snapshot::combine(p, &table.keys, scans, options.scan.columns) {
             Ok(s) => {
                 if s.rows == 0 {
@@ -383,6 +399,40 @@ pub async fn verify(
             )),
             Err(e) => return Err(e),
         }
+    }
+
+    // A column typed differently by partitions: readers type it from whichever file they
+    // read first, and a query over the table may fail or cast.
+    for (column, by_type) in &types {
+        if by_type.len() < 2 {
+            continue;
+        }
+        let mut groups: Vec<(&String, &Vec<String>)> = by_type.iter().collect();
+        groups.sort_by_key(|(_, ps)| std::cmp::Reverse(ps.len()));
+        let shown: Vec<String> = groups
+            .iter()
+            .map(|(t, ps)| {
+                let first: Vec<&str> = ps.iter().take(3).map(String::as_str).collect();
+                let more = if ps.len() > 3 { ", ..." } else { "" };
+                format!(
+                    "{t} in {} partition(s) ({}{more})",
+                    ps.len(),
+                    first.join(", ")
+                )
+            })
+            .collect();
+        findings.push(finding(
+            FindingKind::MixedColumnTypes,
+            groups
+                .last()
+                .and_then(|(_, ps)| ps.first())
+                .map(String::as_str),
+            None,
+            format!(
+                "column {column} is {}; rewrite the odd partitions so the table has one type",
+                shown.join(" but ")
+            ),
+        ));
     }
 
     if let Some(against) = &options.against {

@@ -142,3 +142,41 @@ fn hourly_sequences_on_two_keys() {
     assert_eq!(report["findings"][0]["partition"], "2024-01-01T02");
     assert_eq!(report["expected"]["count"], 4);
 }
+
+/// A column typed one way in some partitions and another way in others (a rewrite by
+/// another tool, a writer upgrade) is a finding naming the column and the odd partition.
+#[test]
+fn a_column_typed_differently_across_partitions_is_found() {
+    use arrow::array::{ArrayRef, FixedSizeBinaryArray, Int64Array, RecordBatch};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t");
+    let with = |u: ArrayRef| {
+        let id: ArrayRef = Arc::new(Int64Array::from(vec![1]));
+        RecordBatch::try_from_iter([("id", id), ("u", u)]).unwrap()
+    };
+    let blob: ArrayRef = Arc::new(arrow::array::BinaryArray::from(vec![&[7u8; 16][..]]));
+    for day in ["2024-01-01", "2024-01-02"] {
+        put(
+            &table,
+            &format!("day={day}"),
+            "part-0.parquet",
+            &with(blob.clone()),
+        );
+    }
+    let uuid: ArrayRef =
+        Arc::new(FixedSizeBinaryArray::try_from_iter(std::iter::once([7u8; 16].to_vec())).unwrap());
+    put(&table, "day=2024-01-03", "part-0.parquet", &with(uuid));
+
+    let out = run_in(dir.path(), &["verify", "t", "--json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["kind"], "mixed_column_types");
+    assert_eq!(findings[0]["partition"], "day=2024-01-03");
+    assert_eq!(
+        findings[0]["detail"],
+        "column u is Binary in 2 partition(s) (day=2024-01-01, day=2024-01-02) but FixedSizeBinary(16) in 1 partition(s) (day=2024-01-03); rewrite the odd partitions so the table has one type"
+    );
+}
