@@ -23,7 +23,16 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             cli::render::note(&format!("error: {e:#}"));
-            ExitCode::from(2)
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// 75 (`EX_TEMPFAIL`) when another run holds the table: busy, safe to retry later, which
+/// an orchestrator must tell from bad input; 2 for every other error.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<backfill::Error>() {
+        Some(backfill::Error::Locked { .. }) => 75,
+        _ => 2,
     }
 }

@@ -28,7 +28,7 @@ use backfill::table::{self, DiscoverOptions, Table};
 /// a local path, file://PATH, or s3://BUCKET/PREFIX (settings from AWS_* variables).
 ///
 /// Exit codes: 0 success / no differences, 1 differences found or partitions failed,
-/// 2 error (bad input; nothing written).
+/// 2 error (bad input; nothing written), 75 busy (another run holds the table; retry).
 #[derive(Parser, Debug)]
 #[command(name = "backfill", version, max_term_width = 100)]
 pub struct Cli {
