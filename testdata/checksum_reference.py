@@ -205,6 +205,16 @@ def vectors():
             )
         ],
         "long_row": [pa.table({"s": pa.array(["x" * 2000])})],
+        # A row message of exactly 64 bytes (marker, length, 59 bytes) is one block.
+        "row_64": [pa.table({"s": pa.array(["x" * 59])})],
+        # A file with a schema and no rows: its columns are hashed, 0 rows, sum 0.
+        "zero_rows": [pa.table({"x": pa.array([], pa.int64())})],
+        # Field names go into type names as they are, even with < , : >.
+        "odd_names": [
+            pa.table(
+                {"st": pa.array([{"a:b,c<d>": 1}], pa.struct([("a:b,c<d>", pa.int64())]))}
+            )
+        ],
         # Widths follow the precision whatever the Arrow type (v2): a decimal256 of
         # precision 20 hashes as a decimal128 of precision 20.
         "decimals": [

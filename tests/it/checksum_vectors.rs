@@ -141,6 +141,30 @@ const VECTORS: &[Vector] = &[
         )],
     ),
     (
+        "row_64",
+        "f2f40476821d044ab362383a19d25cb683de789258d2de3e4231b75ed47a90e8",
+        &[(
+            "s",
+            "cefff9934bfc9a3e168c60e3aa7cac0b2e9729aad255653345160109147affa5",
+        )],
+    ),
+    (
+        "zero_rows",
+        "8759634385dd6280ea4d468503aa5a8f4cb23cad1657e8bea1b28790ce10c534",
+        &[(
+            "x",
+            "43dd05e99ee5ecdd3dc0c7960726679481d58e85b792afc4aec1bb8f26de024a",
+        )],
+    ),
+    (
+        "odd_names",
+        "b1cf41ebdc998a09c2f5867ce0f2cb0d88f388cedbe83cfb801cde3c4df05104",
+        &[(
+            "st",
+            "3e47f8b0fc5d72d373d46f78e46b0ebea3c8e9838679703a43826fdc04b2827e",
+        )],
+    ),
+    (
         "decimals",
         "d6a348f4292653cb4b7ef83d00313114a191b9b82d0609e362bb5d5e9ad02b5d",
         &[
@@ -254,6 +278,19 @@ fn build(name: &str) -> Option<RecordBatch> {
             "s",
             Arc::new(StringArray::from(vec!["x".repeat(2000)])),
         )]),
+        "row_64" => table(vec![(
+            "s",
+            Arc::new(StringArray::from(vec!["x".repeat(59)])),
+        )]),
+        "zero_rows" => table(vec![("x", Arc::new(Int64Array::from(Vec::<i64>::new())))]),
+        "odd_names" => {
+            let field = Arc::new(Field::new("a:b,c<d>", DataType::Int64, true));
+            let st = StructArray::from(vec![(
+                field,
+                Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+            )]);
+            table(vec![("st", Arc::new(st))])
+        }
         "decimals" => {
             let dec = |v: &[Option<i64>], p: u8| -> ArrayRef {
                 let values: Vec<Option<arrow::datatypes::i256>> = v
