@@ -263,19 +263,35 @@ async fn take_lease(
     if loc.backend == Backend::S3 {
         probe_conditional_writes(store, loc, run_id).await?;
     }
-    let create = PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    };
-    match store.put_opts(path, body(run_id, times), create).await {
-        Ok(r) => return r.e_tag.ok_or_else(|| Error::Run("the store returned no ETag for the lock; it cannot hold a lease".into())),
-        Err(object_store::Error::AlreadyExists { .. }) => {}
-        Err(object_store::Error::NotImplemented { .. }) => {
-            return Err(Error::Run(format!("{} does not support conditional writes, which the table lock needs; enable them on the server", loc.display)))
+    // The holder may release between our create and our read: then create again.
+    let mut attempts = 0;
+    let current = loop {
+        attempts += 1;
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match store.put_opts(path, body(run_id, times), create).await {
+            Ok(r) => return r.e_tag.ok_or_else(|| Error::Run("the store returned no ETag for the lock; it cannot hold a lease".into())),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(object_store::Error::NotImplemented { .. }) => {
+                return Err(Error::Run(format!("{} does not support conditional writes, which the table lock needs; enable them on the server", loc.display)))
+            }
+            Err(e) => return Err(Error::storage(path, e)),
         }
-        Err(e) => return Err(Error::storage(path, e)),
-    }
-    let current = store.get(path).await.map_err(|e| Error::storage(path, e))?;
+        match store.get(path).await {
+            Ok(current) => break current,
+            Err(object_store::Error::NotFound { .. }) if attempts < 5 => continue,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::Locked {
+                    table: loc.display.clone(),
+                    run_id: "another run".into(),
+                    holder: "runs keep taking and releasing it".into(),
+                })
+            }
+            Err(e) => return Err(Error::storage(path, e)),
+        }
+    };
     let version = UpdateVersion {
         e_tag: current.meta.e_tag.clone(),
         version: current.meta.version.clone(),

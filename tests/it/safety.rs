@@ -542,6 +542,27 @@ pub async fn take_within(loc: &Location, limit: Duration) -> Lock {
 }
 
 #[tokio::test]
+async fn a_lease_released_between_create_and_read_is_taken_not_an_error() {
+    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let loc = Location::in_memory(inner.clone(), "lake/t");
+    let held = Lock::acquire(&loc, "first", LeaseTimes::default())
+        .await
+        .unwrap();
+    // The holder releases after our create is refused and before we read who holds it.
+    let racing = Arc::new(crate::support::faulty::Releasing {
+        inner,
+        released: Default::default(),
+    });
+    let loc = Location::in_memory(racing.clone(), "lake/t");
+    let lock = Lock::acquire(&loc, "second", LeaseTimes::default())
+        .await
+        .expect("the released lease is taken");
+    assert!(racing.released.load(std::sync::atomic::Ordering::SeqCst));
+    lock.release().await.unwrap();
+    drop(held);
+}
+
+#[tokio::test]
 async fn a_stale_process_cannot_write_over_a_newer_journal() {
     let (_dir, table) = small_table(1);
     let local = Location::open(table.to_str().unwrap()).unwrap();

@@ -192,3 +192,64 @@ impl ObjectStore for Corrupting {
         self.inner.copy_opts(from, to, options).await
     }
 }
+
+/// A store where the holder of the table lock releases it just before the first read of
+/// it: the race between a refused create and the read of who holds the lease.
+#[derive(Debug)]
+pub struct Releasing {
+    pub inner: Arc<dyn ObjectStore>,
+    pub released: std::sync::atomic::AtomicBool,
+}
+
+impl fmt::Display for Releasing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Releasing")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Releasing {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        if location.filename() == Some("lock.json") && !self.released.swap(true, Ordering::SeqCst) {
+            let gone = stream::iter([Ok(location.clone())]).boxed();
+            let _: Vec<_> = self.inner.delete_stream(gone).collect().await;
+        }
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
