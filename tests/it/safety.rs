@@ -111,6 +111,9 @@ async fn new_run_after_crash(
             assert_eq!(run_id, id, "k={k}");
             assert!(open.iter().any(|u| u.partition == partition), "k={k}");
             assert_eq!(checksums_of(loc).await, *now, "k={k}: refused but changed");
+            // Its backups cannot be dropped while a partition is mid-step either.
+            let released = run::release(loc, id, lease()).await;
+            assert!(released.is_err(), "k={k}: released a half-committed run");
             let report = run::resume(loc, id, lease(), None).await.unwrap();
             assert!(report.ok(), "k={k}: {report:?}");
             assert_eq!(checksums_of(loc).await, *after, "k={k}: after resume");
