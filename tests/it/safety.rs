@@ -552,15 +552,16 @@ async fn a_lease_released_between_create_and_read_is_taken_not_an_error() {
         .await
         .unwrap();
     // The holder releases after our create is refused and before we read who holds it.
-    let racing = Arc::new(crate::support::faulty::Releasing {
+    use crate::support::faulty::{Tamper, Tampering};
+    let racing = Tampering::new(
         inner,
-        released: Default::default(),
-    });
+        Tamper::ReleaseLockBeforeFirstRead(Default::default()),
+    );
     let loc = Location::in_memory(racing.clone(), "lake/t");
     let lock = Lock::acquire(&loc, "second", LeaseTimes::default())
         .await
         .expect("the released lease is taken");
-    assert!(racing.released.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(racing.released());
     lock.release().await.unwrap();
     drop(held);
 }
@@ -999,9 +1000,9 @@ async fn staged_files_that_do_not_read_back_as_written_are_refused() {
     let stored = inner.get(&path).await.unwrap().bytes().await.unwrap();
     assert_eq!(stored, file);
 
-    let damaged: Arc<dyn ObjectStore> = Arc::new(crate::support::faulty::Corrupting {
-        inner: Arc::new(InMemory::new()),
-    });
+    use crate::support::faulty::{Tamper, Tampering};
+    let damaged: Arc<dyn ObjectStore> =
+        Tampering::new(Arc::new(InMemory::new()), Tamper::FlipLastByte);
     let loc = Location::in_memory(damaged, "lake/t");
     let err = stage::write(&loc, &path, file.clone()).await.unwrap_err();
     assert!(

@@ -14,37 +14,8 @@ fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("BACKFILL_ENGINES_PYTHON") {
         return PathBuf::from(p);
     }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engines-venv");
-    let bin = venv.join("bin/python");
-    let ready = venv.join("ready");
-    if ready.exists() {
-        return bin;
-    }
-    std::fs::create_dir_all(&venv).unwrap();
-    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file we own; released when `lock` drops.
-    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    if !ready.exists() {
-        let ok = std::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap()
-            .success()
-            && std::process::Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet"])
-                .args(ENGINES)
-                .status()
-                .unwrap()
-                .success();
-        assert!(
-            ok,
-            "could not install {ENGINES:?}; these tests need python3 with pip and access to PyPI"
-        );
-        std::fs::write(&ready, "").unwrap();
-    }
-    bin
+    super::s3::python_env::python_env("engines-venv", ENGINES, "the round-trip tests")
+        .join("bin/python")
 }
 
 fn ensure_java() {

@@ -133,27 +133,51 @@ impl ObjectStore for Faulty {
     }
 }
 
-/// A store that stores every written object with its last byte flipped, as a storage
-/// layer that damages writes would.
+/// What a [`Tampering`] store does to the store underneath.
 #[derive(Debug)]
-pub struct Corrupting {
-    pub inner: Arc<dyn ObjectStore>,
+pub enum Tamper {
+    /// Every written object is stored with its last byte flipped, as a storage layer that
+    /// damages writes would.
+    FlipLastByte,
+    /// The holder of the table lock releases it just before the first read of it: the
+    /// race between a refused create and the read of who holds the lease.
+    ReleaseLockBeforeFirstRead(std::sync::atomic::AtomicBool),
 }
 
-impl fmt::Display for Corrupting {
+#[derive(Debug)]
+pub struct Tampering {
+    pub inner: Arc<dyn ObjectStore>,
+    pub how: Tamper,
+}
+
+impl Tampering {
+    pub fn new(inner: Arc<dyn ObjectStore>, how: Tamper) -> Arc<Tampering> {
+        Arc::new(Tampering { inner, how })
+    }
+
+    /// Whether the lock was released (for [`Tamper::ReleaseLockBeforeFirstRead`]).
+    pub fn released(&self) -> bool {
+        matches!(&self.how, Tamper::ReleaseLockBeforeFirstRead(done) if done.load(Ordering::SeqCst))
+    }
+}
+
+impl fmt::Display for Tampering {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Corrupting")
+        write!(f, "Tampering({:?})", self.how)
     }
 }
 
 #[async_trait]
-impl ObjectStore for Corrupting {
+impl ObjectStore for Tampering {
     async fn put_opts(
         &self,
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        if !matches!(self.how, Tamper::FlipLastByte) {
+            return self.inner.put_opts(location, payload, opts).await;
+        }
         let mut bytes: Vec<u8> = Bytes::from(payload).to_vec();
         if let Some(last) = bytes.last_mut() {
             *last ^= 1;
@@ -170,66 +194,11 @@ impl ObjectStore for Corrupting {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
-/// A store where the holder of the table lock releases it just before the first read of
-/// it: the race between a refused create and the read of who holds the lease.
-#[derive(Debug)]
-pub struct Releasing {
-    pub inner: Arc<dyn ObjectStore>,
-    pub released: std::sync::atomic::AtomicBool,
-}
-
-impl fmt::Display for Releasing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Releasing")
-    }
-}
-
-#[async_trait]
-impl ObjectStore for Releasing {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        if location.filename() == Some("lock.json") && !self.released.swap(true, Ordering::SeqCst) {
-            let gone = stream::iter([Ok(location.clone())]).boxed();
-            let _: Vec<_> = self.inner.delete_stream(gone).collect().await;
+        if let Tamper::ReleaseLockBeforeFirstRead(done) = &self.how {
+            if location.filename() == Some("lock.json") && !done.swap(true, Ordering::SeqCst) {
+                let gone = stream::iter([Ok(location.clone())]).boxed();
+                let _: Vec<_> = self.inner.delete_stream(gone).collect().await;
+            }
         }
         self.inner.get_opts(location, options).await
     }

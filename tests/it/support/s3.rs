@@ -12,6 +12,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use backfill::storage::{Backend, Location};
+
+// Declared here, not in `support`, so that the listing benchmark (which includes this
+// file alone) has it too.
+#[path = "python_env.rs"]
+pub mod python_env;
 use object_store::aws::AmazonS3Builder;
 use object_store::ObjectStore;
 
@@ -33,35 +38,7 @@ fn moto_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("BACKFILL_MOTO_SERVER") {
         return PathBuf::from(p);
     }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
-    let bin = venv.join("bin/moto_server");
-    if bin.exists() {
-        return bin;
-    }
-    // One installer at a time (test processes run in parallel under nextest).
-    std::fs::create_dir_all(&venv).unwrap();
-    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file we own; released when `lock` drops.
-    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    if !bin.exists() {
-        let ok = std::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap()
-            .success()
-            && std::process::Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", MOTO])
-                .status()
-                .unwrap()
-                .success();
-        assert!(
-            ok,
-            "could not install {MOTO}; the S3 tests need python3 with pip and access to PyPI"
-        );
-    }
-    bin
+    python_env::python_env("moto-venv", &[MOTO], "the S3 tests").join("bin/moto_server")
 }
 
 /// Starts a moto server with extra environment; it lives as long as the test process.
