@@ -227,13 +227,17 @@ pub async fn default_sql_of(table: &crate::table::Table) -> Result<String> {
         first.path.clone(),
         first.size,
     );
-    let builder = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(|e| Error::Unreadable {
-            partition: String::new(),
-            path: first.relative.clone(),
-            reason: e.to_string(),
-        })?;
+    let mut reader = reader;
+    let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new();
+    let builder =
+        parquet::arrow::arrow_reader::ArrowReaderMetadata::load_async(&mut reader, options)
+            .await
+            .and_then(|m| crate::table::reader::reading(m, Default::default(), false))
+            .map_err(|e| Error::Unreadable {
+                partition: String::new(),
+                path: first.relative.clone(),
+                reason: e.to_string(),
+            })?;
     default_sql(builder.schema())
 }
 

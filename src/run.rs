@@ -214,10 +214,13 @@ pub async fn check_sql(
                 file.path.clone(),
                 file.size,
             );
-            if let Ok(b) =
-                parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader).await
-            {
-                found = Some((p, b));
+            let mut reader = reader;
+            let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new();
+            let read =
+                parquet::arrow::arrow_reader::ArrowReaderMetadata::load_async(&mut reader, options)
+                    .await;
+            if let Ok(read) = read {
+                found = Some((p, read));
                 break;
             }
         }
@@ -225,30 +228,16 @@ pub async fn check_sql(
             break;
         }
     }
-    let Some((first, builder)) = found else {
+    let Some((first, read)) = found else {
         return Err(Error::Usage(
             "no selected partition has a readable data file; there is nothing to transform".into(),
         ));
     };
-    crate::table::reader::check_lossless(builder.metadata())
+    // The schema as every partition is read for the transform (INT96 as microseconds).
+    let builder = crate::table::reader::reading(read, Default::default(), false)
         .map_err(|e| Error::Usage(format!("partition {}: {e}", first.id)))?;
     let file_schema = builder.schema().clone();
     let out = transform.check(&table.keys, first, &file_schema).await?;
-    // A nested column is always encoded again: one the output keeps as it was read must
-    // be one that can be.
-    let descr = builder.metadata().file_metadata().schema_descr();
-    for t in descr.root_schema().get_fields() {
-        let kept = out.field_with_name(t.name()).ok().map(|f| f.data_type())
-            == file_schema
-                .field_with_name(t.name())
-                .ok()
-                .map(|f| f.data_type());
-        if !t.is_primitive() && kept {
-            if let Some(message) = crate::stage::cannot_encode(t) {
-                return Err(Error::Usage(format!("partition {}: {message}", first.id)));
-            }
-        }
-    }
     let conformed = transform::conform(&table.keys, first, &file_schema, &out, Vec::new(), true)
         .map_err(Error::Usage)?;
     if conformed.schema_change.is_some() && !allow_schema_change {

@@ -114,12 +114,23 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
     let builder = crate::table::reader::open_with_views(&mut reader)
         .await
         .map_err(|e| reason(file, e))?;
+    crate::table::reader::check_int96_micros(reader.clone(), &builder)
+        .await
+        .map_err(|e| reason(file, e))?;
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, builder);
     let differs_in_v1 = builder
         .schema()
         .fields()
         .iter()
-        .any(|f| checksum::encode::differs_in_v1(f.data_type()));
+        .any(|f| checksum::encode::differs_in_v1(f.data_type()))
+        // v1 read INT96 as nanoseconds, which wrap outside 1677-2262.
+        || builder
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .any(|c| c.physical_type() == parquet::basic::Type::INT96);
     let roots = builder
         .metadata()
         .file_metadata()

@@ -28,7 +28,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::TryStreamExt;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
@@ -90,11 +90,16 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
                 .keeping(fetched.clone());
         // The page index too: copied column chunks keep theirs.
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, options)
+        let mut reader = reader;
+        let read = ArrowReaderMetadata::load_async(&mut reader, options.clone())
+            .await
+            .and_then(|m| crate::table::reader::reading(m, options, false))
+            .map_err(|e| unreadable(&e))?;
+        crate::table::reader::check_int96_micros(reader.clone(), &read)
             .await
             .map_err(|e| unreadable(&e))?;
+        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, read);
         let meta = builder.metadata().clone();
-        crate::table::reader::check_lossless(&meta).map_err(|e| unreadable(&e))?;
         files.push(SourceFile {
             metadata: meta.clone(),
             fetched,
@@ -576,7 +581,10 @@ async fn listing(
     if let Some((u, s)) = &base {
         ctx.register_object_store(u, s.clone());
     }
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+    // INT96 as microseconds, as every table is read here (`table::reader::reading`).
+    let mut parquet = datafusion::config::TableParquetOptions::default();
+    parquet.global.coerce_int96 = Some("us".into());
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_cols);
     let table_url = ListingTableUrl::parse(url).map_err(|e| Error::Usage(e.strip_backtrace()))?;

@@ -1,5 +1,6 @@
 """Writes the round-trip tables in testdata/ (`duckdb_types/`, `duckdb_intervals/`,
-`pyarrow_alltypes/`, `spark_types/` with INT96 timestamps, `spark_types_micros/`): every type each engine writes to Parquet, NULLs in every column, extreme
+`pyarrow_alltypes/`, `pyarrow_int96_nanos/`, `spark_types/` with INT96 timestamps,
+`spark_types_micros/`): every type each engine writes to Parquet, NULLs in every column, extreme
 values. Each table has an int partition key `p` (1, 2), a row key `k` (unique) and a
 string `s`; the round-trip tests rewrite them and read them back with `engine_read.py`.
 
@@ -126,6 +127,25 @@ def pyarrow_alltypes():
         pq.write_table(sub, os.path.join(folder, "part-0.parquet"))
 
 
+def pyarrow_int96_nanos():
+    """INT96 holding nanoseconds, as Impala writes them: refused, never truncated."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = fresh("pyarrow_int96_nanos")
+    ts = pa.array([1_700_000_000_123_456_789, None, 1_700_000_000_000_001_000], pa.timestamp("ns"))
+    table = pa.table({"k": pa.array([1, 2, 3], pa.int64()), "ts": ts, "s": ["a", "b", None]})
+    for p, rows in ((1, [0, 1]), (2, [2])):
+        folder = os.path.join(out, f"p={p}")
+        os.makedirs(folder)
+        pq.write_table(
+            table.take(pa.array(rows)),
+            os.path.join(folder, "part-0.parquet"),
+            use_deprecated_int96_timestamps=True,
+            store_schema=False,
+        )
+
+
 def spark_types(name, timestamps):
     """`timestamps`: Spark's `outputTimestampType` (its default is INT96)."""
     from pyspark.sql import SparkSession
@@ -169,6 +189,7 @@ if __name__ == "__main__":
         duckdb_types()
     if "pyarrow" in which:
         pyarrow_alltypes()
+        pyarrow_int96_nanos()
     if "spark" in which:
         spark_types("spark_types", "INT96")
         spark_types("spark_types_micros", "TIMESTAMP_MICROS")

@@ -18,8 +18,8 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{path::Path, ObjectStoreExt};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::{
     add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter, ARROW_SCHEMA_META_KEY,
@@ -36,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::storage::{blocking, sync_path, Location};
 use crate::transform::SourceFile;
 
+mod int96;
 pub mod reuse;
 pub use reuse::Reuse;
 
@@ -175,8 +176,7 @@ fn geo_of_all(files: &[SourceFile], first: Option<&str>) -> Option<String> {
 /// The new file's Parquet schema: copied columns (`copied[c]` set) keep their chunk's
 /// type; other columns the transform left with the Arrow type they were read as keep the
 /// source's Parquet type, annotations and nesting; new or retyped columns are described
-/// as Arrow converts them. A source type no writer here can produce from decoded values
-/// (INT96, INTERVAL) is refused, naming the column.
+/// as Arrow converts them.
 fn new_root(
     schema: &Schema,
     layout: &Layout,
@@ -202,12 +202,7 @@ fn new_root(
                     && t.get_basic_info().repetition() == parquet::basic::Repetition::REQUIRED)
         });
         match source {
-            Some((t, _)) => {
-                if let Some(message) = cannot_encode(t) {
-                    return Err(Error::Run(message));
-                }
-                fields.push(t.clone());
-            }
+            Some((t, _)) => fields.push(t.clone()),
             None => fields.push(arrow_says.clone()),
         }
     }
@@ -216,34 +211,6 @@ fn new_root(
         .build()
         .map(Arc::new)
         .map_err(|e| Error::Run(format!("encoding Parquet: {e}")))
-}
-
-/// Why top-level column `t` cannot be encoded again from its decoded values, if it cannot.
-pub(crate) fn cannot_encode(t: &Type) -> Option<String> {
-    let what = not_writable(t)?;
-    let n = t.name();
-    let keep = if t.is_primitive() {
-        format!("leave `{n}` as it is in a transform that keeps every row (its bytes are then copied), or ")
-    } else {
-        String::new()
-    };
-    Some(format!(
-        "column {n} is stored as Parquet {what}, which cannot be encoded again from its decoded values without changing them; nothing was written. To rewrite it, {keep}write it as a standard timestamp: arrow_cast({n}, 'Timestamp(Microsecond, Some(\"UTC\"))') with --allow-schema-change (Spark reads that as the same timestamp)"
-    ))
-}
-
-/// The Parquet types a column holds that cannot be encoded from their decoded values.
-fn not_writable(t: &Type) -> Option<&'static str> {
-    if t.is_primitive() {
-        if t.get_physical_type() == parquet::basic::Type::INT96 {
-            return Some("INT96 (a legacy timestamp)");
-        }
-        if t.get_basic_info().converted_type() == parquet::basic::ConvertedType::INTERVAL {
-            return Some("INTERVAL");
-        }
-        return None;
-    }
-    t.get_fields().iter().find_map(|f| not_writable(f))
 }
 
 /// Writer settings that keep the source's layout.
@@ -297,7 +264,16 @@ pub fn encode(
             .set_key_value_metadata(Some(all))
             .build();
     }
-    let Some((reuse, files)) = reuse else {
+    // Columns holding INT96 to encode: written as 12-byte binaries, then described as
+    // INT96 again ([`int96`]).
+    let int96: Vec<bool> = root
+        .get_fields()
+        .iter()
+        .enumerate()
+        .map(|(c, t)| !matches!(copied.get(c), Some(Some(_))) && int96::holds_int96(t))
+        .collect();
+    let any_int96 = int96.iter().any(|b| *b);
+    if reuse.is_none() && !any_int96 {
         let options = ArrowWriterOptions::new()
             .with_properties(props)
             .with_skip_arrow_metadata(source_arrow.is_some())
@@ -308,30 +284,88 @@ pub fn encode(
             writer.write(b).map_err(failed)?;
         }
         return Ok(Bytes::from(writer.into_inner().map_err(failed)?));
-    };
+    }
     if source_arrow.is_none() {
         add_encoded_arrow_schema_to_metadata(schema, &mut props);
     }
-    let mut file = SerializedFileWriter::new(buf, root, Arc::new(props)).map_err(failed)?;
-    let factory = ArrowRowGroupWriterFactory::new(&file, schema.clone());
-    let descr = file.schema_descr();
+    // The schema the column writers encode: INT96 leaves as 12-byte binaries.
+    let (encoded_root, encoded_schema) = if any_int96 {
+        let mut fields = Vec::with_capacity(schema.fields().len());
+        let mut types = Vec::with_capacity(schema.fields().len());
+        for ((field, t), is) in schema.fields().iter().zip(root.get_fields()).zip(&int96) {
+            if *is {
+                let dt = int96::binary_type(field.data_type(), t);
+                fields.push(field.as_ref().clone().with_data_type(dt));
+                types.push(int96::as_binary(t).map_err(failed)?);
+            } else {
+                fields.push(field.as_ref().clone());
+                types.push(t.clone());
+            }
+        }
+        let encoded = Type::group_type_builder(root.name())
+            .with_fields(types)
+            .build()
+            .map_err(failed)?;
+        let mut b = props.into_builder();
+        for c in SchemaDescriptor::new(root.clone()).columns() {
+            if c.physical_type() == parquet::basic::Type::INT96 {
+                b = b.set_column_statistics_enabled(c.path().clone(), EnabledStatistics::None);
+            }
+        }
+        props = b.build();
+        let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+        (Arc::new(encoded), Arc::new(schema))
+    } else {
+        (root.clone(), schema.clone())
+    };
+    let props = Arc::new(props);
+    let encoded_descr = SchemaDescriptor::new(encoded_root);
+    let mut file = SerializedFileWriter::new(buf, root, props.clone()).map_err(failed)?;
+    let descr = file.schema_descr().clone();
     let mut leaves = vec![0usize; schema.fields().len()];
     for leaf in 0..descr.num_columns() {
         leaves[descr.get_column_root_idx(leaf)] += 1;
     }
-    for (g, rg) in reuse.row_groups.iter().enumerate() {
-        let mut writers = factory.create_column_writers(g).map_err(failed)?;
+    // Each new row group's rows: a source row group's, or the layout's row group size.
+    let groups: Vec<(Vec<RecordBatch>, Option<&reuse::RowGroup>)> = match reuse {
+        Some((reuse, _)) => reuse
+            .row_groups
+            .iter()
+            .map(|rg| (batches[rg.batches.clone()].to_vec(), Some(rg)))
+            .collect(),
+        None => in_groups_of(batches, layout.row_group_rows.max(1))
+            .into_iter()
+            .map(|g| (g, None))
+            .collect(),
+    };
+    for (rows, rg) in &groups {
+        // The factory that replaces it builds writers for the file's own schema, which
+        // says INT96 where these encode binaries.
+        #[allow(deprecated)]
+        let writers = parquet::arrow::arrow_writer::get_column_writers(
+            &encoded_descr,
+            &props,
+            &encoded_schema,
+        )
+        .map_err(failed)?;
+        let mut writers = writers;
         let mut first = 0;
         for (c, field) in schema.fields().iter().enumerate() {
-            if reuse.columns[c].is_none() {
-                for b in &batches[rg.batches.clone()] {
+            if !matches!(copied.get(c), Some(Some(_))) {
+                let encoded_field = encoded_schema.field(c);
+                for b in rows {
                     let column = column_of(b, schema, c).ok_or_else(|| {
                         Error::Run(format!(
                             "internal error: no column {} to encode",
                             field.name()
                         ))
                     })?;
-                    let parts = compute_leaves(field, column).map_err(failed)?;
+                    let column = if int96[c] {
+                        int96::to_binary(column, encoded_field.data_type()).map_err(failed)?
+                    } else {
+                        column.clone()
+                    };
+                    let parts = compute_leaves(encoded_field, &column).map_err(failed)?;
                     for (k, part) in parts.iter().enumerate() {
                         writers[first + k].write(part).map_err(failed)?;
                     }
@@ -341,10 +375,12 @@ pub fn encode(
         }
         let mut group = file.next_row_group().map_err(failed)?;
         let mut writers = writers.into_iter();
+        let mut leaf = 0;
         for (c, n) in leaves.iter().enumerate() {
-            match &reuse.columns[c] {
-                Some(in_files) => {
+            match (reuse, rg) {
+                (Some((reuse, files)), Some(rg)) if reuse.columns[c].is_some() => {
                     writers.next();
+                    let in_files = reuse.columns[c].as_ref().expect("copied");
                     let (chunk, mut close) =
                         reuse::chunk(files, rg, in_files[rg.file]).map_err(failed)?;
                     if !reuse.page_index {
@@ -353,21 +389,46 @@ pub fn encode(
                     }
                     group.append_column(&chunk, close).map_err(failed)?;
                 }
-                None => {
-                    for w in writers.by_ref().take(*n) {
+                _ => {
+                    for (k, w) in writers.by_ref().take(*n).enumerate() {
                         let mut chunk = w.close().map_err(failed)?;
-                        if !reuse.page_index {
+                        if reuse.is_some_and(|(r, _)| !r.page_index) {
                             chunk.close_mut().offset_index = None;
                             chunk.close_mut().column_index = None;
+                        }
+                        let d = descr.column(leaf + k);
+                        if d.physical_type() == parquet::basic::Type::INT96 {
+                            int96::describe_as_int96(chunk.close_mut(), d).map_err(failed)?;
                         }
                         chunk.append_to_row_group(&mut group).map_err(failed)?;
                     }
                 }
             }
+            leaf += n;
         }
         group.close().map_err(failed)?;
     }
     Ok(Bytes::from(file.into_inner().map_err(failed)?))
+}
+
+/// `batches` cut into runs of `rows` rows (the last may be shorter), without copying.
+fn in_groups_of(batches: &[RecordBatch], rows: usize) -> Vec<Vec<RecordBatch>> {
+    let mut groups: Vec<Vec<RecordBatch>> = Vec::new();
+    let mut filled = rows;
+    for b in batches {
+        let mut at = 0;
+        while at < b.num_rows() {
+            if filled == rows {
+                groups.push(Vec::new());
+                filled = 0;
+            }
+            let take = (rows - filled).min(b.num_rows() - at);
+            groups.last_mut().expect("one").push(b.slice(at, take));
+            at += take;
+            filled += take;
+        }
+    }
+    groups
 }
 
 /// Whether the output has the source's columns, in order, read as the same Arrow types.
@@ -427,7 +488,9 @@ pub fn check_decodes(
         ))
     };
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file.clone(), options)
+    let builder = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(file, options.clone())
+        .and_then(|m| crate::table::reader::reading(m, options, false))
+        .map(|m| ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), m))
         .map_err(|e| refused(e.to_string()))?;
     let got = builder.schema().clone();
     if got.fields().len() != schema.fields().len()

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use object_store::{path::Path, ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
@@ -258,40 +258,177 @@ pub fn check_lossless(meta: &ParquetMetaData) -> parquet::errors::Result<()> {
 
 /// The file's metadata, set to decode strings and binaries as views: the values are not
 /// copied out of the pages, which makes reading for checksums faster. Same values, same
-/// checksums (the checksum hashes logical values).
-pub async fn open_with_views(
-    reader: &mut FileReader,
-) -> Result<parquet::arrow::arrow_reader::ArrowReaderMetadata> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+/// checksums (the checksum hashes logical values). INT96 as [`reading`] says.
+pub async fn open_with_views(reader: &mut FileReader) -> Result<ArrowReaderMetadata> {
     let meta = ArrowReaderMetadata::load_async(reader, ArrowReaderOptions::new()).await?;
+    reading(meta, ArrowReaderOptions::new(), true)
+}
+
+/// The file's metadata, set to decode every value as its Parquet type defines it, or an
+/// error naming the column where that is not possible ([`check_lossless`]).
+///
+/// INT96 timestamps are decoded as microseconds, not the reader's default nanoseconds:
+/// nanoseconds since 1970 in 64 bits wrap outside 1677-2262, and Spark writes INT96 from
+/// 0001 to 9999 at microsecond precision. INT96 values finer than a microsecond are
+/// refused by [`check_int96_micros`]. With `views`, top-level strings and binaries are
+/// decoded as views.
+pub fn reading(
+    meta: ArrowReaderMetadata,
+    options: ArrowReaderOptions,
+    views: bool,
+) -> Result<ArrowReaderMetadata> {
+    use arrow::datatypes::{DataType, Field, Schema};
     check_lossless(meta.metadata())?;
     let schema = meta.schema();
+    let descr = meta.metadata().file_metadata().schema_descr();
+    let mut leaves = descr.columns().iter().map(|c| c.physical_type());
     let mut changed = false;
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| {
-            let view = match f.data_type() {
-                DataType::Utf8 | DataType::LargeUtf8 => Some(DataType::Utf8View),
-                DataType::Binary | DataType::LargeBinary => Some(DataType::BinaryView),
-                _ => None,
-            };
-            match view {
-                Some(dt) => {
-                    changed = true;
-                    f.as_ref().clone().with_data_type(dt)
-                }
-                None => f.as_ref().clone(),
+            let mut dt = int96_as_micros(f.data_type(), &mut leaves);
+            if views {
+                dt = match dt {
+                    DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+                    DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
+                    other => other,
+                };
             }
+            changed |= &dt != f.data_type();
+            f.as_ref().clone().with_data_type(dt)
         })
         .collect();
     if !changed {
         return Ok(meta);
     }
-    let view = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    ArrowReaderMetadata::try_new(
-        meta.metadata().clone(),
-        ArrowReaderOptions::new().with_schema(view),
-    )
+    let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    ArrowReaderMetadata::try_new(meta.metadata().clone(), options.with_schema(hinted))
+}
+
+/// `dt` (as the reader decodes a column by default) with every INT96 leaf, the next of
+/// `leaves` in the order of the file's columns, read as microseconds.
+fn int96_as_micros(
+    dt: &arrow::datatypes::DataType,
+    leaves: &mut impl Iterator<Item = parquet::basic::Type>,
+) -> arrow::datatypes::DataType {
+    use arrow::datatypes::{DataType, TimeUnit};
+    map_leaves(dt, &mut |leaf| {
+        let physical = leaves.next();
+        match leaf {
+            DataType::Timestamp(TimeUnit::Nanosecond, tz)
+                if physical == Some(parquet::basic::Type::INT96) =>
+            {
+                DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+            }
+            other => other.clone(),
+        }
+    })
+}
+
+/// `dt` with each leaf (a type that is not a struct, list or map), in the order of the
+/// Parquet columns it is read from, replaced by what `f` makes of it.
+pub fn map_leaves(
+    dt: &arrow::datatypes::DataType,
+    f: &mut dyn FnMut(&arrow::datatypes::DataType) -> arrow::datatypes::DataType,
+) -> arrow::datatypes::DataType {
+    use arrow::datatypes::{DataType, Field, FieldRef};
+    let mut field = |x: &FieldRef| -> FieldRef {
+        Arc::new(Field::clone(x).with_data_type(map_leaves(x.data_type(), f)))
+    };
+    match dt {
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(&mut field).collect()),
+        DataType::List(x) => DataType::List(field(x)),
+        DataType::LargeList(x) => DataType::LargeList(field(x)),
+        DataType::ListView(x) => DataType::ListView(field(x)),
+        DataType::LargeListView(x) => DataType::LargeListView(field(x)),
+        DataType::FixedSizeList(x, n) => DataType::FixedSizeList(field(x), *n),
+        DataType::Map(x, sorted) => DataType::Map(field(x), *sorted),
+        leaf => f(leaf),
+    }
+}
+
+/// Refuses a file whose INT96 timestamps hold a fraction of a microsecond (Impala and
+/// Hive may write nanoseconds), naming the column: [`reading`] decodes INT96 as
+/// microseconds, which would drop it. The INT96 columns are read a second time, as
+/// nanoseconds, and each value compared with its microseconds: both wrap alike in 64
+/// bits, so `nanos - micros * 1000` is the fraction even where nanoseconds overflow.
+pub async fn check_int96_micros(reader: FileReader, meta: &ArrowReaderMetadata) -> Result<()> {
+    use futures::TryStreamExt;
+    use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+    use parquet::arrow::ProjectionMask;
+    let descr = meta.metadata().file_metadata().schema_descr();
+    let int96: Vec<usize> = (0..descr.num_columns())
+        .filter(|&i| descr.column(i).physical_type() == parquet::basic::Type::INT96)
+        .collect();
+    if int96.is_empty() {
+        return Ok(());
+    }
+    let mask = ProjectionMask::leaves(descr, int96.iter().copied());
+    let stream = |m: ArrowReaderMetadata| {
+        ParquetRecordBatchStreamBuilder::new_with_metadata(reader.clone(), m)
+            .with_projection(mask.clone())
+            .with_batch_size(8192)
+            .build()
+    };
+    let default = ArrowReaderMetadata::try_new(meta.metadata().clone(), ArrowReaderOptions::new())?;
+    let mut micros = stream(reading(default.clone(), ArrowReaderOptions::new(), false)?)?;
+    let mut nanos = stream(default)?;
+    while let Some(n) = nanos.try_next().await? {
+        let m = micros
+            .try_next()
+            .await?
+            .ok_or_else(|| ParquetError::General("INT96 columns read unequally".into()))?;
+        for (c, field) in n.schema().fields().iter().enumerate() {
+            if let Some(bad) = finer_than_micros(n.column(c), m.column(c)) {
+                return Err(ParquetError::General(format!(
+                    "column {} is a Parquet INT96 timestamp holding {bad} ns more than a whole microsecond; this tool reads INT96 at microsecond precision (the full range Spark writes) and refuses the file rather than checksum or rewrite it without those nanoseconds. Store the column as TIMESTAMP(NANOS) to keep them",
+                    field.name()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first fraction of a microsecond found among the timestamp leaves of `nanos` and
+/// `micros` (one column read both ways).
+fn finer_than_micros(
+    nanos: &arrow::array::ArrayRef,
+    micros: &arrow::array::ArrayRef,
+) -> Option<i64> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, TimestampMicrosecondType, TimestampNanosecondType};
+    match (nanos.data_type(), micros.data_type()) {
+        (DataType::Timestamp(..), DataType::Timestamp(..)) => {
+            let n = nanos.as_primitive_opt::<TimestampNanosecondType>()?;
+            let m = micros.as_primitive_opt::<TimestampMicrosecondType>()?;
+            (0..n.len()).filter(|&i| n.is_valid(i)).find_map(|i| {
+                let fraction = n.value(i).wrapping_sub(m.value(i).wrapping_mul(1000));
+                (fraction != 0).then_some(fraction)
+            })
+        }
+        (DataType::Struct(_), DataType::Struct(_)) => {
+            let (n, m) = (nanos.as_struct(), micros.as_struct());
+            (0..n.num_columns()).find_map(|c| finer_than_micros(n.column(c), m.column(c)))
+        }
+        (DataType::List(_), DataType::List(_)) => finer_than_micros(
+            nanos.as_list::<i32>().values(),
+            micros.as_list::<i32>().values(),
+        ),
+        (DataType::LargeList(_), DataType::LargeList(_)) => finer_than_micros(
+            nanos.as_list::<i64>().values(),
+            micros.as_list::<i64>().values(),
+        ),
+        (DataType::FixedSizeList(..), DataType::FixedSizeList(..)) => finer_than_micros(
+            nanos.as_fixed_size_list().values(),
+            micros.as_fixed_size_list().values(),
+        ),
+        (DataType::Map(..), DataType::Map(..)) => {
+            let (n, m) = (nanos.as_map(), micros.as_map());
+            finer_than_micros(n.keys(), m.keys())
+                .or_else(|| finer_than_micros(n.values(), m.values()))
+        }
+        _ => None,
+    }
 }

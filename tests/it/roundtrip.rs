@@ -107,6 +107,14 @@ fn spark_types_round_trip() {
     rewrite("spark", "spark_types_micros", Fix::UpperS);
 }
 
+#[test]
+fn spark_int96_timestamps_round_trip_from_year_1_to_9999_nested_or_not() {
+    // INT96 `ts` (0001-01-01 and 2262-04-12, beyond 64-bit nanoseconds), in a list
+    // (`lts`) and a struct (`sts`): written as INT96 again, Spark reads the same instants.
+    rewrite("spark", "spark_types", Fix::DeleteRow);
+    rewrite("spark", "spark_types", Fix::UpperS);
+}
+
 /// A rewrite that cannot carry a column is refused naming it, and leaves every byte.
 fn refused(table: &str, sql: &str, extra: &[&str], needles: &[&str]) {
     let work = tempfile::tempdir().unwrap();
@@ -152,24 +160,31 @@ fn intervals_are_refused_by_every_command_not_read_without_their_months() {
 }
 
 #[test]
-fn int96_columns_that_must_be_encoded_again_are_refused_by_name() {
-    // Top-level INT96 in a fix that deletes a row (the nested ones left out).
-    let sql = "SELECT k, ts, ts_ntz, d, f64, f32, dec20, dec38, dec5, ym, dts, m, b, i8, i16, s FROM source WHERE k <> 2";
+fn int96_holding_nanoseconds_is_refused_not_truncated() {
+    // p=1 holds ...123456789 ns (refused: INT96 is read at microseconds); p=2 whole
+    // microseconds only, read and left unchanged.
     refused(
-        "spark_types",
-        sql,
-        &["--allow-schema-change"],
+        "pyarrow_int96_nanos",
+        "SELECT * FROM source WHERE k <> 2",
+        &[],
         &[
-            "column ts is stored as Parquet INT96",
-            "arrow_cast(ts, 'Timestamp(Microsecond, Some(\"UTC\"))')",
+            "p=1",
+            "column ts is a Parquet INT96 timestamp holding 789 ns more than a whole microsecond",
         ],
     );
-    // Nested INT96 is always encoded again: refused even when only `s` changes.
-    let upper = "SELECT k, ts, ts_ntz, d, f64, f32, dec20, dec38, dec5, ym, dts, lts, sts, m, b, i8, i16, upper(s) AS s FROM source";
-    refused(
-        "spark_types",
-        upper,
-        &[],
-        &["column lts is stored as Parquet INT96"],
+    let out = run_in(
+        &root().join("testdata"),
+        &["snapshot", "pyarrow_int96_nanos"],
     );
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("column ts is a Parquet INT96"),
+        "{}",
+        out.stderr
+    );
+    let out = run_in(
+        &root().join("testdata"),
+        &["snapshot", "pyarrow_int96_nanos", "--partition", "p=2"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }

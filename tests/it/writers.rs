@@ -47,6 +47,22 @@ fn checksums_equal_the_reference_implementation_on_real_files() {
         types["partitions"][0]["checksum"],
         "31645efa81c4e22311675a4410923c9e7c1fe40c118dabee26f5cadcd8b4372e"
     );
+    // INT96 from year 1 to 2262, top-level and nested: the instants Spark wrote.
+    // From: python testdata/checksum_reference.py testdata/spark_types/p=1 testdata/spark_types/p=2
+    let spark = snapshot_json(&root(), "testdata/spark_types", &[]);
+    let got: Vec<&str> = spark["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["checksum"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "5a0c6a73f0c160d56775549a37ea2c58c750c5e4b0eedae3826042fc1ab74b68",
+            "15c48c51fcfb83c2743e984a52293c937ada2f3bbef373563e482ea0c25d87cb"
+        ]
+    );
 }
 
 #[test]
