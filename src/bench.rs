@@ -238,7 +238,7 @@ pub async fn default_sql_of(table: &crate::table::Table) -> Result<String> {
                 path: first.relative.clone(),
                 reason: e.to_string(),
             })?;
-    default_sql(builder.schema())
+    default_sql(&crate::table::reader::logical_schema(&builder))
 }
 
 /// The rewrite a bench runs: every given partition, `jobs` at once, oldest first.

@@ -236,7 +236,7 @@ pub async fn check_sql(
     // The schema as every partition is read for the transform (INT96 as microseconds).
     let builder = crate::table::reader::reading(read, Default::default(), false)
         .map_err(|e| Error::Usage(format!("partition {}: {e}", first.id)))?;
-    let file_schema = builder.schema().clone();
+    let file_schema = crate::table::reader::logical_schema(&builder);
     let out = transform.check(&table.keys, first, &file_schema).await?;
     let conformed = transform::conform(&table.keys, first, &file_schema, &out, Vec::new(), true)
         .map_err(Error::Usage)?;

@@ -117,13 +117,16 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
     crate::table::reader::check_int96_micros(reader.clone(), &builder)
         .await
         .map_err(|e| reason(file, e))?;
+    let logical = crate::table::reader::logical_schema(&builder);
+    let builder_schema = builder.schema().clone();
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, builder);
-    let differs_in_v1 = builder
-        .schema()
+    let differs_in_v1 = logical
         .fields()
         .iter()
         .any(|f| checksum::encode::differs_in_v1(f.data_type()))
-        // v1 read INT96 as nanoseconds, which wrap outside 1677-2262.
+        // v1 read INT96 as nanoseconds, which wrap outside 1677-2262, and INTERVAL
+        // without its months.
+        || crate::table::interval::any_raw(&builder_schema)
         || builder
             .metadata()
             .file_metadata()
@@ -136,8 +139,7 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
         .file_metadata()
         .schema_descr()
         .root_schema();
-    let column_types = builder
-        .schema()
+    let column_types = logical
         .fields()
         .iter()
         .map(|f| {
@@ -156,12 +158,14 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
             (f.name().clone(), format!("{shown}{annotation}"))
         })
         .collect();
-    let mut hasher = Hasher::new(builder.schema(), columns)?;
+    let mut hasher = Hasher::new(&logical, columns)?;
     let mut stream = builder
         .with_batch_size(8192)
         .build()
         .map_err(|e| reason(file, e))?;
     while let Some(batch) = stream.try_next().await.map_err(|e| reason(file, e))? {
+        let batch =
+            crate::table::reader::logical_batch(batch, &logical).map_err(|e| reason(file, e))?;
         hasher.update(&batch)?;
     }
     let (schema, part) = hasher.finish();

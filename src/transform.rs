@@ -91,15 +91,19 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         // The page index too: copied column chunks keep theirs.
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let mut reader = reader;
-        let read = ArrowReaderMetadata::load_async(&mut reader, options.clone())
+        let loaded = ArrowReaderMetadata::load_async(&mut reader, options.clone())
             .await
-            .and_then(|m| crate::table::reader::reading(m, options, false))
             .map_err(|e| unreadable(&e))?;
+        // The file's own description of its columns, which copied chunks and re-encoded
+        // columns keep (the reading may describe INTERVAL leaves otherwise).
+        let meta = loaded.metadata().clone();
+        let read =
+            crate::table::reader::reading(loaded, options, false).map_err(|e| unreadable(&e))?;
         crate::table::reader::check_int96_micros(reader.clone(), &read)
             .await
             .map_err(|e| unreadable(&e))?;
+        let file_schema = crate::table::reader::logical_schema(&read);
         let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, read);
-        let meta = builder.metadata().clone();
         files.push(SourceFile {
             metadata: meta.clone(),
             fetched,
@@ -141,7 +145,6 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
                 .max()
                 .unwrap_or(0),
         );
-        let file_schema = builder.schema().clone();
         let mut hasher = Hasher::new(&file_schema, false)?;
         match &schema {
             None => {
@@ -168,6 +171,8 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             .build()
             .map_err(|e| unreadable(&e))?;
         while let Some(batch) = stream.try_next().await.map_err(|e| unreadable(&e))? {
+            let batch = crate::table::reader::logical_batch(batch, &file_schema)
+                .map_err(|e| unreadable(&e))?;
             let t = Instant::now();
             hasher.update(&batch)?;
             checksum_ms += ms(t);
@@ -592,6 +597,20 @@ async fn listing(
         .infer_schema(&ctx.state(), &table_url)
         .await
         .map_err(|e| Error::Usage(e.strip_backtrace()))?;
+    // The SQL engine reads a Parquet INTERVAL without its months.
+    for f in schema.fields() {
+        let mut interval = false;
+        crate::table::reader::map_fields(f, &mut |leaf| {
+            interval |= matches!(leaf.data_type(), DataType::Interval(_));
+            leaf.clone()
+        });
+        if interval {
+            return Err(Error::Usage(format!(
+                "lookup table {url}: column {} holds a Parquet INTERVAL, which lookup tables are read without (its months would be lost); leave the column out of that table's files, or store it as text",
+                f.name()
+            )));
+        }
+    }
     let config = ListingTableConfig::new(table_url)
         .with_listing_options(options)
         .with_schema(schema);

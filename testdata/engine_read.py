@@ -51,9 +51,18 @@ def read_duckdb(table):
     con = duckdb.connect()
     src = f"read_parquet('{table}/**/*.parquet', hive_partitioning = true)"
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-    cur = con.execute(f"SELECT * FROM {src} ORDER BY k")
-    names = [d[0] for d in cur.description]
-    rows = [{n: repr(v) for n, v in zip(names, r)} for r in cur.fetchall()]
+    names = list(types)
+    # Python's value and DuckDB's own text of it: Python shows an INTERVAL's months as
+    # 30 days (and cannot hold the largest), the text does not.
+    values = ", ".join(
+        "NULL" if "INTERVAL" in types[n] else f'"{n}"' for n in names
+    )
+    texts = ", ".join(f'CAST("{n}" AS VARCHAR)' for n in names)
+    cur = con.execute(f"SELECT {values}, {texts} FROM {src} ORDER BY k")
+    rows = [
+        {n: f"{r[i]!r} | {r[len(names) + i]}" for i, n in enumerate(names)}
+        for r in cur.fetchall()
+    ]
     return types, rows
 
 
@@ -102,7 +111,8 @@ def main():
         exclude = sys.argv[sys.argv.index("--exclude-k") + 1]
     types, rows = {"duckdb": read_duckdb, "pyarrow": read_pyarrow, "spark": read_spark}[engine](table)
     if exclude is not None:
-        rows = [r for r in rows if r["k"].strip("'") != exclude]
+        # DuckDB's rows are "value | text", the others' the value alone.
+        rows = [r for r in rows if r["k"].split(" | ")[0].strip("'") != exclude]
     leaves, keys = parquet_descriptions(table)
     json.dump({"types": types, "rows": rows, "parquet": leaves, "metadata_keys": keys}, sys.stdout, indent=1, sort_keys=True)
 

@@ -26,7 +26,6 @@ def duckdb_types():
     import duckdb
 
     out = fresh("duckdb_types")
-    intervals = fresh("duckdb_intervals")
     con = duckdb.connect()
     con.execute("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')")
     con.execute(
@@ -67,12 +66,32 @@ CREATE TABLE t AS SELECT * FROM (VALUES
     d, t, ttz, ts, ts_s, ts_ms, ts_ns, tstz, iv, u, j, e, b, liv, siv, arr, m, ll, v, g)
 """
     )
-    # INTERVAL apart: refused (see docs/GUARANTEES.md), so it gets a table of its own.
+    # INTERVAL has a table of its own (`duckdb_intervals`, below).
     con.execute(
         f"COPY (SELECT * EXCLUDE (iv, liv, siv) FROM t) TO '{out}' (FORMAT parquet, PARTITION_BY (p))"
     )
+
+
+def duckdb_intervals():
+    import duckdb
+
+    out = fresh("duckdb_intervals")
+    con = duckdb.connect()
+    # Months that a days-and-milliseconds reading would drop, the largest value of each
+    # field (DuckDB refuses to write negative intervals to Parquet: the format's fields
+    # are unsigned), NULLs at every level.
     con.execute(
-        f"COPY (SELECT p, k, s, iv, liv, siv FROM t) TO '{intervals}' (FORMAT parquet, PARTITION_BY (p))"
+        f"""
+COPY (SELECT * FROM (VALUES
+ (1, 1, 'a', INTERVAL '14 months 3 days 4 hours', [INTERVAL '1 month', NULL],
+  {{'iv': INTERVAL '2 months 1 day', 'n': 1}}),
+ (1, 2, 'b', INTERVAL '2 months', NULL, NULL),
+ (1, 4, NULL, NULL, [NULL], {{'iv': NULL, 'n': NULL}}),
+ (2, 3, NULL, INTERVAL '1 day 0.001 seconds', [], {{'iv': NULL, 'n': NULL}}),
+ (2, 5, 'e', to_months(2147483647) + to_days(2147483647) + to_milliseconds(4294967295),
+  [INTERVAL '0 seconds'], {{'iv': to_months(12), 'n': 0}})
+) t(p, k, s, iv, liv, siv)) TO '{out}' (FORMAT parquet, PARTITION_BY (p))
+"""
     )
 
 
@@ -187,6 +206,8 @@ if __name__ == "__main__":
     which = sys.argv[1:] or ["duckdb", "pyarrow", "spark"]
     if "duckdb" in which:
         duckdb_types()
+    if "duckdb" in which or "duckdb_intervals" in which:
+        duckdb_intervals()
     if "pyarrow" in which:
         pyarrow_alltypes()
         pyarrow_int96_nanos()

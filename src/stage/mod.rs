@@ -36,8 +36,8 @@ use crate::error::{Error, Result};
 use crate::storage::{blocking, sync_path, Location};
 use crate::transform::SourceFile;
 
-mod int96;
 pub mod reuse;
+mod twelve_bytes;
 pub use reuse::Reuse;
 
 /// How the source partition's files were laid out, to write the new file alike.
@@ -264,16 +264,18 @@ pub fn encode(
             .set_key_value_metadata(Some(all))
             .build();
     }
-    // Columns holding INT96 to encode: written as 12-byte binaries, then described as
-    // INT96 again ([`int96`]).
-    let int96: Vec<bool> = root
+    // Columns holding INT96 or INTERVAL to encode: written as 12-byte binaries, then
+    // described as they were ([`twelve_bytes`]).
+    let twelve: Vec<bool> = root
         .get_fields()
         .iter()
         .enumerate()
-        .map(|(c, t)| !matches!(copied.get(c), Some(Some(_))) && int96::holds_int96(t))
+        .map(|(c, t)| {
+            !matches!(copied.get(c), Some(Some(_))) && twelve_bytes::holds_twelve_bytes(t)
+        })
         .collect();
-    let any_int96 = int96.iter().any(|b| *b);
-    if reuse.is_none() && !any_int96 {
+    let any_twelve = twelve.iter().any(|b| *b);
+    if reuse.is_none() && !any_twelve {
         let options = ArrowWriterOptions::new()
             .with_properties(props)
             .with_skip_arrow_metadata(source_arrow.is_some())
@@ -289,14 +291,14 @@ pub fn encode(
         add_encoded_arrow_schema_to_metadata(schema, &mut props);
     }
     // The schema the column writers encode: INT96 leaves as 12-byte binaries.
-    let (encoded_root, encoded_schema) = if any_int96 {
+    let (encoded_root, encoded_schema) = if any_twelve {
         let mut fields = Vec::with_capacity(schema.fields().len());
         let mut types = Vec::with_capacity(schema.fields().len());
-        for ((field, t), is) in schema.fields().iter().zip(root.get_fields()).zip(&int96) {
+        for ((field, t), is) in schema.fields().iter().zip(root.get_fields()).zip(&twelve) {
             if *is {
-                let dt = int96::binary_type(field.data_type(), t);
+                let dt = twelve_bytes::binary_type(field.data_type(), t);
                 fields.push(field.as_ref().clone().with_data_type(dt));
-                types.push(int96::as_binary(t).map_err(failed)?);
+                types.push(twelve_bytes::as_binary(t).map_err(failed)?);
             } else {
                 fields.push(field.as_ref().clone());
                 types.push(t.clone());
@@ -308,7 +310,7 @@ pub fn encode(
             .map_err(failed)?;
         let mut b = props.into_builder();
         for c in SchemaDescriptor::new(root.clone()).columns() {
-            if c.physical_type() == parquet::basic::Type::INT96 {
+            if twelve_bytes::is_twelve_bytes_leaf(c) {
                 b = b.set_column_statistics_enabled(c.path().clone(), EnabledStatistics::None);
             }
         }
@@ -360,8 +362,9 @@ pub fn encode(
                             field.name()
                         ))
                     })?;
-                    let column = if int96[c] {
-                        int96::to_binary(column, encoded_field.data_type()).map_err(failed)?
+                    let column = if twelve[c] {
+                        twelve_bytes::to_binary(column, encoded_field.data_type(), field.name())
+                            .map_err(failed)?
                     } else {
                         column.clone()
                     };
@@ -397,8 +400,8 @@ pub fn encode(
                             chunk.close_mut().column_index = None;
                         }
                         let d = descr.column(leaf + k);
-                        if d.physical_type() == parquet::basic::Type::INT96 {
-                            int96::describe_as_int96(chunk.close_mut(), d).map_err(failed)?;
+                        if twelve_bytes::is_twelve_bytes_leaf(&d) {
+                            twelve_bytes::describe_as(chunk.close_mut(), d).map_err(failed)?;
                         }
                         chunk.append_to_row_group(&mut group).map_err(failed)?;
                     }
@@ -492,7 +495,7 @@ pub fn check_decodes(
         .and_then(|m| crate::table::reader::reading(m, options, false))
         .map(|m| ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), m))
         .map_err(|e| refused(e.to_string()))?;
-    let got = builder.schema().clone();
+    let got = crate::table::interval::logical_schema(builder.schema());
     if got.fields().len() != schema.fields().len()
         || got
             .fields()
@@ -524,6 +527,9 @@ pub fn check_decodes(
     let mut expected = Rows::new(batches, schema);
     for part in reader {
         let part = part.map_err(|e| refused(e.to_string()))?;
+        let logical = crate::table::interval::logical_schema(part.schema_ref());
+        let part = crate::table::interval::logical_batch(part, &logical)
+            .map_err(|e| refused(e.to_string()))?;
         if part.num_columns() != decoded.len() {
             return Err(refused(format!(
                 "{} columns decoded instead of {}",

@@ -240,112 +240,250 @@ impl AsyncFileReader for FileReader {
     }
 }
 
-/// Refuses a file holding a column the Arrow reader would not decode losslessly, naming
-/// it: a Parquet INTERVAL (months, days, milliseconds) is read as days and milliseconds
-/// only, so its months would be missing from every checksum and every rewrite.
-pub fn check_lossless(meta: &ParquetMetaData) -> parquet::errors::Result<()> {
-    let descr = meta.file_metadata().schema_descr();
-    for c in descr.columns() {
-        if c.converted_type() == parquet::basic::ConvertedType::INTERVAL {
-            return Err(parquet::errors::ParquetError::General(format!(
-                "column {} is a Parquet INTERVAL (months, days, milliseconds), which this tool's reader decodes without its months; it refuses the file rather than checksum or rewrite it wrongly. Store the column as text or as separate month, day and millisecond columns",
-                c.path().string()
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// The file's metadata, set to decode strings and binaries as views: the values are not
 /// copied out of the pages, which makes reading for checksums faster. Same values, same
-/// checksums (the checksum hashes logical values). INT96 as [`reading`] says.
+/// checksums (the checksum hashes logical values). INT96 and INTERVAL as [`reading`] says.
 pub async fn open_with_views(reader: &mut FileReader) -> Result<ArrowReaderMetadata> {
     let meta = ArrowReaderMetadata::load_async(reader, ArrowReaderOptions::new()).await?;
     reading(meta, ArrowReaderOptions::new(), true)
 }
 
-/// The file's metadata, set to decode every value as its Parquet type defines it, or an
-/// error naming the column where that is not possible ([`check_lossless`]).
+/// The file's metadata, set to decode every value as its Parquet type defines it.
 ///
 /// INT96 timestamps are decoded as microseconds, not the reader's default nanoseconds:
 /// nanoseconds since 1970 in 64 bits wrap outside 1677-2262, and Spark writes INT96 from
 /// 0001 to 9999 at microsecond precision. INT96 values finer than a microsecond are
-/// refused by [`check_int96_micros`]. With `views`, top-level strings and binaries are
-/// decoded as views.
+/// refused by [`check_int96_micros`]. A Parquet INTERVAL is decoded as its raw 12 bytes,
+/// which [`logical_schema`] and [`logical_batch`] turn into intervals with their months
+/// ([`interval`](super::interval)): callers read batches through those two. With
+/// `views`, top-level strings and binaries are decoded as views.
 pub fn reading(
     meta: ArrowReaderMetadata,
     options: ArrowReaderOptions,
     views: bool,
 ) -> Result<ArrowReaderMetadata> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    check_lossless(meta.metadata())?;
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     let schema = meta.schema();
     let descr = meta.metadata().file_metadata().schema_descr();
-    let mut leaves = descr.columns().iter().map(|c| c.physical_type());
+    let mut leaves = descr.columns().iter();
     let mut changed = false;
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| {
-            let mut dt = int96_as_micros(f.data_type(), &mut leaves);
+            let mut field = map_fields(f, &mut |leaf| {
+                let Some(c) = leaves.next() else {
+                    return leaf.clone();
+                };
+                if super::interval::is_interval(c) {
+                    return super::interval::raw_field(leaf);
+                }
+                match leaf.data_type() {
+                    DataType::Timestamp(TimeUnit::Nanosecond, tz)
+                        if c.physical_type() == parquet::basic::Type::INT96 =>
+                    {
+                        leaf.clone()
+                            .with_data_type(DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))
+                    }
+                    _ => leaf.clone(),
+                }
+            });
             if views {
-                dt = match dt {
+                let dt = match field.data_type() {
                     DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
                     DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
-                    other => other,
+                    other => other.clone(),
                 };
+                field = field.with_data_type(dt);
             }
-            changed |= &dt != f.data_type();
-            f.as_ref().clone().with_data_type(dt)
+            changed |= &field != f.as_ref();
+            field
         })
         .collect();
     if !changed {
         return Ok(meta);
     }
+    let metadata = super::interval::without_annotation(meta.metadata())?
+        .unwrap_or_else(|| meta.metadata().clone());
     let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    ArrowReaderMetadata::try_new(meta.metadata().clone(), options.with_schema(hinted))
+    ArrowReaderMetadata::try_new(metadata, options.with_schema(hinted))
 }
 
-/// `dt` (as the reader decodes a column by default) with every INT96 leaf, the next of
-/// `leaves` in the order of the file's columns, read as microseconds.
-fn int96_as_micros(
-    dt: &arrow::datatypes::DataType,
-    leaves: &mut impl Iterator<Item = parquet::basic::Type>,
-) -> arrow::datatypes::DataType {
-    use arrow::datatypes::{DataType, TimeUnit};
-    map_leaves(dt, &mut |leaf| {
-        let physical = leaves.next();
-        match leaf {
-            DataType::Timestamp(TimeUnit::Nanosecond, tz)
-                if physical == Some(parquet::basic::Type::INT96) =>
-            {
-                DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
-            }
-            other => other.clone(),
-        }
-    })
+/// The schema of the batches a file read by [`reading`] stands for (INTERVAL bytes as
+/// intervals).
+pub fn logical_schema(meta: &ArrowReaderMetadata) -> arrow::datatypes::SchemaRef {
+    super::interval::logical_schema(meta.schema())
 }
 
-/// `dt` with each leaf (a type that is not a struct, list or map), in the order of the
-/// Parquet columns it is read from, replaced by what `f` makes of it.
+/// A batch read by [`reading`] as [`logical_schema`] says.
+pub fn logical_batch(
+    batch: arrow::record_batch::RecordBatch,
+    logical: &arrow::datatypes::SchemaRef,
+) -> Result<arrow::record_batch::RecordBatch> {
+    super::interval::logical_batch(batch, logical)
+}
+
+/// `field` with each leaf field (one whose type is not a struct, list or map), in the
+/// order of the Parquet columns it is read from, replaced by what `f` makes of it.
+pub fn map_fields(
+    field: &arrow::datatypes::Field,
+    f: &mut dyn FnMut(&arrow::datatypes::Field) -> arrow::datatypes::Field,
+) -> arrow::datatypes::Field {
+    use arrow::datatypes::{DataType, FieldRef};
+    let mut child = |x: &FieldRef| -> FieldRef { Arc::new(map_fields(x, f)) };
+    let dt = match field.data_type() {
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(&mut child).collect()),
+        DataType::List(x) => DataType::List(child(x)),
+        DataType::LargeList(x) => DataType::LargeList(child(x)),
+        DataType::ListView(x) => DataType::ListView(child(x)),
+        DataType::LargeListView(x) => DataType::LargeListView(child(x)),
+        DataType::FixedSizeList(x, n) => DataType::FixedSizeList(child(x), *n),
+        DataType::Map(x, sorted) => DataType::Map(child(x), *sorted),
+        _ => return f(field),
+    };
+    field.clone().with_data_type(dt)
+}
+
+/// `dt` with each leaf type replaced by what `f` makes of it ([`map_fields`]).
 pub fn map_leaves(
     dt: &arrow::datatypes::DataType,
     f: &mut dyn FnMut(&arrow::datatypes::DataType) -> arrow::datatypes::DataType,
 ) -> arrow::datatypes::DataType {
-    use arrow::datatypes::{DataType, Field, FieldRef};
-    let mut field = |x: &FieldRef| -> FieldRef {
-        Arc::new(Field::clone(x).with_data_type(map_leaves(x.data_type(), f)))
+    let field = arrow::datatypes::Field::new("", dt.clone(), true);
+    map_fields(&field, &mut |leaf| {
+        let dt = f(leaf.data_type());
+        leaf.clone().with_data_type(dt)
+    })
+    .data_type()
+    .clone()
+}
+
+/// `array` as type `target`, which differs from its type at most in leaves: each leaf
+/// array `leaf` converts (given the target's leaf type; `None` where it is kept), within
+/// the same structs, lists and maps.
+pub fn map_arrays(
+    array: &arrow::array::ArrayRef,
+    target: &arrow::datatypes::DataType,
+    leaf: &mut dyn FnMut(
+        &arrow::array::ArrayRef,
+        &arrow::datatypes::DataType,
+    ) -> Result<Option<arrow::array::ArrayRef>>,
+) -> Result<arrow::array::ArrayRef> {
+    use arrow::array::{
+        Array, AsArray, FixedSizeListArray, LargeListArray, ListArray, MapArray, StructArray,
     };
-    match dt {
-        DataType::Struct(fields) => DataType::Struct(fields.iter().map(&mut field).collect()),
-        DataType::List(x) => DataType::List(field(x)),
-        DataType::LargeList(x) => DataType::LargeList(field(x)),
-        DataType::ListView(x) => DataType::ListView(field(x)),
-        DataType::LargeListView(x) => DataType::LargeListView(field(x)),
-        DataType::FixedSizeList(x, n) => DataType::FixedSizeList(field(x), *n),
-        DataType::Map(x, sorted) => DataType::Map(field(x), *sorted),
-        leaf => f(leaf),
+    use arrow::datatypes::DataType;
+    let failed = |e: arrow::error::ArrowError| ParquetError::General(e.to_string());
+    Ok(match (array.data_type(), target) {
+        (DataType::Struct(_), DataType::Struct(fields)) => {
+            let s = array.as_struct();
+            let columns = s
+                .columns()
+                .iter()
+                .zip(fields)
+                .map(|(c, f)| map_arrays(c, f.data_type(), leaf))
+                .collect::<Result<Vec<_>>>()?;
+            Arc::new(
+                StructArray::try_new(fields.clone(), columns, s.nulls().cloned())
+                    .map_err(failed)?,
+            )
+        }
+        (DataType::List(_), DataType::List(f)) => {
+            let l = array.as_list::<i32>();
+            let values = map_arrays(l.values(), f.data_type(), leaf)?;
+            Arc::new(
+                ListArray::try_new(f.clone(), l.offsets().clone(), values, l.nulls().cloned())
+                    .map_err(failed)?,
+            )
+        }
+        (DataType::LargeList(_), DataType::LargeList(f)) => {
+            let l = array.as_list::<i64>();
+            let values = map_arrays(l.values(), f.data_type(), leaf)?;
+            Arc::new(
+                LargeListArray::try_new(f.clone(), l.offsets().clone(), values, l.nulls().cloned())
+                    .map_err(failed)?,
+            )
+        }
+        (DataType::FixedSizeList(_, n), DataType::FixedSizeList(f, _)) => {
+            let l = array.as_fixed_size_list();
+            let values = map_arrays(l.values(), f.data_type(), leaf)?;
+            Arc::new(
+                FixedSizeListArray::try_new(f.clone(), *n, values, l.nulls().cloned())
+                    .map_err(failed)?,
+            )
+        }
+        (DataType::Map(_, sorted), DataType::Map(f, _)) => {
+            let m = array.as_map();
+            let entries: arrow::array::ArrayRef = Arc::new(m.entries().clone());
+            let entries = map_arrays(&entries, f.data_type(), leaf)?;
+            Arc::new(
+                MapArray::try_new(
+                    f.clone(),
+                    m.offsets().clone(),
+                    entries.as_struct().clone(),
+                    m.nulls().cloned(),
+                    *sorted,
+                )
+                .map_err(failed)?,
+            )
+        }
+        (from, to) => match leaf(array, to)? {
+            Some(converted) => converted,
+            None if from == to => array.clone(),
+            None => {
+                return Err(ParquetError::General(format!(
+                    "internal error: {from} cannot be read as {to}"
+                )))
+            }
+        },
+    })
+}
+
+/// Parquet type `t` with each primitive leaf replaced by what `f` makes of it (`None`:
+/// kept); groups keep their annotations, repetition and id.
+pub fn map_parquet_leaves(
+    t: &parquet::schema::types::Type,
+    f: &mut dyn FnMut(
+        &parquet::schema::types::Type,
+    ) -> Result<Option<parquet::schema::types::TypePtr>>,
+) -> Result<parquet::schema::types::TypePtr> {
+    use parquet::schema::types::Type;
+    if t.is_primitive() {
+        return Ok(f(t)?.unwrap_or_else(|| Arc::new(t.clone())));
     }
+    let info = t.get_basic_info();
+    let fields = t
+        .get_fields()
+        .iter()
+        .map(|x| map_parquet_leaves(x, f))
+        .collect::<Result<Vec<_>>>()?;
+    let mut b = Type::group_type_builder(t.name())
+        .with_fields(fields)
+        .with_logical_type(info.logical_type_ref().cloned())
+        .with_converted_type(info.converted_type());
+    if info.has_repetition() {
+        b = b.with_repetition(info.repetition());
+    }
+    if info.has_id() {
+        b = b.with_id(Some(info.id()));
+    }
+    b.build().map(Arc::new)
+}
+
+/// Leaf `t` as an unannotated `physical` of `length` bytes (same name, repetition, id).
+pub fn plain_leaf(
+    t: &parquet::schema::types::Type,
+    physical: parquet::basic::Type,
+    length: i32,
+) -> Result<parquet::schema::types::TypePtr> {
+    let info = t.get_basic_info();
+    let mut b = parquet::schema::types::Type::primitive_type_builder(t.name(), physical)
+        .with_length(length)
+        .with_repetition(info.repetition());
+    if info.has_id() {
+        b = b.with_id(Some(info.id()));
+    }
+    b.build().map(Arc::new)
 }
 
 /// Refuses a file whose INT96 timestamps hold a fraction of a microsecond (Impala and

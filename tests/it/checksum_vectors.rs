@@ -182,6 +182,14 @@ const VECTORS: &[Vector] = &[
             ),
         ],
     ),
+    (
+        "intervals",
+        "16606bc18240db8ce7adb252dc6807a319746ed51b008973d8f4e04b4aff9952",
+        &[(
+            "iv",
+            "7f168a1a1356dfc18a260172f6fecbe717c8da5f9e0d26daa60507af44f6ef02",
+        )],
+    ),
 ];
 
 fn table(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
@@ -308,6 +316,16 @@ fn build(name: &str) -> Option<RecordBatch> {
                 ("b", dec(&[Some(125), Some(-300)], 10)),
                 ("c", dec(&[Some(-100), Some(1)], 40)),
             ])
+        }
+        "intervals" => {
+            use arrow::datatypes::IntervalMonthDayNano as Mdn;
+            let iv = IntervalMonthDayNanoArray::from(vec![
+                Some(Mdn::new(14, 3, 4 * 3600 * 1_000_000_000)),
+                Some(Mdn::new(1, 0, 0)),
+                Some(Mdn::new(0, 30, 0)),
+                None,
+            ]);
+            table(vec![("iv", Arc::new(iv))])
         }
         other => panic!("no vector {other}"),
     })

@@ -76,7 +76,8 @@ fn rewrite(engine: &str, table: &str, fix: Fix) {
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            if fix == Fix::UpperS && r["s"] != "None" {
+            // DuckDB rows are "python value | text": NULL is "None | None".
+            if fix == Fix::UpperS && !r["s"].as_str().unwrap().starts_with("None") {
                 r["s"] = Value::String(r["s"].as_str().unwrap().to_uppercase());
             }
             r
@@ -134,29 +135,90 @@ fn refused(table: &str, sql: &str, extra: &[&str], needles: &[&str]) {
 }
 
 #[test]
-fn intervals_are_refused_by_every_command_not_read_without_their_months() {
-    // Arrow's reader gives a Parquet INTERVAL's days and milliseconds only.
+fn duckdb_intervals_round_trip_with_their_months() {
+    // 14 months 3 days 4 hours, 2 months, the largest months and days DuckDB writes, and
+    // intervals in a list and a struct: DuckDB reads back the same INTERVALs.
+    rewrite("duckdb", "duckdb_intervals", Fix::DeleteRow);
+    rewrite("duckdb", "duckdb_intervals", Fix::UpperS);
+}
+
+#[test]
+fn an_interval_filter_sees_the_months() {
+    // 14 months and 2 months are longer than 10 days; read without months they are not.
+    let work = tempfile::tempdir().unwrap();
+    let t = work.path().join("t");
+    copy_dir(&root().join("testdata/duckdb_intervals"), &t);
+    std::fs::write(work.path().join("same.sql"), "SELECT * FROM source").unwrap();
+    let out = run_in(work.path(), &["run", "t", "--sql", "same.sql", "--all"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("0 rewritten, 2 unchanged"),
+        "{}",
+        out.stdout
+    );
+    std::fs::write(
+        work.path().join("f.sql"),
+        "SELECT * FROM source WHERE iv IS NULL OR iv < INTERVAL '10 days'",
+    )
+    .unwrap();
+    let out = run_in(
+        work.path(),
+        &["run", "t", "--sql", "f.sql", "--all", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let got = engines::read("duckdb", &t, None);
+    let kept: Vec<(&str, &str)> = got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["k"].as_str().unwrap(), r["iv"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("3 | 3", "None | 1 day 00:00:00.001"),
+            ("4 | 4", "None | None")
+        ]
+    );
+}
+
+#[test]
+fn intervals_engines_cannot_write_are_refused_by_name() {
+    // A Parquet INTERVAL holds unsigned months, days and milliseconds.
     refused(
         "duckdb_intervals",
-        "SELECT * FROM source WHERE k <> 2",
+        "SELECT k, s, iv - INTERVAL '3 months' AS iv, liv, siv FROM source",
         &[],
-        &["column iv is a Parquet INTERVAL", "without its months"],
+        &["column iv holds the interval", "cannot hold"],
     );
+    refused(
+        "duckdb_intervals",
+        "SELECT k, s, iv + INTERVAL '1 microsecond' AS iv, liv, siv FROM source",
+        &[],
+        &["column iv holds the interval", "cannot hold"],
+    );
+    // A lookup table's interval would be read without its months.
     let work = tempfile::tempdir().unwrap();
     copy_dir(
-        &root().join("testdata/duckdb_intervals"),
+        &root().join("testdata/duckdb_events"),
         &work.path().join("t"),
     );
-    std::fs::write(work.path().join("f.sql"), "SELECT * FROM source").unwrap();
-    let out = run_in(work.path(), &["run", "t", "--sql", "f.sql", "--all"]);
-    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    let out = run_in(&root().join("testdata"), &["snapshot", "duckdb_intervals"]);
-    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr.contains("column iv is a Parquet INTERVAL"),
-        "{}",
-        out.stderr
+    std::fs::write(
+        work.path().join("f.sql"),
+        "SELECT e.* FROM source e JOIN iv ON e.user_id = iv.k",
+    )
+    .unwrap();
+    let lookup = root().join("testdata/duckdb_intervals/p=1/data_0.parquet");
+    let arg = format!("iv={}", lookup.display());
+    let before = file_hashes(&work.path().join("t"));
+    let out = run_in(
+        work.path(),
+        &["run", "t", "--sql", "f.sql", "--all", "--table", &arg],
     );
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("iv"), "{}", out.stderr);
+    assert!(out.stderr.contains("INTERVAL"), "{}", out.stderr);
+    assert_eq!(file_hashes(&work.path().join("t")), before);
 }
 
 #[test]

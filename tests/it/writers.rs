@@ -63,6 +63,22 @@ fn checksums_equal_the_reference_implementation_on_real_files() {
             "15c48c51fcfb83c2743e984a52293c937ada2f3bbef373563e482ea0c25d87cb"
         ]
     );
+    // Parquet INTERVAL with its months, top-level, in a list and in a struct.
+    // From: python testdata/checksum_reference.py testdata/duckdb_intervals/p=1 testdata/duckdb_intervals/p=2
+    let intervals = snapshot_json(&root(), "testdata/duckdb_intervals", &[]);
+    let got: Vec<&str> = intervals["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["checksum"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "626b6e26301f4eb57944045c010677f18c9a2ee26d050e72cd9e8954cad2d41e",
+            "3a584b3d4fb60cb99dbb650dea7459462eb7d6879c21d3fa30cea9c31d59d529"
+        ]
+    );
 }
 
 #[test]
