@@ -107,6 +107,9 @@ pub struct FileScan {
     pub column_types: Vec<(String, String)>,
 }
 
+/// Rows per batch read.
+const BATCH_ROWS: usize = 8192;
+
 /// Reads one Parquet file and checksums its rows.
 pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result<FileScan> {
     let mut reader =
@@ -119,6 +122,8 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
         .map_err(|e| reason(file, e))?;
     let logical = crate::table::reader::logical_schema(&builder);
     let builder_schema = builder.schema().clone();
+    let mut faithful = crate::table::faithful::open(reader.clone(), &builder, BATCH_ROWS)
+        .map_err(|e| reason(file, e))?;
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, builder);
     let differs_in_v1 = logical
         .fields()
@@ -160,12 +165,15 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
         .collect();
     let mut hasher = Hasher::new(&logical, columns)?;
     let mut stream = builder
-        .with_batch_size(8192)
+        .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| reason(file, e))?;
     while let Some(batch) = stream.try_next().await.map_err(|e| reason(file, e))? {
         let batch =
             crate::table::reader::logical_batch(batch, &logical).map_err(|e| reason(file, e))?;
+        if let Some(f) = faithful.as_mut() {
+            f.check(&batch).await.map_err(|e| reason(file, e))?;
+        }
         hasher.update(&batch)?;
     }
     let (schema, part) = hasher.finish();

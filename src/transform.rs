@@ -103,6 +103,8 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             .await
             .map_err(|e| unreadable(&e))?;
         let file_schema = crate::table::reader::logical_schema(&read);
+        let mut faithful = crate::table::faithful::open(reader.clone(), &read, 8192)
+            .map_err(|e| unreadable(&e))?;
         let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, read);
         files.push(SourceFile {
             metadata: meta.clone(),
@@ -173,6 +175,9 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         while let Some(batch) = stream.try_next().await.map_err(|e| unreadable(&e))? {
             let batch = crate::table::reader::logical_batch(batch, &file_schema)
                 .map_err(|e| unreadable(&e))?;
+            if let Some(f) = faithful.as_mut() {
+                f.check(&batch).await.map_err(|e| unreadable(&e))?;
+            }
             let t = Instant::now();
             hasher.update(&batch)?;
             checksum_ms += ms(t);

@@ -9,6 +9,7 @@
 //!   a folder of `key=value` parts holding only such files is an empty partition;
 //! - Parquet files anywhere else are listed in [`Table::outside_layout`], never read.
 
+pub mod faithful;
 pub mod interval;
 pub mod reader;
 pub mod value;

@@ -159,3 +159,60 @@ fn a_file_that_is_not_a_snapshot() {
         &["not a backfill snapshot"],
     );
 }
+
+/// A file whose `INT(8)` column stores 1 and 300 (a writer's bug): the Arrow reader
+/// gives 300 as 44.
+fn int8_holding_300(table: &std::path::Path, partition: &str) {
+    use std::sync::Arc;
+
+    use parquet::data_type::Int32Type;
+    use parquet::file::writer::SerializedFileWriter;
+
+    let schema = parquet::schema::parser::parse_message_type(
+        "message m { optional int32 x (INTEGER(8,true)); }",
+    )
+    .unwrap();
+    let dir = table.join(partition);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
+    let mut w = SerializedFileWriter::new(file, Arc::new(schema), Default::default()).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int32Type>()
+        .write_batch(&[1, 300], Some(&[1, 1]), None)
+        .unwrap();
+    c.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn a_file_the_reader_would_convert_with_a_loss_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    int8_holding_300(&t, "p=1");
+    let expect = [
+        "p=1/part-0.parquet",
+        "column x: row 1 of the file reads as 44 where the file stores 300",
+    ];
+    fails(&run_in(dir.path(), &["snapshot", "t"]), &expect);
+    // verify reports it as a finding about the file.
+    let out = run_in(dir.path(), &["verify", "t"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    for n in &expect[1..] {
+        assert!(out.stdout.contains(n), "{n:?} not in {}", out.stdout);
+    }
+    let before = crate::support::file_hashes(&t);
+    std::fs::write(dir.path().join("f.sql"), "SELECT * FROM source").unwrap();
+    // run fails the partition and leaves it.
+    let out = run_in(
+        dir.path(),
+        &["run", "t", "--sql", "f.sql", "--partition", "p=1"],
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("p=1        failed"), "{}", out.stdout);
+    for n in &expect {
+        assert!(out.stdout.contains(n), "{n:?} not in {}", out.stdout);
+    }
+    assert_eq!(crate::support::file_hashes(&t), before);
+}
