@@ -77,6 +77,9 @@ pub struct ScanOptions {
     /// Files read at once.
     pub jobs: usize,
     pub progress: Option<Progress>,
+    /// The checksum version computed: [`checksum::VERSION`], or 1 to compare with
+    /// snapshots taken before it.
+    pub checksum_version: u32,
 }
 
 impl Default for ScanOptions {
@@ -85,6 +88,7 @@ impl Default for ScanOptions {
             columns: false,
             jobs: default_jobs(),
             progress: None,
+            checksum_version: checksum::VERSION,
         }
     }
 }
@@ -110,25 +114,38 @@ pub struct FileScan {
 /// Rows per batch read.
 const BATCH_ROWS: usize = 8192;
 
-/// Reads one Parquet file and checksums its rows.
-pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result<FileScan> {
+/// Reads one Parquet file and checksums its rows as checksum `version` says.
+pub async fn scan_file(
+    loc: &Location,
+    file: &DataFile,
+    columns: bool,
+    version: u32,
+) -> Result<FileScan> {
     let mut reader =
         crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size);
-    let builder = crate::table::reader::open_with_views(&mut reader)
-        .await
-        .map_err(|e| reason(file, e))?;
-    crate::table::reader::check_int96_micros(reader.clone(), &builder)
-        .await
-        .map_err(|e| reason(file, e))?;
+    let v1 = version == 1;
+    let builder = if v1 {
+        crate::table::reader::open_as_v1(&mut reader).await
+    } else {
+        crate::table::reader::open_with_views(&mut reader).await
+    }
+    .map_err(|e| reason(file, e))?;
+    let mut faithful = None;
+    if !v1 {
+        crate::table::reader::check_int96_micros(reader.clone(), &builder)
+            .await
+            .map_err(|e| reason(file, e))?;
+        faithful = crate::table::faithful::open(reader.clone(), &builder, BATCH_ROWS)
+            .map_err(|e| reason(file, e))?;
+    }
     let logical = crate::table::reader::logical_schema(&builder);
     let builder_schema = builder.schema().clone();
-    let mut faithful = crate::table::faithful::open(reader.clone(), &builder, BATCH_ROWS)
-        .map_err(|e| reason(file, e))?;
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, builder);
-    let differs_in_v1 = logical
-        .fields()
-        .iter()
-        .any(|f| checksum::encode::differs_in_v1(f.data_type()))
+    let differs_in_v1 = !v1
+        && (logical
+            .fields()
+            .iter()
+            .any(|f| checksum::encode::differs_in_v1(f.data_type()))
         // v1 read INT96 as nanoseconds, which wrap outside 1677-2262, and INTERVAL
         // without its months.
         || crate::table::interval::any_raw(&builder_schema)
@@ -138,7 +155,7 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
             .schema_descr()
             .columns()
             .iter()
-            .any(|c| c.physical_type() == parquet::basic::Type::INT96);
+            .any(|c| c.physical_type() == parquet::basic::Type::INT96));
     let roots = builder
         .metadata()
         .file_metadata()
@@ -163,7 +180,7 @@ pub async fn scan_file(loc: &Location, file: &DataFile, columns: bool) -> Result
             (f.name().clone(), format!("{shown}{annotation}"))
         })
         .collect();
-    let mut hasher = Hasher::new(&logical, columns)?;
+    let mut hasher = Hasher::for_version(&logical, columns, version)?;
     let mut stream = builder
         .with_batch_size(BATCH_ROWS)
         .build()
@@ -211,6 +228,7 @@ pub async fn scan_files(
         .collect();
     let loc = table.location.clone();
     let columns = options.columns;
+    let version = options.checksum_version;
     let progress = options.progress.clone();
     let results: Vec<(usize, usize, Result<FileScan>)> = futures::stream::iter(units)
         .map(|(p, f, file, id)| {
@@ -219,14 +237,16 @@ pub async fn scan_files(
             async move {
                 let size = file.size;
                 let handle = tokio::spawn(async move {
-                    scan_file(&loc, &file, columns).await.map_err(|e| match e {
-                        Error::Unreadable { path, reason, .. } => Error::Unreadable {
-                            partition: id,
-                            path,
-                            reason,
-                        },
-                        e => e,
-                    })
+                    scan_file(&loc, &file, columns, version)
+                        .await
+                        .map_err(|e| match e {
+                            Error::Unreadable { path, reason, .. } => Error::Unreadable {
+                                partition: id,
+                                path,
+                                reason,
+                            },
+                            e => e,
+                        })
                 });
                 let result = handle.await.unwrap_or_else(|e| {
                     Err(Error::Usage(format!(
@@ -330,7 +350,9 @@ pub async fn snapshot(
     for (p, s) in partitions.iter().zip(scans) {
         out.push(combine(p, &table.keys, s, options.columns)?);
     }
-    Ok(Snapshot::new(table, out))
+    let mut snap = Snapshot::new(table, out);
+    snap.checksum_version = options.checksum_version;
+    Ok(snap)
 }
 
 impl Snapshot {
@@ -459,7 +481,7 @@ impl Snapshot {
         if old.checksum_version == 1 {
             if let Some(p) = new.partitions.iter().find(|p| p.differs_in_v1) {
                 return Err(format!(
-                    "one side's checksums follow spec v1 and the other's v{}, and partition {} has a decimal256 column of precision <= 38, which v1 hashed differently (docs/CHECKSUM.md, \"Versions\"); take the v1 snapshot again with this backfill",
+                    "one side's checksums follow spec v1 and the other's v{}, and partition {} has a column v1 hashed differently (a decimal256 of precision <= 38, an INT96 or an INTERVAL: docs/CHECKSUM.md, \"Versioning\"); compare the v1 file with the table itself (it is then hashed as v1), or with `backfill snapshot TABLE --checksum-version 1 --out FILE`",
                     new.checksum_version, p.partition
                 ));
             }

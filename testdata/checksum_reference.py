@@ -4,6 +4,7 @@ check that `backfill` gives the same values.
 
     python testdata/checksum_reference.py            # print the vectors
     python testdata/checksum_reference.py DIR...     # checksum Parquet partitions
+    python testdata/checksum_reference.py --v1 DIR...  # ... as checksum version 1
 
 Needs pyarrow and blake3 (PyPI).
 """
@@ -65,6 +66,11 @@ def canonical_f64(v):
     return struct.unpack("<Q", struct.pack("<d", v))[0]
 
 
+# Checksum version 1 (docs/CHECKSUM.md, "Versioning"): decimal256 32 bytes wide whatever
+# its precision, INT96 as 64-bit nanoseconds (wrapping), INTERVAL without its months.
+V1 = False
+
+
 def encode(t, v):
     """Encodes one Python value `v` of Arrow type `t` (marker included)."""
     if v is None or pa.types.is_null(t):
@@ -82,6 +88,8 @@ def encode(t, v):
     elif pa.types.is_decimal(t):
         unscaled = int(decimal.Decimal(v).scaleb(t.scale))
         width = 8 if t.precision <= 18 else 16 if t.precision <= 38 else 32
+        if V1 and isinstance(t, pa.Decimal256Type):
+            width = 32
         body = unscaled.to_bytes(width, "little", signed=True)
     elif pa.types.is_date(t):
         body = struct.pack("<i", v)  # days, see raw()
@@ -118,6 +126,8 @@ def raw(col):
         return col.cast(pa.int32()).to_pylist()
     if pa.types.is_date64(t):
         return [None if v is None else v // 86_400_000 for v in col.cast(pa.int64()).to_pylist()]
+    if pa.types.is_time32(t):
+        return col.cast(pa.int32()).to_pylist()
     if pa.types.is_timestamp(t) or pa.types.is_duration(t) or pa.types.is_time(t):
         return col.cast(pa.int64()).to_pylist()
     return col.cast(as_ints(t)).to_pylist()
@@ -125,7 +135,7 @@ def raw(col):
 
 def as_ints(t):
     """Type `t` with nested dates, times and timestamps as the integers they hold."""
-    if pa.types.is_date32(t):
+    if pa.types.is_date32(t) or pa.types.is_time32(t):
         return pa.int32()
     if pa.types.is_timestamp(t) or pa.types.is_duration(t) or pa.types.is_time(t):
         return pa.int64()
@@ -144,7 +154,7 @@ def read_partition_file(path):
     """A Parquet file as the spec reads it: INT96 at microseconds, and every INTERVAL
     leaf (12 bytes: months, days, milliseconds, unsigned little-endian) as an interval,
     which pyarrow gives as 12 raw bytes."""
-    f = pq.ParquetFile(path, coerce_int96_timestamp_unit="us")
+    f = pq.ParquetFile(path, coerce_int96_timestamp_unit="ns" if V1 else "us")
     intervals = {
         f.schema.column(i).path
         for i in range(f.metadata.num_columns)
@@ -161,9 +171,10 @@ def with_intervals(arr, path, intervals):
     t = arr.type
     if path in intervals:
         def one(b):
-            months, days, ms = struct.unpack("<III", b)
+            # v1 read them as Arrow's day-time interval does: signed days and milliseconds.
+            months, days, ms = struct.unpack("<Iii" if V1 else "<III", b)
             assert months < 2**31 and days < 2**31, "refused by the spec"
-            return (months, days, ms * 10**6)
+            return (0 if V1 else months, days, ms * 10**6)
         return pa.array([None if b is None else one(b) for b in arr.to_pylist()], pa.month_day_nano_interval())
     if pa.types.is_list(t):
         values = with_intervals(arr.values, f"{path}.list.{t.value_field.name}", intervals)
@@ -300,7 +311,8 @@ if __name__ == "__main__":
         import glob
         import os
 
-        for d in sys.argv[1:]:
+        V1 = sys.argv[1] == "--v1"
+        for d in sys.argv[1 + V1 :]:
             files = sorted(glob.glob(os.path.join(d, "*.parquet")))
             # As docs/CHECKSUM.md, "Parquet types", reads them.
             digest, _ = checksums([read_partition_file(f) for f in files])

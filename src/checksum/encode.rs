@@ -176,8 +176,9 @@ where
 }
 
 impl Col {
-    /// Normalises `array` (column `name`, for messages).
-    pub fn new(name: &str, array: &ArrayRef) -> Result<Col> {
+    /// Normalises `array` (column `name`, for messages); `v1`: as checksum version 1
+    /// hashed it (Decimal256 32 bytes wide whatever its precision).
+    pub fn new(name: &str, array: &ArrayRef, v1: bool) -> Result<Col> {
         use DataType::*;
         let dt = array.data_type();
         Ok(match dt {
@@ -212,7 +213,7 @@ impl Col {
             Decimal128(p, _) if *p <= 18 => Col::Dec8(array.as_primitive().clone()),
             Decimal128(..) => Col::Dec16(array.as_primitive().clone()),
             // The width follows the precision, not the Arrow type (v1 hashed 32 bytes).
-            Decimal256(p, s) if *p <= 38 => {
+            Decimal256(p, s) if *p <= 38 && !v1 => {
                 let narrow = cast_to(name, array, &Decimal128(*p, *s))?;
                 if *p <= 18 {
                     Col::Dec8(narrow.as_primitive().clone())
@@ -300,7 +301,7 @@ impl Col {
                 Col::List {
                     nulls: a.nulls().cloned(),
                     offsets,
-                    child: Box::new(Col::new(name, a.values())?),
+                    child: Box::new(Col::new(name, a.values(), v1)?),
                 }
             }
             LargeList(_) => {
@@ -309,7 +310,7 @@ impl Col {
                 Col::List {
                     nulls: a.nulls().cloned(),
                     offsets,
-                    child: Box::new(Col::new(name, a.values())?),
+                    child: Box::new(Col::new(name, a.values(), v1)?),
                 }
             }
             FixedSizeList(_, n) => {
@@ -320,7 +321,7 @@ impl Col {
                 Col::List {
                     nulls: a.nulls().cloned(),
                     offsets,
-                    child: Box::new(Col::new(name, a.values())?),
+                    child: Box::new(Col::new(name, a.values(), v1)?),
                 }
             }
             Struct(_) => {
@@ -328,7 +329,7 @@ impl Col {
                 let children = a
                     .columns()
                     .iter()
-                    .map(|c| Col::new(name, c))
+                    .map(|c| Col::new(name, c, v1))
                     .collect::<Result<_>>()?;
                 Col::Struct {
                     nulls: a.nulls().cloned(),
@@ -342,10 +343,10 @@ impl Col {
                 Col::List {
                     nulls: a.nulls().cloned(),
                     offsets,
-                    child: Box::new(Col::new(name, &entries)?),
+                    child: Box::new(Col::new(name, &entries, v1)?),
                 }
             }
-            Dictionary(_, value) => Col::new(name, &cast_to(name, array, value)?)?,
+            Dictionary(_, value) => Col::new(name, &cast_to(name, array, value)?, v1)?,
             other => return Err(unsupported(name, other)),
         })
     }

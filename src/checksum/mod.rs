@@ -108,10 +108,17 @@ pub struct Hasher {
     starts: Vec<usize>,
     cursor: Vec<usize>,
     part: Part,
+    /// Hash as checksum version 1 (docs/CHECKSUM.md, "Versioning").
+    v1: bool,
 }
 
 impl Hasher {
     pub fn new(schema: &Schema, per_column: bool) -> Result<Hasher> {
+        Hasher::for_version(schema, per_column, VERSION)
+    }
+
+    /// A hasher for checksum `version` (1 or [`VERSION`]).
+    pub fn for_version(schema: &Schema, per_column: bool, version: u32) -> Result<Hasher> {
         let schema = LogicalSchema::of(schema)?;
         let part = Part {
             columns: if per_column {
@@ -130,6 +137,7 @@ impl Hasher {
             starts: Vec::new(),
             cursor: Vec::new(),
             part,
+            v1: version == 1,
         })
     }
 
@@ -147,7 +155,7 @@ impl Hasher {
             .index
             .iter()
             .zip(&self.schema.columns)
-            .map(|(i, c)| Col::new(&c.name, batch.column(*i)))
+            .map(|(i, c)| Col::new(&c.name, batch.column(*i), self.v1))
             .collect::<Result<_>>()?;
 
         // Row messages: every column's value, in name order, then zero padding.

@@ -43,6 +43,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         json: false,
         out: Some(before.clone()),
         jobs: None,
+        checksum_version: backfill::checksum::VERSION,
     })
     .await?;
 

@@ -26,13 +26,19 @@ pub struct DiffArgs {
     pub json: bool,
 }
 
-async fn side(arg: &str, selection: &SelectionArgs) -> Result<Snapshot> {
+/// A side given as a snapshot file.
+fn file_side(arg: &str, selection: &SelectionArgs) -> Result<Option<Snapshot>> {
     let path = std::path::Path::new(arg);
-    if path.is_file() {
-        let mut snap = Snapshot::read(path)?;
-        snap.retain_selected(&selection.selection())?;
-        return Ok(snap);
+    if !path.is_file() {
+        return Ok(None);
     }
+    let mut snap = Snapshot::read(path)?;
+    snap.retain_selected(&selection.selection())?;
+    Ok(Some(snap))
+}
+
+/// A side given as a table, hashed as checksum `version`.
+async fn table_side(arg: &str, selection: &SelectionArgs, version: u32) -> Result<Snapshot> {
     let loc = backfill::storage::Location::open(arg)?;
     let table = backfill::table::discover(&loc, &selection.discover_options()?)
         .await
@@ -48,6 +54,7 @@ async fn side(arg: &str, selection: &SelectionArgs) -> Result<Snapshot> {
     // Per-column checksums let the diff say which columns changed.
     let options = ScanOptions {
         columns: true,
+        checksum_version: version,
         ..ScanOptions::default()
     };
     snapshot::snapshot(&table, &selected, &options)
@@ -56,12 +63,28 @@ async fn side(arg: &str, selection: &SelectionArgs) -> Result<Snapshot> {
 }
 
 pub async fn run(args: DiffArgs) -> Result<ExitCode> {
-    let before = side(&args.before, &args.selection)
-        .await
+    let before_file = file_side(&args.before, &args.selection)
         .with_context(|| format!("reading BEFORE ({})", args.before))?;
-    let after = side(&args.after, &args.selection)
-        .await
+    let after_file = file_side(&args.after, &args.selection)
         .with_context(|| format!("reading AFTER ({})", args.after))?;
+    // A table is hashed as the snapshot file it is compared with was (a v1 file against
+    // a table compares v1 with v1).
+    let version = before_file
+        .as_ref()
+        .or(after_file.as_ref())
+        .map_or(backfill::checksum::VERSION, |s| s.checksum_version);
+    let before = match before_file {
+        Some(s) => s,
+        None => table_side(&args.before, &args.selection, version)
+            .await
+            .with_context(|| format!("reading BEFORE ({})", args.before))?,
+    };
+    let after = match after_file {
+        Some(s) => s,
+        None => table_side(&args.after, &args.selection, version)
+            .await
+            .with_context(|| format!("reading AFTER ({})", args.after))?,
+    };
     if !args.selection.selection().is_everything()
         && before.partitions.is_empty()
         && after.partitions.is_empty()

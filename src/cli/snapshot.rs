@@ -10,8 +10,8 @@ use super::{open_selected, render, SelectionArgs};
 /// Per-partition row counts and content checksums of a table
 ///
 /// Reads every selected file in full, in parallel. The checksum follows docs/CHECKSUM.md
-/// (spec v1): it ignores file layout, row order and encoding, and changes when any
-/// value, row or duplicate changes.
+/// (checksum version 2): it ignores file layout, row order and encoding, and changes
+/// when any value, row or duplicate changes.
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
     /// Table root: a local folder, file://PATH or s3://BUCKET/PREFIX
@@ -30,6 +30,12 @@ pub struct SnapshotArgs {
     /// Files read at once (default: the number of cores)
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Checksums as version N of docs/CHECKSUM.md: 2 (the default), or 1 to compare with
+    /// a snapshot file taken before version 2 (`diff` and `verify --against` do this by
+    /// themselves when one side is a table)
+    #[arg(long, value_name = "N", default_value_t = backfill::checksum::VERSION,
+          value_parser = clap::value_parser!(u32).range(1..=backfill::checksum::VERSION as i64))]
+    pub checksum_version: u32,
 }
 
 pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
@@ -45,6 +51,7 @@ pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
         columns: args.columns,
         jobs: args.jobs.unwrap_or_else(snapshot::default_jobs),
         progress: bar.as_ref().map(|b| b.1.clone()),
+        checksum_version: args.checksum_version,
     };
     let snap = snapshot::snapshot(&table, &selected, &options)
         .await

@@ -65,6 +65,10 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
             columns: against.as_ref().is_some_and(|s| s.has_columns()),
             jobs: args.jobs.unwrap_or_else(snapshot::default_jobs),
             progress: bar.as_ref().map(|b| b.1.clone()),
+            // The table is hashed as the snapshot it is checked against was.
+            checksum_version: against
+                .as_ref()
+                .map_or(backfill::checksum::VERSION, |s| s.checksum_version),
         },
         against,
     };

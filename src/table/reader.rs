@@ -248,6 +248,13 @@ pub async fn open_with_views(reader: &mut FileReader) -> Result<ArrowReaderMetad
     reading(meta, ArrowReaderOptions::new(), true)
 }
 
+/// The file's metadata as checksum version 1 read it: views, and otherwise the Arrow
+/// reader's defaults (INT96 as 64-bit nanoseconds, INTERVAL as days and milliseconds).
+pub async fn open_as_v1(reader: &mut FileReader) -> Result<ArrowReaderMetadata> {
+    let meta = ArrowReaderMetadata::load_async(reader, ArrowReaderOptions::new()).await?;
+    with_leaves(meta, ArrowReaderOptions::new(), true, false)
+}
+
 /// The file's metadata, set to decode every value as its Parquet type defines it.
 ///
 /// INT96 timestamps are decoded as microseconds, not the reader's default nanoseconds:
@@ -262,6 +269,16 @@ pub fn reading(
     options: ArrowReaderOptions,
     views: bool,
 ) -> Result<ArrowReaderMetadata> {
+    with_leaves(meta, options, views, true)
+}
+
+/// [`reading`], with INT96 and INTERVAL leaves read as it says only if `faithful`.
+fn with_leaves(
+    meta: ArrowReaderMetadata,
+    options: ArrowReaderOptions,
+    views: bool,
+    faithful: bool,
+) -> Result<ArrowReaderMetadata> {
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     let schema = meta.schema();
     let descr = meta.metadata().file_metadata().schema_descr();
@@ -275,6 +292,9 @@ pub fn reading(
                 let Some(c) = leaves.next() else {
                     return leaf.clone();
                 };
+                if !faithful {
+                    return leaf.clone();
+                }
                 if super::interval::is_interval(c) {
                     return super::interval::raw_field(leaf);
                 }
@@ -303,8 +323,11 @@ pub fn reading(
     if !changed {
         return Ok(meta);
     }
-    let metadata = super::interval::without_annotation(meta.metadata())?
-        .unwrap_or_else(|| meta.metadata().clone());
+    let metadata = match faithful {
+        true => super::interval::without_annotation(meta.metadata())?,
+        false => None,
+    }
+    .unwrap_or_else(|| meta.metadata().clone());
     let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
     ArrowReaderMetadata::try_new(metadata, options.with_schema(hinted))
 }

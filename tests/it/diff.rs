@@ -144,7 +144,7 @@ fn two_tables_and_a_selection() {
 /// Snapshots of checksum v1 (before Decimal256 columns of precision <= 38 were hashed at
 /// their precision's width) still compare with today's, except where that column is.
 #[test]
-fn a_v1_snapshot_compares_unless_a_narrow_decimal256_column_differs() {
+fn a_v1_snapshot_compares_with_a_table_and_with_v2_files_unless_a_column_differs_in_v1() {
     use arrow::array::{Decimal256Array, Int64Array, RecordBatch};
     use arrow::datatypes::i256;
     use std::sync::Arc;
@@ -165,18 +165,42 @@ fn a_v1_snapshot_compares_unless_a_narrow_decimal256_column_differs() {
             "part-0.parquet",
             &batch,
         );
-        let out = run_in(dir.path(), &["snapshot", table, "--out", "s.json"]);
+        let v1 = format!("{table}-v1.json");
+        let v2 = format!("{table}-v2.json");
+        let out = run_in(dir.path(), &["snapshot", table, "--out", &v2]);
         assert_eq!(out.code, 0, "{}", out.stderr);
-        // The same snapshot as a v1 file: v1 and v2 agree on everything else.
-        let text = std::fs::read_to_string(dir.path().join("s.json")).unwrap();
-        let v1 = text.replace("\"checksum_version\": 2", "\"checksum_version\": 1");
-        assert_ne!(v1, text);
-        std::fs::write(dir.path().join("v1.json"), v1).unwrap();
-        let out = run_in(dir.path(), &["diff", "v1.json", table]);
+        let out = run_in(
+            dir.path(),
+            &["snapshot", table, "--checksum-version", "1", "--out", &v1],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let read = |f: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(f)).unwrap()).unwrap()
+        };
+        let (s1, s2) = (read(&v1), read(&v2));
+        assert_eq!(s1["checksum_version"], 1);
+        assert_eq!(s2["checksum_version"], 2);
+        let sum = |s: &serde_json::Value| s["partitions"][0]["checksum"].clone();
+        // v1 and v2 agree on everything but the narrow decimal256.
+        assert_eq!(sum(&s1) == sum(&s2), !wide);
+        // A table against a v1 file is hashed as v1.
+        let out = run_in(dir.path(), &["diff", &v1, table]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let out = run_in(dir.path(), &["verify", table, "--against", &v1]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        // Two files of different versions compare only where v1 and v2 agree.
+        let out = run_in(dir.path(), &["diff", &v1, &v2]);
         if wide {
             assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
             assert!(
-                out.stderr.contains("decimal256 column of precision <= 38"),
+                out.stderr.contains(
+                    "partition day=2024-01-01 has a column v1 hashed differently (a decimal256 of precision <= 38"
+                ),
+                "{}",
+                out.stderr
+            );
+            assert!(
+                out.stderr.contains("--checksum-version 1"),
                 "{}",
                 out.stderr
             );

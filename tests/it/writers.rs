@@ -79,6 +79,60 @@ fn checksums_equal_the_reference_implementation_on_real_files() {
             "3a584b3d4fb60cb99dbb650dea7459462eb7d6879c21d3fa30cea9c31d59d529"
         ]
     );
+    // Every type pyarrow writes.
+    // From: python testdata/checksum_reference.py testdata/pyarrow_alltypes/p=1 testdata/pyarrow_alltypes/p=2
+    assert_eq!(
+        partition_checksums("testdata/pyarrow_alltypes", &[]),
+        [
+            "e1267a992e21bd5ae4e68838915f6ec260784ab3cea9e3d6e76134a25a8a3c4e",
+            "1a3ac8aea6cb70d06cf54bf0d01a6768d493ddfda151487dd900b7e8ac580ddd"
+        ]
+    );
+}
+
+/// Each partition's checksum of a table in `testdata/`, in order.
+fn partition_checksums(table: &str, extra: &[&str]) -> Vec<String> {
+    let snap = snapshot_json(&root(), table, extra);
+    snap["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["checksum"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn version_1_checksums_are_still_computed_as_they_were() {
+    // v1: decimal256 32 bytes wide, INT96 as wrapping nanoseconds, INTERVAL as Arrow's
+    // signed days and milliseconds without months (docs/CHECKSUM.md, "Versioning").
+    // From: python testdata/checksum_reference.py --v1 DIR... (each partition)
+    let v1 = ["--checksum-version", "1"];
+    assert_eq!(
+        partition_checksums("testdata/spark_types", &v1),
+        [
+            "85401f2498b408936c6b26cd34b6a4b7da30ed2e04d51b933dca10c13664bc53",
+            "19db6a6ec4695bf0a645cc482fd8330ffe925f3c044273e73dc14e4dacf9009f"
+        ]
+    );
+    assert_eq!(
+        partition_checksums("testdata/duckdb_intervals", &v1),
+        [
+            "ebe4a80e2d062cc16812f303fe48a7cb0f16ff2821bbbc73b936e22e2b71843c",
+            "562ac847093c290c7989c6bd99989d9fa45e22f7dcb319dc7a38b1f14fe1fb78"
+        ]
+    );
+    assert_eq!(
+        partition_checksums("testdata/pyarrow_alltypes", &v1),
+        [
+            "cf76956e1fb6ff45cda2edde78ef455d8534b1bb2cd01f214ff9746047d478ca",
+            "c19d586eb41f81c2634c24241cc9beedac210978db7c1753a06b8f09241f0232"
+        ]
+    );
+    // Where v1 and v2 agree, they give the same checksums.
+    assert_eq!(
+        partition_checksums("testdata/duckdb_events", &v1),
+        partition_checksums("testdata/duckdb_events", &[])
+    );
 }
 
 #[test]
