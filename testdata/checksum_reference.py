@@ -292,6 +292,17 @@ def vectors():
                 }
             )
         ],
+        # The other logical types: uint64, time, duration and null.
+        "more_types": [
+            pa.table(
+                {
+                    "u": pa.array([2**64 - 1, 0], pa.uint64()),
+                    "t": pa.array([86_399_999_999, None], pa.time64("us")),
+                    "du": pa.array([-1500, 0], pa.duration("ms")),
+                    "n": pa.nulls(2),
+                }
+            )
+        ],
         # Months, days and nanoseconds each hashed: 1 month is not 30 days.
         "intervals": [
             pa.table(

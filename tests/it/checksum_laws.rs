@@ -178,3 +178,258 @@ fn removing_a_duplicate_is_not_cancelled_like_xor() {
     let b = (2, Some("b".to_string()), None);
     assert_ne!(sum(&batch(&[a.clone(), a, b.clone()])), sum(&batch(&[b])));
 }
+
+/// One column `x` of the given values, as every Arrow encoding of one logical type.
+fn encodings_of(v: &[Option<i8>]) -> Vec<(&'static str, Vec<ArrayRef>)> {
+    use arrow::datatypes::{i256, IntervalDayTime, IntervalMonthDayNano, TimeUnit};
+    let i = |f: &dyn Fn(i64) -> i64| -> Vec<Option<i64>> {
+        v.iter().map(|x| x.map(|x| f(x as i64))).collect()
+    };
+    let base: ArrayRef = Arc::new(Int64Array::from(i(&|x| x)));
+    let cast = |a: &ArrayRef, t: DataType| arrow::compute::cast(a, &t).unwrap();
+    let units = [
+        TimeUnit::Second,
+        TimeUnit::Millisecond,
+        TimeUnit::Microsecond,
+        TimeUnit::Nanosecond,
+    ];
+    let per_second = |u: &TimeUnit| match u {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    };
+    // Values of `base` scaled to unit `u`, typed `t`.
+    let in_unit = |u: &TimeUnit, t: DataType| -> ArrayRef {
+        let k = per_second(u);
+        let scaled: ArrayRef = Arc::new(Int64Array::from(i(&|x| x * k)));
+        let narrow = matches!(t, DataType::Time32(_));
+        let scaled = if narrow {
+            cast(&scaled, DataType::Int32)
+        } else {
+            scaled
+        };
+        cast(&scaled, t)
+    };
+    let dec128 = |p: u8| -> ArrayRef {
+        let vals: Vec<Option<i128>> = v.iter().map(|x| x.map(|x| x as i128 * 7)).collect();
+        Arc::new(
+            Decimal128Array::from(vals)
+                .with_precision_and_scale(p, 2)
+                .unwrap(),
+        )
+    };
+    let dec256 = |p: u8| -> ArrayRef {
+        let vals: Vec<Option<i256>> = v
+            .iter()
+            .map(|x| x.map(|x| i256::from_i128(x as i128 * 7)))
+            .collect();
+        Arc::new(
+            Decimal256Array::from(vals)
+                .with_precision_and_scale(p, 2)
+                .unwrap(),
+        )
+    };
+    let strings: ArrayRef = Arc::new(StringArray::from(
+        v.iter()
+            .map(|x| x.map(|x| format!("s{x}")))
+            .collect::<Vec<_>>(),
+    ));
+    let bytes: Vec<Option<[u8; 2]>> = v
+        .iter()
+        .map(|x| x.map(|x| (x as i16).to_le_bytes()))
+        .collect();
+    let binary: ArrayRef = Arc::new(BinaryArray::from_iter(bytes.iter().map(|b| b.as_ref())));
+    let fixed: ArrayRef = Arc::new(
+        FixedSizeBinaryArray::try_from_sparse_iter_with_size(bytes.iter().copied(), 2).unwrap(),
+    );
+    let pairs = |t: DataType| -> ArrayRef {
+        let field = Arc::new(arrow::datatypes::Field::new("item", DataType::Int64, true));
+        let values: ArrayRef = Arc::new(Int64Array::from(
+            v.iter()
+                .flat_map(|x| {
+                    let x = x.unwrap_or(0) as i64;
+                    [Some(x), None]
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let nulls =
+            arrow::buffer::NullBuffer::from(v.iter().map(|x| x.is_some()).collect::<Vec<_>>());
+        let fixed: ArrayRef = Arc::new(FixedSizeListArray::new(field, 2, values, Some(nulls)));
+        cast(&fixed, t)
+    };
+    let item = |t: DataType| Arc::new(arrow::datatypes::Field::new("item", t, true));
+    vec![
+        (
+            "int64",
+            vec![
+                cast(&base, DataType::Int8),
+                cast(&base, DataType::Int16),
+                cast(&base, DataType::Int32),
+                base.clone(),
+            ],
+        ),
+        (
+            "uint64",
+            [
+                DataType::UInt8,
+                DataType::UInt16,
+                DataType::UInt32,
+                DataType::UInt64,
+            ]
+            .into_iter()
+            .map(|t| {
+                cast(
+                    &(Arc::new(Int64Array::from(i(&|x| x.abs()))) as ArrayRef),
+                    t,
+                )
+            })
+            .collect(),
+        ),
+        (
+            "float64",
+            [DataType::Float16, DataType::Float32, DataType::Float64]
+                .into_iter()
+                .map(|t| cast(&cast(&base, DataType::Float64), t))
+                .collect(),
+        ),
+        (
+            "decimal(9,2)",
+            vec![
+                cast(&dec128(9), DataType::Decimal32(9, 2)),
+                cast(&dec128(9), DataType::Decimal64(9, 2)),
+                dec128(9),
+                dec256(9),
+            ],
+        ),
+        ("decimal(20,2)", vec![dec128(20), dec256(20)]),
+        ("decimal(38,2)", vec![dec128(38), dec256(38)]),
+        (
+            "date",
+            vec![
+                cast(&cast(&base, DataType::Int32), DataType::Date32),
+                cast(
+                    &(Arc::new(Int64Array::from(i(&|x| x * 86_400_000))) as ArrayRef),
+                    DataType::Date64,
+                ),
+            ],
+        ),
+        (
+            "time",
+            vec![
+                in_unit(&TimeUnit::Second, DataType::Time32(TimeUnit::Second)),
+                in_unit(
+                    &TimeUnit::Millisecond,
+                    DataType::Time32(TimeUnit::Millisecond),
+                ),
+                in_unit(
+                    &TimeUnit::Microsecond,
+                    DataType::Time64(TimeUnit::Microsecond),
+                ),
+                in_unit(
+                    &TimeUnit::Nanosecond,
+                    DataType::Time64(TimeUnit::Nanosecond),
+                ),
+            ],
+        ),
+        (
+            "timestamp",
+            units
+                .iter()
+                .map(|u| in_unit(u, DataType::Timestamp(*u, None)))
+                .collect(),
+        ),
+        (
+            "timestamptz",
+            units
+                .iter()
+                .zip(["UTC", "+05:30", "America/New_York", "Asia/Tokyo"])
+                .map(|(u, tz)| in_unit(u, DataType::Timestamp(*u, Some(tz.into()))))
+                .collect(),
+        ),
+        (
+            "duration",
+            units
+                .iter()
+                .map(|u| in_unit(u, DataType::Duration(*u)))
+                .collect(),
+        ),
+        (
+            "string",
+            vec![
+                strings.clone(),
+                cast(&strings, DataType::LargeUtf8),
+                cast(&strings, DataType::Utf8View),
+                cast(
+                    &strings,
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                ),
+            ],
+        ),
+        (
+            "binary",
+            vec![
+                binary.clone(),
+                cast(&binary, DataType::LargeBinary),
+                cast(&binary, DataType::BinaryView),
+                fixed,
+            ],
+        ),
+        (
+            "list<int64>",
+            vec![
+                pairs(DataType::List(item(DataType::Int64))),
+                pairs(DataType::LargeList(item(DataType::Int64))),
+                pairs(DataType::List(item(DataType::Int8))),
+                pairs(DataType::FixedSizeList(item(DataType::Int64), 2)),
+            ],
+        ),
+        (
+            "interval (months)",
+            vec![
+                Arc::new(IntervalYearMonthArray::from(
+                    v.iter().map(|x| x.map(|x| x as i32)).collect::<Vec<_>>(),
+                )),
+                Arc::new(IntervalMonthDayNanoArray::from(
+                    v.iter()
+                        .map(|x| x.map(|x| IntervalMonthDayNano::new(x as i32, 0, 0)))
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        ),
+        (
+            "interval (days, ms)",
+            vec![
+                Arc::new(IntervalDayTimeArray::from(
+                    v.iter()
+                        .map(|x| x.map(|x| IntervalDayTime::new(x as i32, x as i32 * 3)))
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(IntervalMonthDayNanoArray::from(
+                    v.iter()
+                        .map(|x| {
+                            x.map(|x| IntervalMonthDayNano::new(0, x as i32, x as i64 * 3_000_000))
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        ),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_arrow_encoding_of_a_logical_type_hashes_alike(
+        v in proptest::collection::vec(proptest::option::of(0..=i8::MAX), 0..20)
+    ) {
+        for (logical, arrays) in encodings_of(&v) {
+            let sums: Vec<String> = arrays
+                .iter()
+                .map(|a| sum(&RecordBatch::try_from_iter([("x", a.clone())]).unwrap()))
+                .collect();
+            for (a, s) in arrays.iter().zip(&sums) {
+                prop_assert_eq!(s, &sums[0], "{} as {} differs from {}", logical, a.data_type(), arrays[0].data_type());
+            }
+        }
+    }
+}

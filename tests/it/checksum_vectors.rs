@@ -183,6 +183,28 @@ const VECTORS: &[Vector] = &[
         ],
     ),
     (
+        "more_types",
+        "81e07730a82559edcdd9f0c6e75fb5e94f89e1046394167c4789030fa05284cd",
+        &[
+            (
+                "du",
+                "8b2c70d278789261abc11612d15216963e5ab5c8b7dc2c2dfc1f6f78a2f7610e",
+            ),
+            (
+                "n",
+                "ba7b9291c325f8a9186286440b702fd5cefe51763b9d90e6042cc7715871155d",
+            ),
+            (
+                "t",
+                "d3dec515c187455b418d545bbd9e9d23b770773610f80bd1f9676108e7d5e614",
+            ),
+            (
+                "u",
+                "5634369cb021087a2da4d4b8099b82e8f48e53eb4baf9610f9f32f6e97434ce3",
+            ),
+        ],
+    ),
+    (
         "intervals",
         "16606bc18240db8ce7adb252dc6807a319746ed51b008973d8f4e04b4aff9952",
         &[(
@@ -317,6 +339,21 @@ fn build(name: &str) -> Option<RecordBatch> {
                 ("c", dec(&[Some(-100), Some(1)], 40)),
             ])
         }
+        "more_types" => table(vec![
+            ("u", Arc::new(UInt64Array::from(vec![u64::MAX, 0]))),
+            (
+                "t",
+                Arc::new(Time64MicrosecondArray::from(vec![
+                    Some(86_399_999_999),
+                    None,
+                ])),
+            ),
+            (
+                "du",
+                Arc::new(DurationMillisecondArray::from(vec![-1500, 0])),
+            ),
+            ("n", Arc::new(NullArray::new(2))),
+        ]),
         "intervals" => {
             use arrow::datatypes::IntervalMonthDayNano as Mdn;
             let iv = IntervalMonthDayNanoArray::from(vec![
