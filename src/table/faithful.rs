@@ -372,26 +372,7 @@ fn physical(a: &ArrayRef, c: &ColumnDescriptor, to: &DataType) -> Result<ArrayRe
             cast(&(Arc::new(ns) as ArrayRef), to).map_err(failed)?
         }
         (Physical::FIXED_LEN_BYTE_ARRAY, D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..)) => {
-            let n = c.type_length().max(0) as usize;
-            let v = unscaled(&a)?;
-            let mut b = FixedSizeBinaryBuilder::with_capacity(v.len(), n as i32);
-            for x in v.iter() {
-                match x {
-                    None => b.append_null(),
-                    Some(x) => {
-                        let be = x.to_be_bytes();
-                        let (cut, kept) = be.split_at(32 - n.min(32));
-                        let sign = if kept.first().is_some_and(|b| b & 0x80 != 0) { 0xff } else { 0 };
-                        let mut bytes = kept.to_vec();
-                        if cut.iter().any(|&c| c != sign) {
-                            // Does not fit in n bytes: cannot be the stored value.
-                            bytes.iter_mut().for_each(|b| *b = !*b);
-                        }
-                        b.append_value(&bytes).map_err(failed)?
-                    }
-                }
-            }
-            Arc::new(b.finish())
+            fixed_width_decimals(&a, c.type_length().max(0) as usize)?
         }
         (Physical::BYTE_ARRAY, D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..)) => {
             let v = unscaled(&a)?;
@@ -425,6 +406,52 @@ fn physical(a: &ArrayRef, c: &ColumnDescriptor, to: &DataType) -> Result<ArrayRe
         return cast(&out, to).map_err(failed);
     }
     Ok(out)
+}
+
+/// Decimal leaf `a` as the `n`-byte big-endian two's complement integers a
+/// FIXED_LEN_BYTE_ARRAY decimal stores (one buffer, no allocation per value).
+fn fixed_width_decimals(a: &ArrayRef, n: usize) -> Result<ArrayRef> {
+    fn put(be: &[u8], n: usize, out: &mut [u8]) {
+        let w = be.len();
+        let (cut, kept) = be.split_at(w - n.min(w));
+        let sign = if be[0] & 0x80 != 0 { 0xff } else { 0 };
+        let start = n - kept.len();
+        out[..start].fill(sign);
+        out[start..].copy_from_slice(kept);
+        if cut.iter().any(|&c| c != sign)
+            || kept
+                .first()
+                .is_some_and(|b| (b & 0x80 != 0) != (sign == 0xff))
+        {
+            // Does not fit in n bytes: cannot be the stored value.
+            out.iter_mut().for_each(|b| *b = !*b);
+        }
+    }
+    let len = a.len();
+    let mut buf = vec![0u8; len * n];
+    let a = match a.data_type() {
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => {
+            cast(a, &DataType::Decimal128(*p, *s)).map_err(failed)?
+        }
+        _ => a.clone(),
+    };
+    match a.data_type() {
+        DataType::Decimal128(..) => {
+            let v = a.as_primitive::<arrow::datatypes::Decimal128Type>();
+            for (i, x) in v.values().iter().enumerate() {
+                put(&x.to_be_bytes(), n, &mut buf[i * n..(i + 1) * n]);
+            }
+        }
+        _ => {
+            let v = unscaled(&a)?;
+            for (i, x) in v.values().iter().enumerate() {
+                put(&x.to_be_bytes(), n, &mut buf[i * n..(i + 1) * n]);
+            }
+        }
+    }
+    let out = arrow::array::FixedSizeBinaryArray::try_new(n as i32, buf.into(), a.nulls().cloned())
+        .map_err(failed)?;
+    Ok(Arc::new(out))
 }
 
 /// A big-endian two's complement integer without the bytes that only repeat its sign.
