@@ -37,8 +37,8 @@
 //! - [`plan`]: the frozen plan of a run.
 //! - [`transform`]: the SQL over one partition, and the checks of its output.
 //! - [`stage`]: encoding new files, proving them, staging them.
-//! - [`commit`]: the swap, backups, recovery of interrupted commits, rollback.
-//! - [`journal`]: the append-only record of runs.
+//! - [`commit`]: the commit protocol: its states ([`commit::RunState`]), the journal
+//!   that records them ([`commit::journal`]), the swap, backups, recovery, undo.
 //! - [`lock`]: one run at a time per table.
 //! - [`run`]: run, resume, rollback and the run history.
 //! - [`checksum`]: the checksum spec as code (`docs/CHECKSUM.md` in words).
@@ -56,7 +56,6 @@ pub mod commit;
 pub mod demo;
 pub mod diff;
 mod error;
-pub mod journal;
 pub mod lock;
 pub mod plan;
 pub mod run;
@@ -68,4 +67,5 @@ pub mod table;
 pub mod transform;
 pub mod verify;
 
+pub use commit::journal;
 pub use error::{Error, Result};

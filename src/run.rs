@@ -9,13 +9,16 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::checksum::{self, Hasher};
-use crate::commit::{self, Recovered};
+use crate::commit::journal::{
+    self, Committed, Committing, Deleted, Deleting, Event, Failed, Journal, Kept, Phases,
+    RollbackSkipped, RunDir, Side, Unchanged,
+};
+use crate::commit::{self, OpenStep, Recovered, RunState};
 use crate::error::{Error, Result};
-use crate::journal::{self, Event, Journal, Phases, Record, RunDir, Side};
 use crate::lock::{LeaseTimes, Lock};
 use crate::plan::{self, OnEmpty, Order, Plan, PlannedPartition, RunSettings};
 use crate::selection::Selection;
-use crate::storage::{Backend, Location};
+use crate::storage::Location;
 use crate::table::{PartitionKey, Table};
 use crate::transform::{self, ms, Transform};
 
@@ -398,10 +401,10 @@ async fn process(ctx: &Ctx, p: &PlannedPartition, slots: &Slots) -> PartitionRep
             if !matches!(e, Error::OutcomeUnknown { .. } | Error::LockLost { .. }) {
                 let _ = ctx
                     .journal
-                    .append(Event::Failed {
+                    .append(Event::Failed(Failed {
                         partition: p.partition.clone(),
                         error: e.to_string(),
-                    })
+                    }))
                     .await;
             }
         }
@@ -469,7 +472,13 @@ async fn process_inner(
             }
             OnEmpty::Keep => {
                 drop(compute);
-                ctx.journal.append(Event::Kept { partition: id.into(), before, reason: "the transform returned no rows".into() }).await?;
+                ctx.journal
+                    .append(Event::Kept(Kept {
+                        partition: id.into(),
+                        before,
+                        reason: "the transform returned no rows".into(),
+                    }))
+                    .await?;
                 report.status = Status::Kept;
                 return Ok(());
             }
@@ -477,8 +486,21 @@ async fn process_inner(
                 drop(compute);
                 ctx.lock.check()?;
                 let t = Instant::now();
-                commit::remove(&ctx.loc, &ctx.run, &ctx.journal, id, &old_files, &before).await.map_err(|e| unknown(ctx, id, e))?;
-                ctx.journal.append(Event::Deleted { partition: id.into(), before }).await.map_err(|e| unknown(ctx, id, e))?;
+                let deleting = Deleting {
+                    partition: id.into(),
+                    old_files,
+                    before: before.clone(),
+                };
+                commit::remove(&ctx.loc, &ctx.run, &ctx.journal, &deleting)
+                    .await
+                    .map_err(|e| unknown(ctx, id, e))?;
+                ctx.journal
+                    .append(Event::Deleted(Deleted {
+                        partition: id.into(),
+                        before,
+                    }))
+                    .await
+                    .map_err(|e| unknown(ctx, id, e))?;
                 report.phases.commit_ms = ms(t);
                 report.status = Status::Deleted;
                 return Ok(());
@@ -520,11 +542,11 @@ async fn process_inner(
     if after == before {
         drop(compute);
         ctx.journal
-            .note(Event::Unchanged {
+            .note(Event::Unchanged(Unchanged {
                 partition: id.into(),
                 before,
                 phases: report.phases.clone(),
-            })
+            }))
             .await?;
         report.status = Status::Unchanged;
         return Ok(());
@@ -560,7 +582,7 @@ async fn process_inner(
     // What is left is storage work: let the next partition compute meanwhile.
     drop(compute);
     let t = Instant::now();
-    clear_stage(ctx, id).await?;
+    commit::clear_stage(&ctx.loc, &ctx.run, id).await?;
     let name = format!("part-{}-0.parquet", ctx.journal.run_id());
     let path = ctx.run.stage(id).join(name.as_str());
     crate::stage::write(&ctx.loc, &path, file).await?;
@@ -568,7 +590,7 @@ async fn process_inner(
 
     ctx.lock.check()?;
     let t = Instant::now();
-    let committing = Event::Committing {
+    let committing = Committing {
         partition: id.into(),
         new_files: vec![name],
         old_files,
@@ -576,17 +598,17 @@ async fn process_inner(
         after: after.clone(),
         schema_change: conformed.schema_change,
     };
-    commit::commit(&ctx.loc, &ctx.run, &ctx.journal, committing)
+    commit::commit(&ctx.loc, &ctx.run, &ctx.journal, &committing)
         .await
         .map_err(|e| unknown(ctx, id, e))?;
     report.phases.commit_ms = ms(t);
     ctx.journal
-        .note(Event::Committed {
+        .note(Event::Committed(Committed {
             partition: id.into(),
             before,
             after,
             phases: report.phases.clone(),
-        })
+        }))
         .await
         .map_err(|e| unknown(ctx, id, e))?;
     report.status = Status::Rewritten;
@@ -604,79 +626,55 @@ fn unknown(ctx: &Ctx, partition: &str, e: Error) -> Error {
     }
 }
 
-/// Removes what an earlier attempt may have left in a partition's stage folder.
-async fn clear_stage(ctx: &Ctx, partition: &str) -> Result<()> {
-    let stage = ctx.run.stage(partition);
-    if ctx.loc.backend == Backend::Local {
-        let dir = ctx.loc.fs_path(&stage).expect("local");
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::Io {
-                path: dir,
-                error: e,
-            })?;
-        }
-    }
-    Ok(())
-}
-
-fn plan_of(records: &[Record]) -> Result<Plan> {
-    match records.first().map(|r| &r.event) {
-        Some(Event::Planned { plan }) => Ok((**plan).clone()),
-        _ => Err(Error::Run(
-            "the journal does not start with a plan; it cannot be resumed".into(),
-        )),
-    }
-}
-
 /// The report a partition's final journal record stands for, if it has one.
 fn final_report(ev: &Event) -> Option<PartitionReport> {
-    let mut r = match ev {
-        Event::Committed {
-            partition,
-            before,
-            after,
-            phases,
-        } => {
-            let mut r = PartitionReport::new(partition, Status::Rewritten);
-            r.rows_after = Some(after.rows);
-            r.checksum_after = Some(after.checksum.clone());
-            r.phases = phases.clone();
-            r.rows_before = Some(before.rows);
-            r.checksum_before = Some(before.checksum.clone());
-            r
-        }
-        Event::Unchanged {
-            partition,
-            before,
-            phases,
-        } => {
-            let mut r = PartitionReport::new(partition, Status::Unchanged);
-            r.rows_after = Some(before.rows);
-            r.checksum_after = Some(before.checksum.clone());
-            r.phases = phases.clone();
-            r.rows_before = Some(before.rows);
-            r.checksum_before = Some(before.checksum.clone());
-            r
-        }
-        Event::Deleted { partition, before } => {
-            let mut r = PartitionReport::new(partition, Status::Deleted);
-            r.rows_after = Some(0);
-            r.rows_before = Some(before.rows);
-            r.checksum_before = Some(before.checksum.clone());
-            r
-        }
-        Event::Kept {
-            partition, before, ..
-        } => {
-            let mut r = PartitionReport::new(partition, Status::Kept);
-            r.rows_before = Some(before.rows);
-            r.checksum_before = Some(before.checksum.clone());
-            r
-        }
+    let (partition, status, before, after, phases) = match ev {
+        Event::Committed(c) => (
+            &c.partition,
+            Status::Rewritten,
+            &c.before,
+            Some(&c.after),
+            Some(&c.phases),
+        ),
+        Event::Unchanged(u) => (
+            &u.partition,
+            Status::Unchanged,
+            &u.before,
+            Some(&u.before),
+            Some(&u.phases),
+        ),
+        Event::Deleted(d) => (&d.partition, Status::Deleted, &d.before, None, None),
+        Event::Kept(k) => (&k.partition, Status::Kept, &k.before, None, None),
         _ => return None,
     };
+    let mut r = PartitionReport::new(partition, status);
+    r.rows_before = Some(before.rows);
+    r.checksum_before = Some(before.checksum.clone());
+    if let Some(after) = after {
+        r.rows_after = Some(after.rows);
+        r.checksum_after = Some(after.checksum.clone());
+    }
+    if status == Status::Deleted {
+        r.rows_after = Some(0);
+    }
+    if let Some(phases) = phases {
+        r.phases = phases.clone();
+    }
     r.duration_ms = 0.0;
     Some(r)
+}
+
+/// Every run of the table folded from its journal, oldest first; a run whose journal has
+/// no plan (it stopped before it started) is left out.
+async fn run_states(loc: &Location) -> Result<Vec<RunState>> {
+    let mut out = Vec::new();
+    for id in journal::run_ids(loc).await? {
+        let records = journal::read(loc, &id).await?;
+        if let Ok(state) = RunState::from_records(&id, &records) {
+            out.push(state);
+        }
+    }
+    Ok(out)
 }
 
 /// A partition another run left between the first and last step of a commit, a delete
@@ -693,21 +691,12 @@ pub struct UnfinishedStep {
 /// so none of those runs is still working.
 pub async fn unfinished_steps(loc: &Location) -> Result<Vec<UnfinishedStep>> {
     let mut out = Vec::new();
-    for id in journal::run_ids(loc).await? {
-        let records = journal::read(loc, &id).await?;
-        let mut states: Vec<(String, Event)> = journal::last_states(&records).into_iter().collect();
-        states.sort_by(|a, b| a.0.cmp(&b.0));
-        for (partition, state) in states {
-            let step = match state {
-                Event::Committing { .. } | Event::Added { .. } => "commit",
-                Event::Deleting { .. } => "delete",
-                Event::RollingBack { .. } => "rollback",
-                _ => continue,
-            };
+    for run in run_states(loc).await? {
+        for (partition, step) in run.open_steps() {
             out.push(UnfinishedStep {
-                run_id: id.clone(),
-                partition,
-                step,
+                run_id: run.run_id.clone(),
+                partition: partition.to_string(),
+                step: step.step(),
             });
         }
     }
@@ -749,14 +738,10 @@ pub async fn resumable(loc: &Location) -> Result<String> {
         if records.is_empty() {
             continue;
         }
-        let finished = records.iter().any(|r| {
-            matches!(
-                r.event,
-                Event::Finished { failed: 0, .. } | Event::RollbackFinished
-            )
-        });
-        if !finished {
-            return Ok(id.clone());
+        match RunState::from_records(id, &records) {
+            Ok(run) if run.settled() => {}
+            // Unsettled, or a journal `resume` must report on.
+            _ => return Ok(id.clone()),
         }
     }
     Err(Error::Run(format!(
@@ -769,9 +754,15 @@ pub async fn resumable(loc: &Location) -> Result<String> {
 /// The bytes of the largest partition a run planned to rewrite (from its journal), to size
 /// memory settings before resuming it.
 pub async fn largest_planned_partition(loc: &Location, run_id: &str) -> Result<u64> {
-    let records = crate::journal::read(loc, run_id).await?;
-    let plan = plan_of(&records)?;
-    Ok(plan.partitions.iter().map(|p| p.bytes).max().unwrap_or(0))
+    let records = journal::read(loc, run_id).await?;
+    let run = RunState::from_records(run_id, &records)?;
+    Ok(run
+        .plan
+        .partitions
+        .iter()
+        .map(|p| p.bytes)
+        .max()
+        .unwrap_or(0))
 }
 
 pub async fn resume(
@@ -784,16 +775,14 @@ pub async fn resume(
     let lock = Lock::acquire(loc, run_id, lease).await?;
     let opened = async {
         let (journal, records) = Journal::open(loc, run_id).await?;
-        let plan = plan_of(&records)?;
-        if records
-            .iter()
-            .any(|r| matches!(r.event, Event::RollingBack { .. } | Event::RollbackFinished))
-        {
+        let state = RunState::from_records(run_id, &records)?;
+        let plan = state.plan.clone();
+        if state.rolling_back || state.rolled_back {
             return Err(Error::Run(format!(
                 "run {run_id} was rolled back; start a new run instead"
             )));
         }
-        if records.iter().any(|r| matches!(r.event, Event::Released)) {
+        if state.released {
             return Err(Error::Run(format!(
                 "run {run_id} was released; start a new run instead"
             )));
@@ -805,17 +794,16 @@ pub async fn resume(
         let transform = Transform::new(&settings.sql, &settings.tables).await?;
         refuse_unfinished(loc, run_id, &plan).await?;
         journal.append(Event::Resumed).await?;
-        Ok::<_, Error>((journal, records, plan, settings, transform))
+        Ok::<_, Error>((journal, state, plan, settings, transform))
     }
     .await;
-    let (journal, records, plan, settings, transform) = match opened {
+    let (journal, state, plan, settings, transform) = match opened {
         Ok(x) => x,
         Err(e) => {
             let _ = lock.release().await;
             return Err(e);
         }
     };
-    let states = journal::last_states(&records);
     let ctx = Arc::new(Ctx {
         loc: loc.clone(),
         run: RunDir::new(loc, run_id),
@@ -828,76 +816,35 @@ pub async fn resume(
     });
     let mut done = HashMap::new();
     for p in &plan.partitions {
-        let Some(state) = states.get(&p.partition) else {
+        let Some(partition) = state.partitions.get(&p.partition) else {
             continue;
         };
-        if let Some(r) = final_report(state) {
+        if let Some(r) = final_report(&partition.last) {
             done.insert(p.partition.clone(), r);
             continue;
         }
-        if matches!(
-            state,
-            Event::Committing { .. } | Event::Added { .. } | Event::Deleting { .. }
-        ) {
-            let outcome = commit::recover(&ctx.loc, &ctx.run, &ctx.journal, state).await;
-            match outcome {
-                Ok(Recovered::Done) => {
-                    let ev = completed(&records, &p.partition, state);
-                    let r = match ev {
-                        Some(ev) => {
-                            ctx.journal.append(ev.clone()).await?;
-                            final_report(&ev)
-                        }
-                        None => None,
-                    };
-                    if let Some(r) = r {
+        let Some(step) = partition.open_step() else {
+            continue;
+        };
+        match commit::recover(&ctx.loc, &ctx.run, &ctx.journal, &step).await {
+            Ok(Recovered::Done) => {
+                if let Some(ev) = step.closing() {
+                    ctx.journal.append(ev.clone()).await?;
+                    if let Some(r) = final_report(&ev) {
                         done.insert(p.partition.clone(), r);
                     }
                 }
-                Ok(Recovered::NotStarted) => {}
-                Err(e) => {
-                    let mut r = PartitionReport::new(&p.partition, Status::Failed);
-                    r.error = Some(e.to_string());
-                    done.insert(p.partition.clone(), r);
-                }
+            }
+            Ok(Recovered::NotStarted) => {}
+            Err(e) => {
+                let mut r = PartitionReport::new(&p.partition, Status::Failed);
+                r.error = Some(e.to_string());
+                done.insert(p.partition.clone(), r);
             }
         }
     }
     let reports = execute(&ctx, &plan, &done).await;
     finish(ctx, &plan, reports, started).await
-}
-
-/// The record that closes an interrupted commit, from the record that opened it.
-fn completed(records: &[Record], partition: &str, state: &Event) -> Option<Event> {
-    let state = match state {
-        // Object stores: the commit was opened by the partition's last `Committing`.
-        Event::Added { .. } => records
-            .iter()
-            .rev()
-            .map(|r| &r.event)
-            .find(|e| matches!(e, Event::Committing { partition: p, .. } if p == partition))?,
-        other => other,
-    };
-    match state {
-        Event::Deleting {
-            partition, before, ..
-        } => Some(Event::Deleted {
-            partition: partition.clone(),
-            before: before.clone(),
-        }),
-        Event::Committing {
-            partition,
-            before,
-            after,
-            ..
-        } => Some(Event::Committed {
-            partition: partition.clone(),
-            before: before.clone(),
-            after: after.clone(),
-            phases: Phases::default(),
-        }),
-        _ => None,
-    }
 }
 
 /// What rollback did to one partition.
@@ -930,43 +877,18 @@ pub async fn rollback(loc: &Location, run_id: &str, lease: LeaseTimes) -> Result
 
 async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport> {
     let (journal, records) = Journal::open(loc, run_id).await?;
-    let plan = plan_of(&records)?;
-    if records.iter().any(|r| matches!(r.event, Event::Released)) {
+    let state = RunState::from_records(run_id, &records)?;
+    if state.released {
         return Err(Error::Run(format!(
             "run {run_id} was released: its backups are gone and it cannot be rolled back"
         )));
     }
     let run = RunDir::new(loc, run_id);
-    let states = journal::last_states(&records);
-    // Order of commits, to undo the newest first.
-    let mut order: Vec<&str> = Vec::new();
-    for r in &records {
-        if let Some(p) = r.event.partition() {
-            if matches!(r.event, Event::Committing { .. } | Event::Deleting { .. })
-                && !order.contains(&p)
-            {
-                order.push(p);
-            }
-        }
-    }
     let mut entries = Vec::new();
-    for p in order.iter().rev() {
-        let state = &states[*p];
-        let committing = records.iter().rev().find_map(|r| match &r.event {
-            Event::Committing {
-                partition,
-                new_files,
-                old_files,
-                ..
-            } if partition == p => Some((new_files.clone(), old_files.clone(), false)),
-            Event::Deleting {
-                partition,
-                old_files,
-                ..
-            } if partition == p => Some((Vec::new(), old_files.clone(), true)),
-            _ => None,
-        });
-        let Some((new_files, old_files, deleted)) = committing else {
+    // The newest change first.
+    for p in state.change_order.iter().rev() {
+        let partition = &state.partitions[p];
+        let Some(change) = &partition.change else {
             continue;
         };
         let entry = |status: &str, reason: Option<String>| RollbackEntry {
@@ -974,43 +896,37 @@ async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport>
             status: status.into(),
             reason,
         };
-        match state {
-            Event::RolledBack { .. } => {
-                entries.push(entry(
-                    "rolled_back",
-                    Some("already, by an earlier rollback".into()),
-                ));
+        if matches!(partition.last, Event::RolledBack(_)) {
+            entries.push(entry(
+                "rolled_back",
+                Some("already, by an earlier rollback".into()),
+            ));
+            continue;
+        }
+        match partition.open_step() {
+            // An interrupted rollback of this partition: finish it.
+            Some(step @ OpenStep::RollingBack(_)) => {
+                commit::recover(loc, &run, &journal, &step).await?;
+                entries.push(entry("rolled_back", None));
                 continue;
             }
             // Bring an interrupted commit to a definite state first.
-            Event::Committing { .. } | Event::Added { .. } | Event::Deleting { .. }
-                if commit::recover(loc, &run, &journal, state).await? == Recovered::NotStarted =>
+            Some(step)
+                if commit::recover(loc, &run, &journal, &step).await? == Recovered::NotStarted =>
             {
                 entries.push(entry("untouched", Some("its commit never started".into())));
                 continue;
             }
-            Event::RollingBack { .. } => {
-                commit::undo(
-                    loc, &run, &journal, p, &new_files, &old_files, deleted, true,
-                )
-                .await?;
-                entries.push(entry("rolled_back", None));
-                continue;
-            }
             _ => {}
         }
-        match commit::undo(
-            loc, &run, &journal, p, &new_files, &old_files, deleted, false,
-        )
-        .await?
-        {
+        match commit::undo(loc, &run, &journal, change).await? {
             None => entries.push(entry("rolled_back", None)),
             Some(reason) => {
                 journal
-                    .append(Event::RollbackSkipped {
+                    .append(Event::RollbackSkipped(RollbackSkipped {
                         partition: p.to_string(),
                         reason: reason.clone(),
-                    })
+                    }))
                     .await?;
                 entries.push(entry("skipped", Some(reason)));
             }
@@ -1021,7 +937,7 @@ async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport>
     let skipped = entries.iter().filter(|e| e.status == "skipped").count();
     Ok(RollbackReport {
         run_id: run_id.into(),
-        table: plan.table,
+        table: state.plan.table,
         partitions: entries,
         rolled_back,
         skipped,
@@ -1046,52 +962,41 @@ pub struct RunInfo {
 /// The run history of a table, oldest first.
 pub async fn history(loc: &Location) -> Result<Vec<RunInfo>> {
     let mut out = Vec::new();
-    for id in journal::run_ids(loc).await? {
-        let records = journal::read(loc, &id).await?;
-        let Ok(plan) = plan_of(&records) else {
-            continue;
-        };
-        let states = journal::last_states(&records);
-        let count = |f: fn(&Event) -> bool| states.values().filter(|e| f(e)).count();
-        let finished = records
-            .iter()
-            .any(|r| matches!(r.event, Event::Finished { .. }));
-        let rolled_back = records
-            .iter()
-            .any(|r| matches!(r.event, Event::RollbackFinished));
-        let failed = count(|e| matches!(e, Event::Failed { .. }));
-        let status = if rolled_back {
+    for run in run_states(loc).await? {
+        let failed = run.count(|e| matches!(e, Event::Failed(_)));
+        let status = if run.rolled_back {
             "rolled_back"
-        } else if finished && failed > 0 {
+        } else if run.finished.is_some() && failed > 0 {
             "finished_with_failures"
-        } else if finished {
+        } else if run.finished.is_some() {
             "finished"
         } else {
             "interrupted"
         };
         out.push(RunInfo {
-            run_id: id.clone(),
-            started_at: plan.started_at.clone(),
-            sql_hash: plan
+            run_id: run.run_id.clone(),
+            started_at: run.plan.started_at.clone(),
+            sql_hash: run
+                .plan
                 .settings
                 .as_ref()
                 .map(|s| s.sql_hash.clone())
                 .unwrap_or_default(),
-            selection: plan.selection.describe(),
-            partitions: plan.partitions.len(),
-            rewritten: count(|e| {
+            selection: run.plan.selection.describe(),
+            partitions: run.plan.partitions.len(),
+            rewritten: run.count(|e| {
                 matches!(
                     e,
-                    Event::Committed { .. }
-                        | Event::Deleted { .. }
-                        | Event::RolledBack { .. }
-                        | Event::RollbackSkipped { .. }
+                    Event::Committed(_)
+                        | Event::Deleted(_)
+                        | Event::RolledBack(_)
+                        | Event::RollbackSkipped(_)
                 )
             }),
-            unchanged: count(|e| matches!(e, Event::Unchanged { .. })),
+            unchanged: run.count(|e| matches!(e, Event::Unchanged(_))),
             failed,
             status: status.into(),
-            released: records.iter().any(|r| matches!(r.event, Event::Released)),
+            released: run.released,
         });
     }
     Ok(out)
@@ -1102,21 +1007,12 @@ pub async fn release(loc: &Location, run_id: &str, lease: LeaseTimes) -> Result<
     let lock = Lock::acquire(loc, run_id, lease).await?;
     let result = async {
         let (journal, records) = Journal::open(loc, run_id).await?;
-        let settled = records
-            .iter()
-            .any(|r| matches!(r.event, Event::Finished { .. } | Event::RollbackFinished));
-        let open = journal::last_states(&records).into_values().find(|e| {
-            matches!(
-                e,
-                Event::Committing { .. }
-                    | Event::Added { .. }
-                    | Event::Deleting { .. }
-                    | Event::RollingBack { .. }
-            )
-        });
+        let state = RunState::from_records(run_id, &records)?;
+        let settled = state.finished.is_some() || state.rolled_back;
+        let open = state.open_steps().next().map(|(p, _)| p.to_string());
         if !settled || open.is_some() {
             let which = open
-                .and_then(|e| e.partition().map(|p| format!(" (partition {p} is mid-commit)")))
+                .map(|p| format!(" (partition {p} is mid-commit)"))
                 .unwrap_or_default();
             return Err(Error::Run(format!(
                 "run {run_id} is not finished{which}; resume or roll it back before releasing its backups"

@@ -115,12 +115,19 @@ enum Entry {
     Outside(String),
 }
 
-fn is_skipped(name: &str) -> bool {
+/// Names readers skip: `_*` and `.*` (markers, hidden files), `*.crc` (checksums).
+pub fn is_skipped(name: &str) -> bool {
     name.starts_with('_') || name.starts_with('.') || name.ends_with(".crc")
 }
 
 fn is_parquet(name: &str) -> bool {
     name.to_ascii_lowercase().ends_with(".parquet")
+}
+
+/// Whether a file name in a partition folder is a data file: the one rule discovery,
+/// the commit and undo use.
+pub fn is_data_file_name(name: &str) -> bool {
+    is_parquet(name) && !is_skipped(name)
 }
 
 fn is_key_value(part: &str) -> bool {
@@ -136,8 +143,7 @@ fn classify(relative: &str, path: Path, size: u64) -> Option<Entry> {
     let layout = !dirs.is_empty() && dirs.iter().all(|d| is_key_value(d));
     let dirs: Vec<String> = dirs.iter().map(|s| s.to_string()).collect();
     if !layout {
-        return (is_parquet(name) && !is_skipped(name))
-            .then(|| Entry::Outside(relative.to_string()));
+        return is_data_file_name(name).then(|| Entry::Outside(relative.to_string()));
     }
     if is_skipped(name) {
         Some(Entry::Skipped { dirs })

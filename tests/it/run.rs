@@ -697,3 +697,71 @@ fn each_partition_is_transformed_with_its_own_rows_whatever_the_query() {
         }
     }
 }
+
+#[test]
+fn a_journal_of_the_previous_format_resumes_and_rolls_back() {
+    // testdata/journal_format_1: a run journalled before the format was recorded, cut
+    // off as a crash would: day=2024-01-02 committed, day=2024-01-01 `committing` with
+    // its new file staged and the swap not done.
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::copy_dir(
+        &crate::support::root().join("testdata/journal_format_1"),
+        dir.path(),
+    );
+    let run_id = "20261204T010942Z-7a3ca7";
+    let out = run_in(dir.path(), &["runs", "t", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let runs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(runs["runs"][0]["status"], "interrupted", "{runs}");
+    assert_eq!(runs["runs"][0]["rewritten"], 1, "{runs}");
+
+    let out = run_in(dir.path(), &["resume", "t", "--json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        partitions_of(&r),
+        [
+            ("day=2024-01-01".to_string(), "rewritten".to_string()),
+            ("day=2024-01-02".to_string(), "rewritten".to_string())
+        ]
+    );
+    let sums = |dir: &std::path::Path| -> Vec<(String, String)> {
+        crate::support::checksums(&snapshot_json(dir, "t", &[]))
+    };
+    let want_after = [
+        ("day=2024-01-01", "3b0f1f0e5135cd13013737b575ff9b4c"),
+        ("day=2024-01-02", "d6f94e8ed909be185c4e951fc21addd1"),
+    ];
+    let prefixes = |v: Vec<(String, String)>| -> Vec<(String, String)> {
+        v.into_iter()
+            .map(|(p, c)| (p, c[..32].to_string()))
+            .collect()
+    };
+    let owned = |w: &[(&str, &str)]| -> Vec<(String, String)> {
+        w.iter()
+            .map(|(p, c)| (p.to_string(), c.to_string()))
+            .collect()
+    };
+    assert_eq!(prefixes(sums(dir.path())), owned(&want_after));
+    let t = dir.path().join("t");
+    assert!(t
+        .join(format!("day=2024-01-01/part-{run_id}-0.parquet"))
+        .exists());
+    assert!(!t.join("day=2024-01-01/part-0.parquet").exists());
+
+    let out = run_in(dir.path(), &["rollback", "t", run_id]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let before = [
+        ("day=2024-01-01", "473732f3f03389587e62d7b9cc90ad0b"),
+        ("day=2024-01-02", "a5aba27b6aa1c33186b867f85245440f"),
+    ];
+    assert_eq!(prefixes(sums(dir.path())), owned(&before));
+    let files: Vec<String> = file_hashes(&t).into_keys().collect();
+    assert_eq!(
+        files,
+        [
+            "day=2024-01-01/part-0.parquet",
+            "day=2024-01-02/part-0.parquet"
+        ]
+    );
+}

@@ -57,66 +57,115 @@ impl Phases {
     }
 }
 
-/// One journal record.
+/// The journal format this backfill writes, recorded in every run's first record
+/// (journals written before it was recorded are format 1: the same records).
+pub const FORMAT: u32 = 2;
+
+fn format_1() -> u32 {
+    1
+}
+
+/// New content equals the old: nothing written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unchanged {
+    pub partition: String,
+    pub before: Side,
+    pub phases: Phases,
+}
+
+/// The new files are staged and verified, and about to be made live; `old_files` are the
+/// data files they replace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Committing {
+    pub partition: String,
+    pub new_files: Vec<String>,
+    pub old_files: Vec<String>,
+    pub before: Side,
+    pub after: Side,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_change: Option<String>,
+}
+
+/// Object stores: the new files are live beside the old ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Added {
+    pub partition: String,
+}
+
+/// The partition is wholly new.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Committed {
+    pub partition: String,
+    pub before: Side,
+    pub after: Side,
+    pub phases: Phases,
+}
+
+/// `--on-empty delete`: about to remove the partition (files kept as backup).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deleting {
+    pub partition: String,
+    pub old_files: Vec<String>,
+    pub before: Side,
+}
+
+/// The partition is gone; its files are the backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub partition: String,
+    pub before: Side,
+}
+
+/// The transform gave nothing; `--on-empty keep` left the partition as it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kept {
+    pub partition: String,
+    pub before: Side,
+    pub reason: String,
+}
+
+/// The partition was left as it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failed {
+    pub partition: String,
+    pub error: String,
+}
+
+/// A record naming only its partition (`rolling_back`, `rolled_back`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Of {
+    pub partition: String,
+}
+
+/// `rollback` left a partition as it is (reason says why).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackSkipped {
+    pub partition: String,
+    pub reason: String,
+}
+
+/// One journal record. The states of the commit protocol are drawn in
+/// [`crate::commit`]; [`crate::commit::RunState`] folds a journal into them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The frozen plan; always record 0.
     Planned {
         plan: Box<Plan>,
+        /// The journal's format ([`FORMAT`]).
+        #[serde(default = "format_1")]
+        format: u32,
     },
     /// `resume` took the run over.
     Resumed,
-    /// New content equals the old: nothing written.
-    Unchanged {
-        partition: String,
-        before: Side,
-        phases: Phases,
-    },
-    /// The new files are staged and verified, and about to be made live; `old_files`
-    /// are the data files they replace.
-    Committing {
-        partition: String,
-        new_files: Vec<String>,
-        old_files: Vec<String>,
-        before: Side,
-        after: Side,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        schema_change: Option<String>,
-    },
-    /// Object stores: the new files are live beside the old ones.
-    Added {
-        partition: String,
-    },
-    /// The partition is wholly new.
-    Committed {
-        partition: String,
-        before: Side,
-        after: Side,
-        phases: Phases,
-    },
-    /// `--on-empty delete`: about to remove the partition (files kept as backup).
-    Deleting {
-        partition: String,
-        old_files: Vec<String>,
-        before: Side,
-    },
-    /// The partition is gone; its files are the backup.
-    Deleted {
-        partition: String,
-        before: Side,
-    },
-    /// The transform gave nothing; `--on-empty keep` left the partition as it was.
-    Kept {
-        partition: String,
-        before: Side,
-        reason: String,
-    },
-    /// The partition was left as it was.
-    Failed {
-        partition: String,
-        error: String,
-    },
+    Unchanged(Unchanged),
+    Committing(Committing),
+    Added(Added),
+    Committed(Committed),
+    Deleting(Deleting),
+    Deleted(Deleted),
+    Kept(Kept),
+    Failed(Failed),
     /// The run ended (some partitions may have failed).
     Finished {
         rewritten: usize,
@@ -124,17 +173,9 @@ pub enum Event {
         failed: usize,
     },
     /// `rollback` is putting back a partition's old files.
-    RollingBack {
-        partition: String,
-    },
-    RolledBack {
-        partition: String,
-    },
-    /// `rollback` left a partition as it is (reason says why).
-    RollbackSkipped {
-        partition: String,
-        reason: String,
-    },
+    RollingBack(Of),
+    RolledBack(Of),
+    RollbackSkipped(RollbackSkipped),
     RollbackFinished,
     /// Backups were deleted; the run can no longer be rolled back.
     Released,
@@ -143,20 +184,21 @@ pub enum Event {
 impl Event {
     pub fn partition(&self) -> Option<&str> {
         use Event::*;
-        match self {
-            Unchanged { partition, .. }
-            | Committing { partition, .. }
-            | Added { partition }
-            | Committed { partition, .. }
-            | Deleting { partition, .. }
-            | Deleted { partition, .. }
-            | Kept { partition, .. }
-            | Failed { partition, .. }
-            | RollingBack { partition }
-            | RolledBack { partition }
-            | RollbackSkipped { partition, .. } => Some(partition),
-            _ => None,
-        }
+        Some(match self {
+            Unchanged(e) => &e.partition,
+            Committing(e) => &e.partition,
+            Added(e) => &e.partition,
+            Committed(e) => &e.partition,
+            Deleting(e) => &e.partition,
+            Deleted(e) => &e.partition,
+            Kept(e) => &e.partition,
+            Failed(e) => &e.partition,
+            RollingBack(e) | RolledBack(e) => &e.partition,
+            RollbackSkipped(e) => &e.partition,
+            Planned { .. } | Resumed | Finished { .. } | RollbackFinished | Released => {
+                return None
+            }
+        })
     }
 }
 
@@ -229,6 +271,7 @@ impl Journal {
         journal
             .append(Event::Planned {
                 plan: Box::new(plan.clone()),
+                format: FORMAT,
             })
             .await?;
         Ok(journal)
@@ -495,8 +538,7 @@ pub async fn read(loc: &Location, run_id: &str) -> Result<Vec<Record>> {
         .try_collect()
         .await
         .map_err(|e| Error::storage(&dir, e))?;
-    // Records in their own files (object stores), and the local log. A `.tmp` file is a
-    // record whose write never finished.
+    // Records in their own files (object stores), and the local log.
     let log = metas
         .iter()
         .position(|m| m.location.filename() == Some(LOG))
@@ -547,17 +589,6 @@ pub async fn run_ids(loc: &Location) -> Result<Vec<String>> {
         .collect();
     ids.sort();
     Ok(ids)
-}
-
-/// The last recorded state of each partition of a run.
-pub fn last_states(records: &[Record]) -> std::collections::HashMap<String, Event> {
-    let mut out = std::collections::HashMap::new();
-    for r in records {
-        if let Some(p) = r.event.partition() {
-            out.insert(p.to_string(), r.event.clone());
-        }
-    }
-    out
 }
 
 /// A new run id: start time (sortable) and a short random suffix.

@@ -1,0 +1,238 @@
+//! The protocol on local disk: a partition is a folder, swapped with its staged folder
+//! in one `renameat2(RENAME_EXCHANGE)`; the journal is an append-only file.
+
+use std::path::{Path as FsPath, PathBuf};
+
+use super::journal::{Committing, Deleting, LocalJournal, RunDir};
+use super::state::Change;
+use super::Recovered;
+use crate::error::{Error, Result};
+use crate::storage::{sync_path, Location};
+
+fn fs(loc: &Location, p: &object_store::path::Path) -> PathBuf {
+    loc.fs_path(p).expect("local table")
+}
+
+fn sync_parent(p: &FsPath) -> Result<()> {
+    match p.parent() {
+        Some(parent) => sync_path(parent),
+        None => Ok(()),
+    }
+}
+
+/// Swaps two directories atomically. `Ok(false)` when the system cannot.
+fn exchange(a: &FsPath, b: &FsPath) -> Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let ca = std::ffi::CString::new(a.as_os_str().as_bytes())
+            .map_err(|e| Error::io(a, std::io::Error::other(e)))?;
+        let cb = std::ffi::CString::new(b.as_os_str().as_bytes())
+            .map_err(|e| Error::io(b, std::io::Error::other(e)))?;
+        // SAFETY: both are valid NUL-terminated paths.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                ca.as_ptr(),
+                libc::AT_FDCWD,
+                cb.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => Ok(false),
+            Some(libc::EXDEV) => Err(Error::Run(format!(
+                "{} and {} are on different filesystems; the work area must share the table's filesystem",
+                a.display(),
+                b.display()
+            ))),
+            _ => Err(Error::io(b, err)),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
+}
+
+fn rename(from: &FsPath, to: &FsPath) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::rename(from, to).map_err(|e| Error::io(from, e))?;
+    sync_parent(from)?;
+    sync_parent(to)
+}
+
+/// Journals `committing` and swaps the staged folder in (blocking).
+pub(super) fn commit(
+    loc: &Location,
+    run: &RunDir,
+    journal: &LocalJournal,
+    committing: &Committing,
+) -> Result<()> {
+    let p = &committing.partition;
+    let live = fs(loc, &loc.child(p));
+    let stage = fs(loc, &run.stage(p));
+    // The staged file's write already made the stage folder durable.
+    if carry_over(&live, &stage, &committing.old_files)? {
+        sync_path(&stage)?;
+    }
+    journal.append(super::journal::Event::Committing(committing.clone()))?;
+    swap(loc, run, p)
+}
+
+/// Files in a live partition folder that are not data (markers like `_SUCCESS`) move
+/// with the partition: hard-linked into the staged folder before the swap. Returns
+/// whether any were.
+fn carry_over(live: &FsPath, stage: &FsPath, old_files: &[String]) -> Result<bool> {
+    let entries = match std::fs::read_dir(live) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Run(format!(
+                "partition folder {} disappeared since the plan",
+                live.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(live, e)),
+    };
+    let mut linked = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(live, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        if !is_file
+            || old_files.contains(&name)
+            || name.ends_with(".crc")
+            || name.to_ascii_lowercase().ends_with(".parquet")
+        {
+            continue;
+        }
+        let target = stage.join(&name);
+        if !target.exists() {
+            std::fs::hard_link(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
+            linked = true;
+        }
+    }
+    Ok(linked)
+}
+
+/// The swap, from any point after `Committing` was journalled.
+fn swap(loc: &Location, run: &RunDir, partition: &str) -> Result<()> {
+    let live = fs(loc, &loc.child(partition));
+    let stage = fs(loc, &run.stage(partition));
+    let backup = fs(loc, &run.backup(partition));
+    if let Some(parent) = backup.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    if exchange(&stage, &live)? {
+        sync_parent(&live)?;
+        // The stage folder now holds the old files: it becomes the backup (the rename
+        // fsyncs the stage folder's parent, which the exchange also changed).
+        rename(&stage, &backup)
+    } else {
+        rename(&live, &backup)?;
+        rename(&stage, &live)
+    }
+}
+
+/// Moves the partition folder into the backup (`Deleting` is journalled).
+pub(super) fn remove(loc: &Location, run: &RunDir, deleting: &Deleting) -> Result<()> {
+    let p = &deleting.partition;
+    rename(&fs(loc, &loc.child(p)), &fs(loc, &run.backup(p)))
+}
+
+/// Finishes an interrupted commit; `live_names` are the data files in the partition now.
+pub(super) fn recover_commit(
+    loc: &Location,
+    run: &RunDir,
+    committing: &Committing,
+    live_names: &[String],
+) -> Result<Recovered> {
+    let p = &committing.partition;
+    let live = fs(loc, &loc.child(p));
+    let stage = fs(loc, &run.stage(p));
+    let backup = fs(loc, &run.backup(p));
+    let new_files = &committing.new_files;
+    let live_has_new = !new_files.is_empty() && new_files.iter().all(|f| live_names.contains(f));
+    if live_has_new {
+        if stage.exists() && !backup.exists() {
+            rename(&stage, &backup)?;
+        }
+        Ok(Recovered::Done)
+    } else if !live.exists() && stage.exists() {
+        // The two-rename fallback stopped half-way: the old files are the backup.
+        rename(&stage, &live)?;
+        Ok(Recovered::Done)
+    } else if stage.exists() {
+        swap(loc, run, p)?;
+        Ok(Recovered::Done)
+    } else {
+        Ok(Recovered::NotStarted)
+    }
+}
+
+/// Finishes an interrupted delete.
+pub(super) fn recover_delete(loc: &Location, run: &RunDir, deleting: &Deleting) -> Result<()> {
+    let live = fs(loc, &loc.child(&deleting.partition));
+    if live.exists() {
+        rename(&live, &fs(loc, &run.backup(&deleting.partition)))?;
+    }
+    Ok(())
+}
+
+/// Puts the backup back (`RollingBack` is journalled); `live_names` as in
+/// [`recover_commit`], `sorted_old` the change's old files sorted.
+pub(super) fn undo(
+    loc: &Location,
+    run: &RunDir,
+    change: &Change,
+    live_names: &[String],
+    sorted_old: &[String],
+) -> Result<()> {
+    let p = change.partition();
+    let deleted = matches!(change, Change::Delete(_));
+    let live = fs(loc, &loc.child(p));
+    let backup = fs(loc, &run.backup(p));
+    let undone = fs(loc, &run.undone(p));
+    let old_back = if deleted {
+        live.exists()
+    } else {
+        !sorted_old.is_empty() && live_names == sorted_old
+    };
+    if old_back {
+        // Done already; the backup path may still hold the new files.
+        if !deleted && backup.exists() {
+            rename(&backup, &undone)?;
+        }
+    } else if deleted || !live.exists() {
+        rename(&backup, &live)?;
+    } else if exchange(&backup, &live)? {
+        sync_parent(&live)?;
+        sync_parent(&backup)?;
+        rename(&backup, &undone)?;
+    } else {
+        rename(&live, &undone)?;
+        rename(&backup, &live)?;
+    }
+    Ok(())
+}
+
+/// Deletes a folder of the run's work area, if it exists.
+pub(super) fn release(loc: &Location, prefix: &object_store::path::Path) -> Result<()> {
+    let dir = fs(loc, prefix);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    Ok(())
+}
+
+/// Removes what an earlier attempt may have left in a partition's stage folder.
+pub(super) fn clear_stage(loc: &Location, run: &RunDir, partition: &str) -> Result<()> {
+    release(loc, &run.stage(partition))
+}
