@@ -3,6 +3,7 @@
 //!
 //! `cargo bench --bench listing` (installs moto into target/tmp on first use, or set
 //! BACKFILL_MOTO_SERVER to a moto_server binary).
+#![allow(clippy::disallowed_methods)]
 
 #[path = "../tests/it/support/s3.rs"]
 #[allow(dead_code)]

@@ -9,6 +9,7 @@
 //!
 //! `cargo bench --bench rewrite`. Every iteration rewrites a fresh copy of the table
 //! (the copy is not timed).
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 

@@ -55,11 +55,13 @@ const WORDS: [&str; 12] = [
 /// Writes the synthetic table `dir/t` (days from 2024-01-01 as partitions) and returns it.
 pub fn generate(dir: &Path, spec: &SyntheticSpec) -> Result<PathBuf> {
     let table = dir.join("t");
-    if table.exists() {
-        std::fs::remove_dir_all(&table).map_err(|e| Error::Io {
-            path: table.clone(),
-            error: e,
-        })?;
+    if crate::storage::fs::real().exists(&table) {
+        crate::storage::fs::real()
+            .remove_dir_all(&table)
+            .map_err(|e| Error::Io {
+                path: table.clone(),
+                error: e,
+            })?;
     }
     let weights: Vec<f64> = (0..spec.partitions.max(1))
         .map(|i| 1.0 / ((i + 1) as f64).powf(spec.skew))
@@ -142,27 +144,27 @@ pub fn generate(dir: &Path, spec: &SyntheticSpec) -> Result<PathBuf> {
 
 /// Copies a local table folder into `dir/t` (the bench rewrites the copy, never the original).
 pub fn copy_table(from: &Path, dir: &Path) -> Result<PathBuf> {
-    fn copy(from: &Path, to: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(to)?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            let target = to.join(e.file_name());
-            if e.file_type()?.is_dir() {
-                copy(&e.path(), &target)?;
+    let fs = crate::storage::fs::real();
+    fn copy(fs: &dyn crate::storage::fs::Fs, from: &Path, to: &Path) -> std::io::Result<()> {
+        fs.create_dir_all(to)?;
+        for e in fs.read_dir(from)? {
+            let target = to.join(&e.name);
+            if fs.is_dir(&e.path)? {
+                copy(fs, &e.path, &target)?;
             } else {
-                std::fs::copy(e.path(), target)?;
+                fs.copy(&e.path, &target)?;
             }
         }
         Ok(())
     }
     let table = dir.join("t");
-    if table.exists() {
-        std::fs::remove_dir_all(&table).map_err(|e| Error::Io {
+    if fs.exists(&table) {
+        fs.remove_dir_all(&table).map_err(|e| Error::Io {
             path: table.clone(),
             error: e,
         })?;
     }
-    copy(from, &table).map_err(|e| Error::Io {
+    copy(fs.as_ref(), from, &table).map_err(|e| Error::Io {
         path: from.into(),
         error: e,
     })?;
@@ -290,7 +292,9 @@ pub struct BenchReport {
 
 /// Peak resident memory of this process, from /proc (Linux), in MiB.
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    crate::storage::fs::real()
+        .read(Path::new("/proc/self/status"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .ok()
         .and_then(|s| {
             s.lines()

@@ -1,6 +1,5 @@
 //! The built-in example lake for `backfill demo`: written locally, no download.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -80,10 +79,11 @@ pub fn events(day_index: usize, region_index: usize) -> RecordBatch {
 
 /// Writes `batches` as one snappy Parquet file.
 pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
+    let fs = crate::storage::fs::real();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        fs.create_dir_all(dir).map_err(io(dir))?;
     }
-    let file = File::create(path).map_err(io(path))?;
+    let mut file = Vec::new();
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
@@ -91,10 +91,11 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
         .first()
         .map(|b| b.schema())
         .unwrap_or_else(events_schema);
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::Io {
-        path: path.into(),
-        error: std::io::Error::other(e),
-    })?;
+    let mut writer =
+        ArrowWriter::try_new(&mut file, schema, Some(props)).map_err(|e| Error::Io {
+            path: path.into(),
+            error: std::io::Error::other(e),
+        })?;
     for b in batches {
         writer.write(b).map_err(|e| Error::Io {
             path: path.into(),
@@ -105,14 +106,16 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
         path: path.into(),
         error: std::io::Error::other(e),
     })?;
-    Ok(())
+    fs.write(path, &file).map_err(io(path))
 }
 
 /// Writes the example table `events` under `dir` (7 days x 2 regions) and returns its path.
 pub fn write_example(dir: &Path) -> Result<PathBuf> {
     let table = dir.join("events");
-    if table.exists() {
-        std::fs::remove_dir_all(&table).map_err(io(&table))?;
+    if crate::storage::fs::real().exists(&table) {
+        crate::storage::fs::real()
+            .remove_dir_all(&table)
+            .map_err(io(&table))?;
     }
     for (d, day) in DAYS.iter().enumerate() {
         for (r, region) in REGIONS.iter().enumerate() {
@@ -133,6 +136,8 @@ pub fn damage(table: &Path) -> Result<(String, String)> {
     let b = events(2, 0);
     write_parquet(&table.join(dup).join("part-1.parquet"), &[b.slice(0, 40)])?;
     let lost_dir = table.join("event_date=2024-01-05");
-    std::fs::remove_dir_all(lost_dir.join("region=us")).map_err(io(&lost_dir))?;
+    crate::storage::fs::real()
+        .remove_dir_all(&lost_dir.join("region=us"))
+        .map_err(io(&lost_dir))?;
     Ok((dup.to_string(), lost.to_string()))
 }

@@ -68,7 +68,7 @@ pub struct Lock {
 
 enum Kind {
     Local {
-        file: std::fs::File,
+        file: Arc<dyn crate::storage::fs::File>,
     },
     Lease {
         store: Arc<dyn ObjectStore>,
@@ -92,25 +92,25 @@ impl Lock {
         match loc.backend {
             Backend::Local => {
                 let dir = loc.fs_path(&loc.work_root()).expect("local");
-                std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+                loc.fs.create_dir_all(&dir).map_err(|e| Error::Io {
                     path: dir.clone(),
                     error: e,
                 })?;
                 let path = dir.join("lock");
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)
-                    .map_err(|e| Error::Io {
-                        path: path.clone(),
-                        error: e,
-                    })?;
-                use std::os::fd::AsRawFd;
-                // SAFETY: flock on a file descriptor we own.
-                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let io = |e| Error::Io {
+                    path: path.clone(),
+                    error: e,
+                };
+                let file = loc
+                    .fs
+                    .open(&path, crate::storage::fs::Open::Lock)
+                    .map_err(io)?;
+                if !file.try_lock().map_err(io)? {
+                    let text = loc
+                        .fs
+                        .read(&path)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
                     let holder: Option<Holder> = serde_json::from_str(&text).ok();
                     return Err(Error::Locked {
                         table: loc.display.clone(),
@@ -129,15 +129,11 @@ impl Lock {
                     since: chrono::Utc::now().to_rfc3339(),
                     expires_at_ms: i64::MAX,
                 };
-                use std::io::Write;
                 file.set_len(0)
                     .and_then(|_| {
-                        (&file).write_all(serde_json::to_string(&holder).unwrap().as_bytes())
+                        file.write_all(serde_json::to_string(&holder).unwrap().as_bytes())
                     })
-                    .map_err(|e| Error::Io {
-                        path: path.clone(),
-                        error: e,
-                    })?;
+                    .map_err(io)?;
                 Ok(Lock {
                     run_id: run_id.into(),
                     kind: Kind::Local { file },

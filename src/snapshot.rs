@@ -439,10 +439,13 @@ impl Snapshot {
 
     /// Reads a snapshot file; says so if the file is not one.
     pub fn read(path: &std::path::Path) -> Result<Snapshot> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.into(),
-            error: e,
-        })?;
+        let bytes = crate::storage::fs::real()
+            .read(path)
+            .map_err(|e| Error::Io {
+                path: path.into(),
+                error: e,
+            })?;
+        let text = String::from_utf8_lossy(&bytes);
         let snap: Snapshot = serde_json::from_str(&text).map_err(|e| Error::Snapshot {
             path: path.into(),
             reason: format!("not a backfill snapshot ({e}); write one with `backfill snapshot TABLE --out FILE`"),
@@ -495,9 +498,11 @@ impl Snapshot {
 
     pub fn write(&self, path: &std::path::Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("snapshot serialises");
-        std::fs::write(path, text + "\n").map_err(|e| Error::Io {
-            path: path.into(),
-            error: e,
-        })
+        crate::storage::fs::real()
+            .write(path, (text + "\n").as_bytes())
+            .map_err(|e| Error::Io {
+                path: path.into(),
+                error: e,
+            })
     }
 }

@@ -532,10 +532,12 @@ async fn lookup_table(
 )> {
     let local_file = std::path::Path::new(location.strip_prefix("file://").unwrap_or(location));
     if (!location.contains("://") || location.starts_with("file://")) && local_file.is_file() {
-        let abs = std::fs::canonicalize(local_file).map_err(|e| Error::Io {
-            path: local_file.into(),
-            error: e,
-        })?;
+        let abs = crate::storage::fs::real()
+            .canonicalize(local_file)
+            .map_err(|e| Error::Io {
+                path: local_file.into(),
+                error: e,
+            })?;
         return listing(&format!("file://{}", abs.display()), Vec::new(), None).await;
     }
     let loc = Location::open(location)?;

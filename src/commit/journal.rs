@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::storage::fs::{Fs, Open};
 use crate::storage::{blocking, Location};
 
 /// Rows and checksum of one side of a partition.
@@ -281,7 +282,8 @@ impl Journal {
         let dir = RunDir::new(loc, run_id).journal();
         let sink = match loc.fs_path(&dir) {
             Some(folder) => {
-                let log = blocking(move || Log::open(folder, next, new)).await?;
+                let fs = loc.fs.clone();
+                let log = blocking(move || Log::open(fs, folder, next, new)).await?;
                 Sink::Log(Arc::new(log))
             }
             None => Sink::Objects(Arc::new(AtomicU64::new(next))),
@@ -397,46 +399,43 @@ impl LocalJournal {
 /// the lines before the first damaged one, and [`Log::open`] cuts the rest off before
 /// appending again.
 struct Log {
+    fs: Arc<dyn Fs>,
     path: std::path::PathBuf,
     state: Mutex<LogState>,
 }
 
 struct LogState {
-    file: Option<Arc<std::fs::File>>,
+    file: Option<Arc<dyn crate::storage::fs::File>>,
     /// Where the next record goes; the file's length unless another process wrote to it.
     end: u64,
     next: u64,
 }
 
 impl Log {
-    fn open(folder: std::path::PathBuf, next: u64, new: bool) -> Result<Log> {
+    fn open(fs: Arc<dyn Fs>, folder: std::path::PathBuf, next: u64, new: bool) -> Result<Log> {
         let path = folder.join(LOG);
+        let io = |p: &std::path::Path| {
+            let p = p.to_path_buf();
+            move |e| Error::io(&p, e)
+        };
         let (file, end) = if new {
-            std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
-            let file = std::fs::OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
+            fs.create_dir_all(&folder).map_err(io(&folder))?;
+            let file = fs.open(&path, Open::CreateNew).map_err(io(&path))?;
             // The folders are new: make the names leading to the log durable.
             for dir in folder.ancestors().take(4) {
-                crate::storage::sync_path(dir)?;
+                fs.sync(dir).map_err(io(dir))?;
             }
-            (Some(Arc::new(file)), 0)
+            (Some(file), 0)
         } else {
-            match std::fs::OpenOptions::new()
-                .read(true)
-                .append(true)
-                .open(&path)
-            {
+            match fs.open(&path, Open::Append) {
                 Ok(file) => {
-                    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                    let bytes = fs.read(&path).map_err(io(&path))?;
                     let (_, good) = parse_log(&bytes, &path)?;
                     if good < bytes.len() {
-                        file.set_len(good as u64).map_err(|e| Error::io(&path, e))?;
-                        file.sync_all().map_err(|e| Error::io(&path, e))?;
+                        file.set_len(good as u64).map_err(io(&path))?;
+                        file.sync_all().map_err(io(&path))?;
                     }
-                    (Some(Arc::new(file)), good as u64)
+                    (Some(file), good as u64)
                 }
                 // A journal of records in their own files: the log starts with the next one.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0),
@@ -444,13 +443,13 @@ impl Log {
             }
         };
         Ok(Log {
+            fs,
             path,
             state: Mutex::new(LogState { file, end, next }),
         })
     }
 
     fn append(&self, run_id: &str, event: Event, durable: bool) -> Result<()> {
-        use std::io::Write;
         let mut state = self.state.lock().expect("journal lock");
         let record = Record {
             seq: state.next,
@@ -460,24 +459,24 @@ impl Log {
         let mut line = serde_json::to_vec(&record).expect("record serialises");
         line.push(b'\n');
         if state.file.is_none() {
-            let file = std::fs::OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&self.path)
+            let file = self
+                .fs
+                .open(&self.path, Open::CreateNew)
                 .map_err(|e| match e.kind() {
                     std::io::ErrorKind::AlreadyExists => taken(run_id, record.seq),
                     _ => Error::io(&self.path, e),
                 })?;
-            crate::storage::sync_path(self.path.parent().expect("the log is in a folder"))?;
-            state.file = Some(Arc::new(file));
+            let folder = self.path.parent().expect("the log is in a folder");
+            self.fs.sync(folder).map_err(|e| Error::io(folder, e))?;
+            state.file = Some(file);
         }
         let file = state.file.clone().expect("opened above");
         // Another process appended since this one read the journal: it holds the run now.
-        let len = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
+        let len = file.len().map_err(|e| Error::io(&self.path, e))?;
         if len != state.end {
             return Err(taken(run_id, record.seq));
         }
-        if let Err(e) = (&*file).write_all(&line) {
+        if let Err(e) = file.write_all(&line) {
             // A disk that filled up mid-line: take the part back, so that the journal
             // stays whole lines and a later append is not taken for another process's.
             let _ = file.set_len(state.end);

@@ -7,66 +7,40 @@ use super::journal::{Committing, Deleting, LocalJournal, RunDir};
 use super::state::Change;
 use super::Recovered;
 use crate::error::{Error, Result};
-use crate::storage::{sync_path, Location};
+use crate::storage::Location;
 
 fn fs(loc: &Location, p: &object_store::path::Path) -> PathBuf {
     loc.fs_path(p).expect("local table")
 }
 
-fn sync_parent(p: &FsPath) -> Result<()> {
+fn sync_parent(loc: &Location, p: &FsPath) -> Result<()> {
     match p.parent() {
-        Some(parent) => sync_path(parent),
+        Some(parent) => loc.sync(parent),
         None => Ok(()),
     }
 }
 
 /// Swaps two directories atomically. `Ok(false)` when the system cannot.
-fn exchange(a: &FsPath, b: &FsPath) -> Result<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let ca = std::ffi::CString::new(a.as_os_str().as_bytes())
-            .map_err(|e| Error::io(a, std::io::Error::other(e)))?;
-        let cb = std::ffi::CString::new(b.as_os_str().as_bytes())
-            .map_err(|e| Error::io(b, std::io::Error::other(e)))?;
-        // SAFETY: both are valid NUL-terminated paths.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                ca.as_ptr(),
-                libc::AT_FDCWD,
-                cb.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => Ok(false),
-            Some(libc::EXDEV) => Err(Error::Run(format!(
-                "{} and {} are on different filesystems; the work area must share the table's filesystem",
-                a.display(),
-                b.display()
-            ))),
-            _ => Err(Error::io(b, err)),
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (a, b);
-        Ok(false)
-    }
+fn exchange(loc: &Location, a: &FsPath, b: &FsPath) -> Result<bool> {
+    loc.fs.exchange(a, b).map_err(|e| match e.raw_os_error() {
+        Some(libc::EXDEV) => Error::Run(format!(
+            "{} and {} are on different filesystems; the work area must share the table's filesystem",
+            a.display(),
+            b.display()
+        )),
+        _ => Error::io(b, e),
+    })
 }
 
-fn rename(from: &FsPath, to: &FsPath) -> Result<()> {
+fn rename(loc: &Location, from: &FsPath, to: &FsPath) -> Result<()> {
     if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        loc.fs
+            .create_dir_all(parent)
+            .map_err(|e| Error::io(parent, e))?;
     }
-    std::fs::rename(from, to).map_err(|e| Error::io(from, e))?;
-    sync_parent(from)?;
-    sync_parent(to)
+    loc.fs.rename(from, to).map_err(|e| Error::io(from, e))?;
+    sync_parent(loc, from)?;
+    sync_parent(loc, to)
 }
 
 /// Journals `committing` and swaps the staged folder in (blocking).
@@ -80,8 +54,8 @@ pub(super) fn commit(
     let live = fs(loc, &loc.child(p));
     let stage = fs(loc, &run.stage(p));
     // The staged file's write already made the stage folder durable.
-    if carry_over(&live, &stage, &committing.old_files)? {
-        sync_path(&stage)?;
+    if carry_over(loc, &live, &stage, &committing.old_files)? {
+        loc.sync(&stage)?;
     }
     journal.append(super::journal::Event::Committing(committing.clone()))?;
     swap(loc, run, p)
@@ -90,8 +64,8 @@ pub(super) fn commit(
 /// Files in a live partition folder that are not data (markers like `_SUCCESS`) move
 /// with the partition: hard-linked into the staged folder before the swap. Returns
 /// whether any were.
-fn carry_over(live: &FsPath, stage: &FsPath, old_files: &[String]) -> Result<bool> {
-    let entries = match std::fs::read_dir(live) {
+fn carry_over(loc: &Location, live: &FsPath, stage: &FsPath, old_files: &[String]) -> Result<bool> {
+    let entries = match loc.fs.read_dir(live) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::Run(format!(
@@ -103,10 +77,8 @@ fn carry_over(live: &FsPath, stage: &FsPath, old_files: &[String]) -> Result<boo
     };
     let mut linked = false;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io(live, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
-        if !is_file
+        let name = entry.name;
+        if !entry.is_file
             || old_files.contains(&name)
             || name.ends_with(".crc")
             || name.to_ascii_lowercase().ends_with(".parquet")
@@ -114,8 +86,10 @@ fn carry_over(live: &FsPath, stage: &FsPath, old_files: &[String]) -> Result<boo
             continue;
         }
         let target = stage.join(&name);
-        if !target.exists() {
-            std::fs::hard_link(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
+        if !loc.fs.exists(&target) {
+            loc.fs
+                .hard_link(&entry.path, &target)
+                .map_err(|e| Error::io(&target, e))?;
             linked = true;
         }
     }
@@ -128,23 +102,25 @@ fn swap(loc: &Location, run: &RunDir, partition: &str) -> Result<()> {
     let stage = fs(loc, &run.stage(partition));
     let backup = fs(loc, &run.backup(partition));
     if let Some(parent) = backup.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        loc.fs
+            .create_dir_all(parent)
+            .map_err(|e| Error::io(parent, e))?;
     }
-    if exchange(&stage, &live)? {
-        sync_parent(&live)?;
+    if exchange(loc, &stage, &live)? {
+        sync_parent(loc, &live)?;
         // The stage folder now holds the old files: it becomes the backup (the rename
         // fsyncs the stage folder's parent, which the exchange also changed).
-        rename(&stage, &backup)
+        rename(loc, &stage, &backup)
     } else {
-        rename(&live, &backup)?;
-        rename(&stage, &live)
+        rename(loc, &live, &backup)?;
+        rename(loc, &stage, &live)
     }
 }
 
 /// Moves the partition folder into the backup (`Deleting` is journalled).
 pub(super) fn remove(loc: &Location, run: &RunDir, deleting: &Deleting) -> Result<()> {
     let p = &deleting.partition;
-    rename(&fs(loc, &loc.child(p)), &fs(loc, &run.backup(p)))
+    rename(loc, &fs(loc, &loc.child(p)), &fs(loc, &run.backup(p)))
 }
 
 /// Finishes an interrupted commit; `live_names` are the data files in the partition now.
@@ -160,16 +136,17 @@ pub(super) fn recover_commit(
     let backup = fs(loc, &run.backup(p));
     let new_files = &committing.new_files;
     let live_has_new = !new_files.is_empty() && new_files.iter().all(|f| live_names.contains(f));
+    let exists = |p: &FsPath| loc.fs.exists(p);
     if live_has_new {
-        if stage.exists() && !backup.exists() {
-            rename(&stage, &backup)?;
+        if exists(&stage) && !exists(&backup) {
+            rename(loc, &stage, &backup)?;
         }
         Ok(Recovered::Done)
-    } else if !live.exists() && stage.exists() {
+    } else if !exists(&live) && exists(&stage) {
         // The two-rename fallback stopped half-way: the old files are the backup.
-        rename(&stage, &live)?;
+        rename(loc, &stage, &live)?;
         Ok(Recovered::Done)
-    } else if stage.exists() {
+    } else if exists(&stage) {
         swap(loc, run, p)?;
         Ok(Recovered::Done)
     } else {
@@ -180,8 +157,8 @@ pub(super) fn recover_commit(
 /// Finishes an interrupted delete.
 pub(super) fn recover_delete(loc: &Location, run: &RunDir, deleting: &Deleting) -> Result<()> {
     let live = fs(loc, &loc.child(&deleting.partition));
-    if live.exists() {
-        rename(&live, &fs(loc, &run.backup(&deleting.partition)))?;
+    if loc.fs.exists(&live) {
+        rename(loc, &live, &fs(loc, &run.backup(&deleting.partition)))?;
     }
     Ok(())
 }
@@ -200,25 +177,26 @@ pub(super) fn undo(
     let live = fs(loc, &loc.child(p));
     let backup = fs(loc, &run.backup(p));
     let undone = fs(loc, &run.undone(p));
+    let exists = |p: &FsPath| loc.fs.exists(p);
     let old_back = if deleted {
-        live.exists()
+        exists(&live)
     } else {
         !sorted_old.is_empty() && live_names == sorted_old
     };
     if old_back {
         // Done already; the backup path may still hold the new files.
-        if !deleted && backup.exists() {
-            rename(&backup, &undone)?;
+        if !deleted && exists(&backup) {
+            rename(loc, &backup, &undone)?;
         }
-    } else if deleted || !live.exists() {
-        rename(&backup, &live)?;
-    } else if exchange(&backup, &live)? {
-        sync_parent(&live)?;
-        sync_parent(&backup)?;
-        rename(&backup, &undone)?;
+    } else if deleted || !exists(&live) {
+        rename(loc, &backup, &live)?;
+    } else if exchange(loc, &backup, &live)? {
+        sync_parent(loc, &live)?;
+        sync_parent(loc, &backup)?;
+        rename(loc, &backup, &undone)?;
     } else {
-        rename(&live, &undone)?;
-        rename(&backup, &live)?;
+        rename(loc, &live, &undone)?;
+        rename(loc, &backup, &live)?;
     }
     Ok(())
 }
@@ -226,8 +204,10 @@ pub(super) fn undo(
 /// Deletes a folder of the run's work area, if it exists.
 pub(super) fn release(loc: &Location, prefix: &object_store::path::Path) -> Result<()> {
     let dir = fs(loc, prefix);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    if loc.fs.exists(&dir) {
+        loc.fs
+            .remove_dir_all(&dir)
+            .map_err(|e| Error::io(&dir, e))?;
     }
     Ok(())
 }

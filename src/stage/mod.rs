@@ -33,7 +33,7 @@ use parquet::schema::types::ColumnPath;
 use parquet::schema::types::{SchemaDescriptor, Type, TypePtr};
 
 use crate::error::{Error, Result};
-use crate::storage::{blocking, sync_path, Location};
+use crate::storage::{blocking, Location};
 use crate::transform::SourceFile;
 
 pub mod reuse;
@@ -620,29 +620,34 @@ pub async fn write(loc: &Location, path: &Path, file: Bytes) -> Result<()> {
     let failed = |e: &dyn std::fmt::Display| Error::Run(format!("writing staged file {path}: {e}"));
     if let Some(fs) = loc.fs_path(path) {
         let path = path.clone();
+        let loc = loc.clone();
         return blocking(move || {
             let io = |e| Error::Io {
                 path: fs.clone(),
                 error: e,
             };
             if let Some(parent) = fs.parent() {
-                std::fs::create_dir_all(parent).map_err(io)?;
+                loc.fs.create_dir_all(parent).map_err(io)?;
             }
             {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&fs).map_err(io)?;
+                let f = loc
+                    .fs
+                    .open(&fs, crate::storage::fs::Open::Truncate)
+                    .map_err(io)?;
                 f.write_all(&file).map_err(io)?;
                 f.sync_all().map_err(io)?;
             }
             if let Some(parent) = fs.parent() {
-                sync_path(parent)?;
+                loc.sync(parent)?;
             }
             // Compared a chunk at a time: a second copy of the file is never held.
-            let mut f = std::fs::File::open(&fs).map_err(io)?;
+            let f = loc
+                .fs
+                .open(&fs, crate::storage::fs::Open::Read)
+                .map_err(io)?;
             let mut chunk = vec![0u8; file.len().clamp(1, 1 << 20)];
             let mut at = 0;
             loop {
-                use std::io::Read;
                 let n = f.read(&mut chunk).map_err(io)?;
                 if n == 0 {
                     break;

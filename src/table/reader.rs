@@ -21,7 +21,7 @@ pub struct FileReader {
     size: u64,
     /// A local file small enough to be read whole, with one system call, when all of it
     /// is wanted anyway (a partition being rewritten): its path, then its bytes.
-    whole: Option<(std::path::PathBuf, Option<Bytes>)>,
+    whole: Option<(std::path::PathBuf, Option<Bytes>, LocalFs)>,
     /// Where fetched bytes are kept, if they are wanted again after decoding.
     kept: Option<Fetched>,
 }
@@ -37,8 +37,10 @@ struct Kept {
     /// A large local file read whole is not held while its rows are rewritten (that would
     /// hold it twice, as bytes and as rows): its path, size and BLAKE3, to read it again
     /// when its chunks are copied and to refuse it if it changed since.
-    file: Option<(std::path::PathBuf, u64, blake3::Hash)>,
+    file: Option<(std::path::PathBuf, u64, blake3::Hash, LocalFs)>,
 }
+
+type LocalFs = Arc<dyn crate::storage::fs::Fs>;
 
 /// Local files read whole up to this size are held; larger ones are read again if needed.
 const HOLD_LIMIT: usize = 8 * 1024 * 1024;
@@ -57,10 +59,9 @@ impl Fetched {
     pub fn covers(&self, start: u64, len: u64) -> bool {
         let kept = self.lock();
         find(&kept.ranges, start, len).is_some()
-            || kept
-                .file
-                .as_ref()
-                .is_some_and(|(_, size, _)| start.checked_add(len).is_some_and(|end| end <= *size))
+            || kept.file.as_ref().is_some_and(|(_, size, _, _)| {
+                start.checked_add(len).is_some_and(|end| end <= *size)
+            })
     }
 
     /// The file's bytes `start..start + len`, if one fetch covered all of them. A large
@@ -70,7 +71,7 @@ impl Fetched {
         if let Some(b) = find(&kept.ranges, start, len) {
             return Ok(Some(b));
         }
-        let Some((path, size, hash)) = kept.file.clone() else {
+        let Some((path, size, hash, fs)) = kept.file.clone() else {
             return Ok(None);
         };
         let changed = || {
@@ -79,7 +80,9 @@ impl Fetched {
                 path.display()
             )
         };
-        let again = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let again = fs
+            .read(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         if again.len() as u64 != size || blake3::hash(&again) != hash {
             return Err(changed());
         }
@@ -124,7 +127,7 @@ impl FileReader {
         let whole = loc
             .fs_path(&path)
             .filter(|_| size <= WHOLE_FILE_LIMIT)
-            .map(|fs| (fs, None));
+            .map(|fs| (fs, None, loc.fs.clone()));
         FileReader {
             whole,
             ..FileReader::new(loc.store.clone(), path, size)
@@ -133,14 +136,15 @@ impl FileReader {
 
     /// The file's bytes, if it is read whole.
     async fn bytes(&mut self) -> Result<Option<Bytes>> {
-        let Some((fs, cached)) = &mut self.whole else {
+        let Some((fs, cached, local)) = &mut self.whole else {
             return Ok(None);
         };
         if cached.is_none() {
             let at = fs.clone();
             let hash = self.kept.is_some();
+            let local_fs = local.clone();
             let (read, hash) = tokio::task::spawn_blocking(move || {
-                std::fs::read(at).map(|read| {
+                local_fs.read(&at).map(|read| {
                     let hash = (hash && read.len() > HOLD_LIMIT).then(|| blake3::hash(&read));
                     (read, hash)
                 })
@@ -159,7 +163,9 @@ impl FileReader {
             let read = Bytes::from(read);
             if let Some(kept) = &self.kept {
                 match hash {
-                    Some(hash) => kept.lock().file = Some((fs.clone(), self.size, hash)),
+                    Some(hash) => {
+                        kept.lock().file = Some((fs.clone(), self.size, hash, local.clone()))
+                    }
                     None => kept.keep(0, &read),
                 }
             }

@@ -1,4 +1,6 @@
 //! The one integration test binary (every extra binary would link DataFusion again).
+// Tests set tables up and look at them with std::fs directly.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

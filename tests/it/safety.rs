@@ -12,7 +12,7 @@ use backfill::selection::Selection;
 use backfill::storage::{Backend, Location};
 use object_store::{memory::InMemory, path::Path, ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::support::faulty::Faulty;
+use crate::support::faulty::{Count, Faulty, FaultyFs};
 use crate::support::{
     copy_dir, file_hashes, large_rows, parquet_bytes, put, rows, run_in, small_table,
     snapshot_json, sql,
@@ -218,9 +218,18 @@ fn local(dir: &FsPath, store: Arc<dyn ObjectStore>) -> Location {
     loc
 }
 
+/// A local location whose store and filesystem both count into `count`.
+fn faulty_local(dir: &FsPath, plain: &Arc<dyn ObjectStore>, count: Arc<Count>) -> Location {
+    let mut loc = local(dir, Faulty::counting(plain.clone(), count.clone()));
+    loc.fs = FaultyFs::counting(count);
+    loc
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
-    // After each crash: resume; roll back; or start a new run.
+    // A crash at every store read and every local filesystem call of a run (journal
+    // appends and fsyncs, the lock, staged writes and their fsyncs, links, renames and
+    // exchanges of the commit); after each: resume; roll back; or start a new run.
     let (pristine, table) = small_table(3);
     let plain: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
     let before = checksums_of(&local(&table, plain.clone())).await;
@@ -233,13 +242,19 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
 
     let counting = tempfile::tempdir().unwrap();
     copy_dir(pristine.path(), counting.path());
-    let counter = Faulty::new(plain.clone(), usize::MAX);
-    run_on(&local(&counting.path().join("t"), counter.clone()))
-        .await
-        .unwrap();
+    let counter = Count::new(usize::MAX);
+    run_on(&faulty_local(
+        &counting.path().join("t"),
+        &plain,
+        counter.clone(),
+    ))
+    .await
+    .unwrap();
     let total = counter.ops();
+    assert!(total > 60, "{total} operations");
 
     let mut recovered = 0;
+    let mut refused = 0;
     for (mode, k) in ["resume", "rollback", "new run"]
         .into_iter()
         .flat_map(|u| (0..total).map(move |k| (u, k)))
@@ -247,7 +262,7 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
         let work = tempfile::tempdir().unwrap();
         copy_dir(pristine.path(), work.path());
         let t = work.path().join("t");
-        let _ = run_on(&local(&t, Faulty::new(plain.clone(), k))).await;
+        let _ = run_on(&faulty_local(&t, &plain, Count::new(k))).await;
         let loc = local(&t, plain.clone());
         let now = checksums_of(&loc).await;
         for (p, sum) in &now {
@@ -260,10 +275,8 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
         if let Ok(id) = run::resumable(&loc).await {
             recovered += 1;
             if mode == "new run" {
-                // Local commits are not reached by these faults (only the store's reads
-                // are), so none is left half done here; the object-store matrix and the
-                // SIGKILL test leave some.
-                new_run_after_crash(&loc, &id, k, &before, &after, &now).await;
+                refused +=
+                    usize::from(new_run_after_crash(&loc, &id, k, &before, &after, &now).await);
                 continue;
             }
             if mode == "rollback" {
@@ -292,6 +305,13 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
         "only {recovered} of {} crashes left a run to recover",
         3 * total
     );
+    // Crashes inside local commits (between `committing` and the swap's last fsync)
+    // leave half-done steps a new run must refuse.
+    assert!(
+        refused >= 3,
+        "only {refused} crashes left a commit to refuse"
+    );
+    eprintln!("local crash matrix: {total} crash points, {recovered} recovered, {refused} refused");
 }
 
 #[test]

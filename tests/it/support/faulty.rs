@@ -1,12 +1,16 @@
-//! A store wrapper that counts operations and fails every one from the k-th on, as a
-//! crash would: nothing after the fault reaches the store.
+//! A store wrapper and a local filesystem that count operations and fail every one from
+//! the k-th on, as a crash would: nothing after the fault reaches the store or the disk.
+//! Both may share one count, so that a run is stopped at its k-th operation of either.
 
 use std::fmt;
+use std::io;
 use std::ops::Range;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use backfill::storage::fs::{DirEntry, File, Fs, Open};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
@@ -15,16 +19,16 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
-pub struct Faulty {
-    inner: Arc<dyn ObjectStore>,
+/// Operations counted so far, and the first one that fails.
+#[derive(Debug)]
+pub struct Count {
     ops: AtomicUsize,
     fail_from: usize,
 }
 
-impl Faulty {
-    pub fn new(inner: Arc<dyn ObjectStore>, fail_from: usize) -> Arc<Faulty> {
-        Arc::new(Faulty {
-            inner,
+impl Count {
+    pub fn new(fail_from: usize) -> Arc<Count> {
+        Arc::new(Count {
             ops: AtomicUsize::new(0),
             fail_from,
         })
@@ -34,15 +38,45 @@ impl Faulty {
         self.ops.load(Ordering::SeqCst)
     }
 
-    fn tick(&self) -> Result<()> {
+    /// Counts one operation; `Err` with its number if it fails.
+    fn tick(&self) -> std::result::Result<(), usize> {
         let n = self.ops.fetch_add(1, Ordering::SeqCst);
         if n >= self.fail_from {
-            return Err(object_store::Error::Generic {
-                store: "faulty",
-                source: format!("injected fault at operation {n}").into(),
-            });
+            return Err(n);
         }
         Ok(())
+    }
+}
+
+pub struct Faulty {
+    inner: Arc<dyn ObjectStore>,
+    count: Arc<Count>,
+    fail_from: usize,
+}
+
+impl Faulty {
+    pub fn new(inner: Arc<dyn ObjectStore>, fail_from: usize) -> Arc<Faulty> {
+        Faulty::counting(inner, Count::new(fail_from))
+    }
+
+    /// A store counting into `count` (shared with a [`FaultyFs`]).
+    pub fn counting(inner: Arc<dyn ObjectStore>, count: Arc<Count>) -> Arc<Faulty> {
+        Arc::new(Faulty {
+            inner,
+            fail_from: count.fail_from,
+            count,
+        })
+    }
+
+    pub fn ops(&self) -> usize {
+        self.count.ops()
+    }
+
+    fn tick(&self) -> Result<()> {
+        self.count.tick().map_err(|n| object_store::Error::Generic {
+            store: "faulty",
+            source: format!("injected fault at operation {n}").into(),
+        })
     }
 }
 
@@ -220,5 +254,130 @@ impl ObjectStore for Tampering {
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// The local filesystem, failing from the count's k-th operation on.
+#[derive(Debug)]
+pub struct FaultyFs {
+    inner: Arc<dyn Fs>,
+    count: Arc<Count>,
+}
+
+impl FaultyFs {
+    pub fn counting(count: Arc<Count>) -> Arc<FaultyFs> {
+        Arc::new(FaultyFs {
+            inner: backfill::storage::fs::real(),
+            count,
+        })
+    }
+
+    fn tick(&self) -> io::Result<()> {
+        tick_io(&self.count)
+    }
+}
+
+fn tick_io(count: &Count) -> io::Result<()> {
+    count
+        .tick()
+        .map_err(|n| io::Error::other(format!("injected fault at operation {n}")))
+}
+
+impl Fs for FaultyFs {
+    fn create_dir_all(&self, p: &FsPath) -> io::Result<()> {
+        self.tick()?;
+        self.inner.create_dir_all(p)
+    }
+    fn rename(&self, from: &FsPath, to: &FsPath) -> io::Result<()> {
+        self.tick()?;
+        self.inner.rename(from, to)
+    }
+    fn exchange(&self, a: &FsPath, b: &FsPath) -> io::Result<bool> {
+        self.tick()?;
+        self.inner.exchange(a, b)
+    }
+    fn hard_link(&self, from: &FsPath, to: &FsPath) -> io::Result<()> {
+        self.tick()?;
+        self.inner.hard_link(from, to)
+    }
+    fn remove_dir_all(&self, p: &FsPath) -> io::Result<()> {
+        self.tick()?;
+        self.inner.remove_dir_all(p)
+    }
+    fn sync(&self, p: &FsPath) -> io::Result<()> {
+        self.tick()?;
+        self.inner.sync(p)
+    }
+    fn read(&self, p: &FsPath) -> io::Result<Vec<u8>> {
+        self.tick()?;
+        self.inner.read(p)
+    }
+    fn write(&self, p: &FsPath, bytes: &[u8]) -> io::Result<()> {
+        self.tick()?;
+        self.inner.write(p, bytes)
+    }
+    fn read_dir(&self, p: &FsPath) -> io::Result<Vec<DirEntry>> {
+        self.tick()?;
+        self.inner.read_dir(p)
+    }
+    fn exists(&self, p: &FsPath) -> bool {
+        // A failed look reads as "absent", which is what a crashed process never acts on.
+        self.tick().is_ok() && self.inner.exists(p)
+    }
+    fn is_dir(&self, p: &FsPath) -> io::Result<bool> {
+        self.tick()?;
+        self.inner.is_dir(p)
+    }
+    fn canonicalize(&self, p: &FsPath) -> io::Result<PathBuf> {
+        self.tick()?;
+        self.inner.canonicalize(p)
+    }
+    fn copy(&self, from: &FsPath, to: &FsPath) -> io::Result<u64> {
+        self.tick()?;
+        self.inner.copy(from, to)
+    }
+    fn open(&self, p: &FsPath, how: Open) -> io::Result<Arc<dyn File>> {
+        self.tick()?;
+        let inner = self.inner.open(p, how)?;
+        Ok(Arc::new(FaultyFile {
+            inner,
+            count: self.count.clone(),
+        }))
+    }
+}
+
+struct FaultyFile {
+    inner: Arc<dyn File>,
+    count: Arc<Count>,
+}
+
+impl File for FaultyFile {
+    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        tick_io(&self.count)?;
+        self.inner.write_all(bytes)
+    }
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        tick_io(&self.count)?;
+        self.inner.read(buf)
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        tick_io(&self.count)?;
+        self.inner.sync_all()
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        tick_io(&self.count)?;
+        self.inner.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        tick_io(&self.count)?;
+        self.inner.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        tick_io(&self.count)?;
+        self.inner.len()
+    }
+    fn try_lock(&self) -> io::Result<bool> {
+        tick_io(&self.count)?;
+        self.inner.try_lock()
     }
 }

@@ -3,6 +3,9 @@
 //! A location is a local path, `file://`, `s3://bucket/prefix` or `memory://`.
 //! S3 settings come from the usual `AWS_*` environment variables; they are never
 //! printed, and [`Location`]'s `Display` shows only the scheme, bucket and prefix.
+//! Local filesystem calls go through [`fs::Fs`], the location's `fs`.
+
+pub mod fs;
 
 use std::sync::Arc;
 
@@ -30,6 +33,8 @@ pub struct Location {
     pub display: String,
     /// For local tables, the absolute directory of the table.
     pub local_dir: Option<std::path::PathBuf>,
+    /// The local filesystem (local tables' journal, lock, staged files and commits).
+    pub fs: Arc<dyn fs::Fs>,
 }
 
 impl std::fmt::Debug for Location {
@@ -65,17 +70,18 @@ impl Location {
         }
         let raw = location.strip_prefix("file://").unwrap_or(location);
         let dir = std::path::Path::new(raw);
-        let meta = std::fs::metadata(dir).map_err(|e| Error::TableNotFound {
+        let local = fs::real();
+        let is_dir = local.is_dir(dir).map_err(|e| Error::TableNotFound {
             location: location.to_string(),
             reason: format!("{e}; check the path"),
         })?;
-        if !meta.is_dir() {
+        if !is_dir {
             return Err(Error::TableNotFound {
                 location: location.to_string(),
                 reason: "it is a file, not a folder; give the table's root folder".into(),
             });
         }
-        let abs = std::fs::canonicalize(dir).map_err(|e| Error::Io {
+        let abs = local.canonicalize(dir).map_err(|e| Error::Io {
             path: dir.into(),
             error: e,
         })?;
@@ -89,6 +95,7 @@ impl Location {
             backend: Backend::Local,
             display: location.to_string(),
             local_dir: Some(abs),
+            fs: local,
         })
     }
 
@@ -101,6 +108,7 @@ impl Location {
             backend: Backend::Memory,
             display: format!("memory://{prefix}"),
             local_dir: None,
+            fs: fs::real(),
         }
     }
 
@@ -118,6 +126,7 @@ impl Location {
             backend,
             display: format!("{}/{prefix}", scheme_and_bucket.trim_end_matches('/')),
             local_dir: None,
+            fs: fs::real(),
         }
     }
 
@@ -143,20 +152,29 @@ impl Location {
         }
     }
 
+    /// Whether the table is on local disk (the one truth: its backend).
+    pub fn is_local(&self) -> bool {
+        self.backend == Backend::Local
+    }
+
     /// The filesystem path of a store path, for local tables.
     pub fn fs_path(&self, path: &Path) -> Option<std::path::PathBuf> {
-        self.local_dir
-            .as_ref()
-            .map(|_| std::path::PathBuf::from("/").join(path.as_ref()))
+        self.is_local()
+            .then(|| std::path::PathBuf::from("/").join(path.as_ref()))
+    }
+
+    /// fsync of a local file or folder.
+    pub fn sync(&self, path: &std::path::Path) -> Result<()> {
+        self.fs.sync(path).map_err(|e| Error::io(path, e))
     }
 
     /// Makes a written file and the folder entry naming it durable (local tables only;
     /// object_store never fsyncs, object stores are durable on success).
     pub fn sync_file(&self, path: &Path) -> Result<()> {
         if let Some(fs) = self.fs_path(path) {
-            sync_path(&fs)?;
+            self.sync(&fs)?;
             if let Some(parent) = fs.parent() {
-                sync_path(parent)?;
+                self.sync(parent)?;
             }
         }
         Ok(())
@@ -228,17 +246,8 @@ fn open_s3(location: &str, rest: &str) -> Result<Location> {
         backend: Backend::S3,
         display: format!("s3://{bucket}/{prefix}"),
         local_dir: None,
+        fs: fs::real(),
     })
-}
-
-/// fsync of a file or folder.
-pub fn sync_path(path: &std::path::Path) -> Result<()> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::Io {
-            path: path.into(),
-            error: e,
-        })
 }
 
 /// Runs filesystem work off the async workers, so one job's fsync does not stall
