@@ -97,10 +97,6 @@ pub enum Error {
     #[error("run {run_id} lost its lock on the table ({reason}); nothing more was written; read `backfill runs` before resuming")]
     LockLost { run_id: String, reason: String },
 
-    /// A conflict that left nothing changed: safe to retry.
-    #[error("{0}; nothing was changed, it is safe to retry")]
-    Conflict(String),
-
     /// A commit step failed and its outcome is not known: read the journal first.
     #[error("commit of partition {partition} in run {run_id} did not finish ({reason}); the journal knows the state: run `backfill resume` (or `rollback`) for run {run_id}")]
     OutcomeUnknown {
@@ -112,11 +108,22 @@ pub enum Error {
     /// A run, its journal or its options are not usable.
     #[error("{0}")]
     Run(String),
+
+    /// A bug of this tool (a task that panicked, a state that cannot be): nothing about
+    /// the input.
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether trying the same command again later may succeed with nothing changed:
+    /// another run holds the table, or this one lost its lock to another.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Locked { .. } | Error::LockLost { .. })
+    }
+
     /// A local filesystem call on `path` failed.
     pub(crate) fn io(path: &std::path::Path, error: std::io::Error) -> Self {
         Error::Io {

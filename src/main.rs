@@ -32,10 +32,12 @@ fn main() -> ExitCode {
 }
 
 /// 75 (`EX_TEMPFAIL`) when another run holds the table: busy, safe to retry later, which
-/// an orchestrator must tell from bad input; 2 for every other error.
+/// an orchestrator must tell from bad input; 70 (`EX_SOFTWARE`) for a bug of this tool;
+/// 2 for every other error.
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<backfill::Error>() {
-        Some(backfill::Error::Locked { .. }) => 75,
+        Some(e) if e.is_retryable() => 75,
+        Some(backfill::Error::Internal(_)) => 70,
         _ => 2,
     }
 }

@@ -219,13 +219,22 @@ pub async fn build(
 }
 
 impl PlannedPartition {
-    /// The partition as discovery would give it, from the frozen plan.
-    pub fn to_partition(&self, loc: &Location, keys: &[PartitionKey]) -> Partition {
+    /// The partition as discovery would give it, from the frozen plan. A value that no
+    /// longer reads as its key's type is an error, never a NULL: the transform sees the
+    /// partition's values.
+    pub fn to_partition(&self, loc: &Location, keys: &[PartitionKey]) -> Result<Partition> {
         let typed = keys
             .iter()
             .zip(&self.raw_values)
-            .map(|(k, v)| Typed::read(v.as_deref(), k.key_type).unwrap_or(Typed::Null))
-            .collect();
+            .map(|(k, v)| {
+                Typed::read(v.as_deref(), k.key_type).ok_or_else(|| {
+                    Error::Run(format!(
+                        "partition {}: the planned value {:?} of key {} does not read as a {}; the plan cannot be carried out as it was made",
+                        self.partition, v, k.name, k.key_type.name()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let files = self
             .files
             .iter()
@@ -238,12 +247,12 @@ impl PlannedPartition {
                 }
             })
             .collect();
-        Partition {
+        Ok(Partition {
             id: self.partition.clone(),
             values: self.raw_values.clone(),
             typed,
             files,
             stray: Vec::new(),
-        }
+        })
     }
 }

@@ -432,8 +432,8 @@ async fn process_inner(
     if live != planned {
         return Err(Error::Run(format!("partition {id} changed since the plan was made (its files differ); it was left as it is")));
     }
-    let partition = p.to_partition(&ctx.loc, &ctx.keys);
-    let closed = |e: tokio::sync::AcquireError| Error::Run(format!("internal error: {e}"));
+    let partition = p.to_partition(&ctx.loc, &ctx.keys)?;
+    let closed = |e: tokio::sync::AcquireError| Error::Internal(e.to_string());
     let compute = slots.compute.acquire().await.map_err(closed)?;
 
     let t = Instant::now();
@@ -557,7 +557,7 @@ async fn process_inner(
     let batches = match &reuse {
         Some(r) => r
             .encoded_only(conformed.batches)
-            .map_err(|e| Error::Run(format!("internal error: {e}")))?,
+            .map_err(|e| Error::Internal(e.to_string()))?,
         None => conformed.batches,
     };
     let reuse = reuse.as_ref().map(|r| (r, &files[..]));

@@ -249,8 +249,8 @@ pub async fn scan_files(
                         })
                 });
                 let result = handle.await.unwrap_or_else(|e| {
-                    Err(Error::Usage(format!(
-                        "internal error while reading a file: {e}"
+                    Err(Error::Internal(format!(
+                        "a task reading a file failed: {e}"
                     )))
                 });
                 if let Some(progress) = &progress {

@@ -96,9 +96,9 @@ pub async fn commit(
     if !is_local(loc) {
         return store::commit(loc, run, journal, committing).await;
     }
-    let local = journal.local().ok_or_else(|| {
-        Error::Run("internal error: a local table without a local journal".into())
-    })?;
+    let local = journal
+        .local()
+        .ok_or_else(|| Error::Internal("a local table without a local journal".into()))?;
     let (loc, run, committing) = (loc.clone(), run.clone(), committing.clone());
     crate::storage::blocking(move || local::commit(&loc, &run, &local, &committing)).await
 }

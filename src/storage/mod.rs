@@ -257,5 +257,5 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Run(format!("internal error in a filesystem task: {e}")))?
+        .map_err(|e| Error::Internal(format!("a filesystem task failed: {e}")))?
 }

@@ -64,12 +64,14 @@ pub fn unescape_value(raw: &str) -> Option<String> {
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     Date,
-    #[serde(alias = "int", alias = "integer")]
+    #[serde(alias = "integer", alias = "bigint", alias = "int64")]
     Int,
+    #[serde(alias = "str", alias = "text", alias = "varchar")]
     String,
 }
 
 impl KeyType {
+    /// A key type as `--key-type` spells it (the names serde accepts, in any case).
     pub fn parse(s: &str) -> Option<KeyType> {
         match s.to_ascii_lowercase().as_str() {
             "date" => Some(KeyType::Date),
@@ -211,6 +213,26 @@ pub fn parse_int(v: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_key_type_name_parse_accepts_serde_reads_alike() {
+        for (name, ty) in [
+            ("date", KeyType::Date),
+            ("int", KeyType::Int),
+            ("integer", KeyType::Int),
+            ("bigint", KeyType::Int),
+            ("int64", KeyType::Int),
+            ("string", KeyType::String),
+            ("str", KeyType::String),
+            ("text", KeyType::String),
+            ("varchar", KeyType::String),
+        ] {
+            assert_eq!(KeyType::parse(name), Some(ty), "{name}");
+            let read: KeyType = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(read, ty, "{name}");
+            assert_eq!(KeyType::parse(ty.name()), Some(ty));
+        }
+    }
 
     #[test]
     fn escaping_round_trips_awkward_values() {
