@@ -1,10 +1,18 @@
-//! One run at a time per table.
+//! Who may change a table: one whole-table operation (`run`, `resume`, `rollback`,
+//! `release`), or any number of workers of frozen runs, each on its own partition.
 //!
-//! - Local tables: `flock` on `<work>/lock`. The kernel drops the lock when the process
-//!   dies, so a crashed run never blocks the next one; the file names the holder.
-//! - Object stores: a lease object `<work>/lock.json`, taken with a create-only write and
+//! - Local tables: `flock` on `<work>/lock`, exclusive for a whole-table operation and
+//!   shared for a worker, who also holds an exclusive `flock` on `<work>/locks/<partition>`.
+//!   The kernel drops the locks when the process dies, so a crashed run never blocks the
+//!   next one; the files name the holder.
+//! - Object stores: a lease object `<work>/lock.json` for the whole table, and
+//!   `<work>/locks/<partition>.json` per worker, each taken with a create-only write and
 //!   renewed (or taken over once expired) with a write conditional on its ETag, so two
-//!   runs can never both hold it. A run that fails to renew stops before its next commit.
+//!   holders can never both have one. A worker, once it holds its partition's lease,
+//!   checks that no live table lease exists; a whole-table operation, once it holds the
+//!   table's, checks that no live partition lease exists; each gives its own lease back
+//!   and is refused if it finds the other, so the two never both go on. A holder that
+//!   fails to renew stops before its next commit.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +31,24 @@ use crate::storage::{Backend, Location};
 pub struct LeaseTimes {
     pub ttl: Duration,
     pub renew_every: Duration,
+}
+
+impl LeaseTimes {
+    /// The default, or `BACKFILL_LEASE_TTL_SECS` seconds (renewed every quarter of it):
+    /// crash tests and orchestrators that retry quickly after a kill set it short.
+    pub fn from_env() -> LeaseTimes {
+        match std::env::var("BACKFILL_LEASE_TTL_SECS")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| *s >= 1.0)
+        {
+            Some(secs) => LeaseTimes {
+                ttl: Duration::from_secs_f64(secs),
+                renew_every: Duration::from_secs_f64(secs / 4.0),
+            },
+            None => LeaseTimes::default(),
+        }
+    }
 }
 
 impl Default for LeaseTimes {
@@ -70,6 +96,12 @@ enum Kind {
     Local {
         file: Arc<dyn crate::storage::fs::File>,
     },
+    /// A worker on local disk: the table's lock shared, its partition's exclusive.
+    Worker {
+        #[allow(dead_code)]
+        table: Arc<dyn crate::storage::fs::File>,
+        file: Arc<dyn crate::storage::fs::File>,
+    },
     Lease {
         store: Arc<dyn ObjectStore>,
         path: Path,
@@ -112,16 +144,7 @@ impl Lock {
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_default();
                     let holder: Option<Holder> = serde_json::from_str(&text).ok();
-                    return Err(Error::Locked {
-                        table: loc.display.clone(),
-                        run_id: holder
-                            .as_ref()
-                            .map(|h| h.run_id.clone())
-                            .unwrap_or_else(|| "?".into()),
-                        holder: holder
-                            .map(|h| format!("{}, since {}", h.owner, h.since))
-                            .unwrap_or_else(|| "unknown holder".into()),
-                    });
+                    return Err(locked(loc, holder));
                 }
                 let holder = Holder {
                     run_id: run_id.into(),
@@ -143,25 +166,111 @@ impl Lock {
             }
             Backend::S3 | Backend::Memory => {
                 let path = loc.work_root().join("lock.json");
-                let store = loc.store.clone();
-                let etag = take_lease(&store, &path, loc, run_id, times).await?;
-                let etag = Arc::new(tokio::sync::Mutex::new(Some(etag)));
-                let renewer = tokio::spawn(renew(
-                    store.clone(),
-                    path.clone(),
-                    run_id.to_string(),
-                    times,
-                    etag.clone(),
-                    lost.clone(),
-                ));
-                Ok(Lock {
-                    run_id: run_id.into(),
-                    kind: Kind::Lease { store, path, etag },
-                    lost,
-                    renewer: Some(renewer),
-                })
+                let lock = Lock::lease(loc, path, run_id, times).await?;
+                // Workers of frozen runs hold partitions: wait for them to finish.
+                if let Some(worker) = live_lease_under(loc, &loc.work_root().join("locks")).await? {
+                    let _ = lock.release().await;
+                    return Err(Error::Locked {
+                        table: loc.display.clone(),
+                        run_id: worker.run_id,
+                        holder: format!("a worker, {}, since {}", worker.owner, worker.since),
+                    });
+                }
+                Ok(lock)
             }
         }
+    }
+
+    async fn lease(loc: &Location, path: Path, run_id: &str, times: LeaseTimes) -> Result<Lock> {
+        let lost = Arc::new(AtomicBool::new(false));
+        let store = loc.store.clone();
+        let etag = take_lease(&store, &path, loc, run_id, times).await?;
+        let etag = Arc::new(tokio::sync::Mutex::new(Some(etag)));
+        let renewer = tokio::spawn(renew(
+            store.clone(),
+            path.clone(),
+            run_id.to_string(),
+            times,
+            etag.clone(),
+            lost.clone(),
+        ));
+        Ok(Lock {
+            run_id: run_id.into(),
+            kind: Kind::Lease { store, path, etag },
+            lost,
+            renewer: Some(renewer),
+        })
+    }
+
+    /// Takes partition `partition` for a worker of frozen run `run_id`: other workers may
+    /// hold other partitions meanwhile; no whole-table operation may run. Fails with
+    /// [`Error::Locked`] (busy, retry) naming the holder.
+    pub async fn partition(
+        loc: &Location,
+        run_id: &str,
+        partition: &str,
+        times: LeaseTimes,
+    ) -> Result<Lock> {
+        let name = lock_name(partition);
+        if !loc.is_local() {
+            let path = loc
+                .work_root()
+                .join("locks")
+                .join(format!("{name}.json").as_str());
+            let lock = Lock::lease(loc, path, run_id, times).await?;
+            if let Some(table) = live_lease_at(loc, &loc.work_root().join("lock.json")).await? {
+                let _ = lock.release().await;
+                return Err(Error::Locked {
+                    table: loc.display.clone(),
+                    run_id: table.run_id,
+                    holder: format!("{}, since {}", table.owner, table.since),
+                });
+            }
+            return Ok(lock);
+        }
+        let dir = loc.fs_path(&loc.work_root()).expect("local");
+        let locks = dir.join("locks");
+        loc.fs
+            .create_dir_all(&locks)
+            .map_err(|e| Error::io(&locks, e))?;
+        let open = |path: &std::path::Path| {
+            loc.fs
+                .open(path, crate::storage::fs::Open::Lock)
+                .map_err(|e| Error::io(path, e))
+        };
+        let holder_of = |path: &std::path::Path| -> Option<Holder> {
+            let bytes = loc.fs.read(path).ok()?;
+            serde_json::from_slice(&bytes).ok()
+        };
+        let table_path = dir.join("lock");
+        let table = open(&table_path)?;
+        if !table
+            .try_lock_shared()
+            .map_err(|e| Error::io(&table_path, e))?
+        {
+            let h = holder_of(&table_path);
+            return Err(locked(loc, h));
+        }
+        let path = locks.join(&name);
+        let file = open(&path)?;
+        if !file.try_lock().map_err(|e| Error::io(&path, e))? {
+            return Err(locked(loc, holder_of(&path)));
+        }
+        let holder = Holder {
+            run_id: run_id.into(),
+            owner: owner(),
+            since: chrono::Utc::now().to_rfc3339(),
+            expires_at_ms: i64::MAX,
+        };
+        file.set_len(0)
+            .and_then(|_| file.write_all(serde_json::to_string(&holder).unwrap().as_bytes()))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Lock {
+            run_id: run_id.into(),
+            kind: Kind::Worker { table, file },
+            lost: Arc::new(AtomicBool::new(false)),
+            renewer: None,
+        })
     }
 
     /// Fails if the lease could not be renewed: the caller must stop changing the table.
@@ -180,7 +289,7 @@ impl Lock {
             r.abort();
         }
         match &self.kind {
-            Kind::Local { file } => {
+            Kind::Local { file } | Kind::Worker { file, .. } => {
                 let _ = file.set_len(0);
                 Ok(())
             }
@@ -201,6 +310,65 @@ impl Lock {
     }
 }
 
+/// A partition's lock file name: its id with `%` and `/` escaped (one file per id).
+fn lock_name(partition: &str) -> String {
+    partition.replace('%', "%25").replace('/', "%2F")
+}
+
+fn locked(loc: &Location, holder: Option<Holder>) -> Error {
+    Error::Locked {
+        table: loc.display.clone(),
+        run_id: holder
+            .as_ref()
+            .map(|h| h.run_id.clone())
+            .unwrap_or_else(|| "?".into()),
+        holder: holder
+            .map(|h| format!("{}, since {}", h.owner, h.since))
+            .unwrap_or_else(|| "workers of a frozen run hold partitions of it".into()),
+    }
+}
+
+/// The holder of the lease at `path`, if it exists and has not expired.
+async fn live_lease_at(loc: &Location, path: &Path) -> Result<Option<Holder>> {
+    let got = match loc.store.get(path).await {
+        Ok(g) => g,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(Error::storage(path, e)),
+    };
+    let bytes = match got.bytes().await {
+        Ok(b) => b,
+        // Released meanwhile.
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(Error::storage(path, e)),
+    };
+    // An unreadable lease is taken as live: never go on beside a holder we cannot read.
+    let holder: Holder = serde_json::from_slice(&bytes).unwrap_or(Holder {
+        run_id: "?".into(),
+        owner: format!("an unreadable lease {path}"),
+        since: "?".into(),
+        expires_at_ms: i64::MAX,
+    });
+    Ok((holder.expires_at_ms > now_ms()).then_some(holder))
+}
+
+/// The holder of some live lease under `prefix`.
+async fn live_lease_under(loc: &Location, prefix: &Path) -> Result<Option<Holder>> {
+    use futures::TryStreamExt;
+    let paths: Vec<Path> = loc
+        .store
+        .list(Some(prefix))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .map_err(|e| Error::storage(prefix, e))?;
+    for p in paths {
+        if let Some(h) = live_lease_at(loc, &p).await? {
+            return Ok(Some(h));
+        }
+    }
+    Ok(None)
+}
+
 fn body(run_id: &str, times: LeaseTimes) -> PutPayload {
     let holder = Holder {
         run_id: run_id.into(),
@@ -218,7 +386,11 @@ async fn probe_conditional_writes(
     loc: &Location,
     run_id: &str,
 ) -> Result<()> {
-    let probe = loc.work_root().join(format!("probe-{run_id}"));
+    // One probe object per attempt: workers of one run probe at the same time.
+    let nonce = blake3::hash(format!("{}{:?}", owner(), std::time::SystemTime::now()).as_bytes());
+    let probe = loc
+        .work_root()
+        .join(format!("probe-{run_id}-{}", &nonce.to_hex()[..12]));
     let create = || PutOptions {
         mode: PutMode::Create,
         ..Default::default()

@@ -115,6 +115,10 @@ pub struct Plan {
     pub estimated_seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub settings: Option<RunSettings>,
+    /// Frozen by `plan --freeze` for workers (`run --run ID --partition P`): each
+    /// partition's records are in its own journal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frozen: bool,
 }
 
 /// Rows a run rewrites per second per job, for estimates: lineitem SF1 by month rewrote
@@ -215,6 +219,7 @@ pub async fn build(
         totals,
         estimated_seconds,
         settings: None,
+        frozen: false,
     })
 }
 

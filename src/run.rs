@@ -80,6 +80,10 @@ pub struct PartitionReport {
     pub schema_change: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What a worker found and did instead of transforming (done already by an earlier
+    /// try, or an interrupted commit finished).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl PartitionReport {
@@ -95,6 +99,7 @@ impl PartitionReport {
             phases: Phases::default(),
             schema_change: None,
             error: None,
+            note: None,
         }
     }
 }
@@ -127,6 +132,21 @@ pub struct RunReport {
 
 impl RunReport {
     fn new(plan: &Plan, partitions: Vec<PartitionReport>, wall_ms: f64) -> RunReport {
+        let sql_hash = plan
+            .settings
+            .as_ref()
+            .map(|s| s.sql_hash.clone())
+            .unwrap_or_default();
+        RunReport::new_for(&plan.run_id, &plan.table, &sql_hash, partitions, wall_ms)
+    }
+
+    fn new_for(
+        run_id: &str,
+        table: &str,
+        sql_hash: &str,
+        partitions: Vec<PartitionReport>,
+        wall_ms: f64,
+    ) -> RunReport {
         let mut s = RunSummary {
             partitions: partitions.len(),
             ..Default::default()
@@ -153,13 +173,9 @@ impl RunReport {
         }
         s.rows_delta = s.rows_after as i64 - s.rows_before as i64;
         RunReport {
-            run_id: plan.run_id.clone(),
-            table: plan.table.clone(),
-            sql_hash: plan
-                .settings
-                .as_ref()
-                .map(|s| s.sql_hash.clone())
-                .unwrap_or_default(),
+            run_id: run_id.into(),
+            table: table.into(),
+            sql_hash: sql_hash.into(),
             partitions,
             summary: s,
             phases,
@@ -169,6 +185,17 @@ impl RunReport {
 
     pub fn ok(&self) -> bool {
         self.summary.failed == 0 && self.summary.skipped == 0
+    }
+
+    /// The same run's report over other partitions (a worker doing several).
+    pub fn set_partitions(&mut self, partitions: Vec<PartitionReport>) {
+        *self = RunReport::new_for(
+            &self.run_id,
+            &self.table,
+            &self.sql_hash,
+            partitions,
+            self.wall_ms,
+        );
     }
 }
 
@@ -669,12 +696,30 @@ fn final_report(ev: &Event) -> Option<PartitionReport> {
 async fn run_states(loc: &Location) -> Result<Vec<RunState>> {
     let mut out = Vec::new();
     for id in journal::run_ids(loc).await? {
-        let records = journal::read(loc, &id).await?;
-        if let Ok(state) = RunState::from_records(&id, &records) {
+        if let Some(state) = run_state(loc, &id, None).await? {
             out.push(state);
         }
     }
     Ok(out)
+}
+
+/// Run `id` folded from its journal and, for a frozen run, its partitions' journals (all
+/// of them, or only `only`'s); `None` when its journal has no plan.
+async fn run_state(loc: &Location, id: &str, only: Option<&str>) -> Result<Option<RunState>> {
+    let records = journal::read(loc, id).await?;
+    let Ok(state) = RunState::from_records(id, &records) else {
+        return Ok(None);
+    };
+    if !state.plan.frozen {
+        return Ok(Some(state));
+    }
+    let mut partitions = Vec::new();
+    for p in &state.plan.partitions {
+        if only.is_none_or(|o| o == p.partition) {
+            partitions.push(journal::read_partition(loc, id, &p.partition).await?);
+        }
+    }
+    RunState::from_journals(id, &records, &partitions).map(Some)
 }
 
 /// A partition another run left between the first and last step of a commit, a delete
@@ -772,6 +817,16 @@ pub async fn resume(
     progress: Option<Progress>,
 ) -> Result<RunReport> {
     let started = Instant::now();
+    if let Some(state) = run_state(loc, run_id, None).await? {
+        if state.plan.frozen {
+            if state.rolling_back || state.rolled_back || state.released {
+                return Err(Error::Run(format!(
+                    "run {run_id} was rolled back or released; start a new run instead"
+                )));
+            }
+            return resume_frozen(loc, &state, lease, progress).await;
+        }
+    }
     let lock = Lock::acquire(loc, run_id, lease).await?;
     let opened = async {
         let (journal, records) = Journal::open(loc, run_id).await?;
@@ -877,7 +932,10 @@ pub async fn rollback(loc: &Location, run_id: &str, lease: LeaseTimes) -> Result
 
 async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport> {
     let (journal, records) = Journal::open(loc, run_id).await?;
-    let state = RunState::from_records(run_id, &records)?;
+    let state = match run_state(loc, run_id, None).await? {
+        Some(s) => s,
+        None => RunState::from_records(run_id, &records)?,
+    };
     if state.released {
         return Err(Error::Run(format!(
             "run {run_id} was released: its backups are gone and it cannot be rolled back"
@@ -896,6 +954,12 @@ async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport>
             status: status.into(),
             reason,
         };
+        // A frozen run's partition records are in the partition's own journal.
+        let own = match state.plan.frozen {
+            true => Some(Journal::open_partition(loc, run_id, p).await?.0),
+            false => None,
+        };
+        let journal = own.as_ref().unwrap_or(&journal);
         if matches!(partition.last, Event::RolledBack(_)) {
             entries.push(entry(
                 "rolled_back",
@@ -906,20 +970,20 @@ async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport>
         match partition.open_step() {
             // An interrupted rollback of this partition: finish it.
             Some(step @ OpenStep::RollingBack(_)) => {
-                commit::recover(loc, &run, &journal, &step).await?;
+                commit::recover(loc, &run, journal, &step).await?;
                 entries.push(entry("rolled_back", None));
                 continue;
             }
             // Bring an interrupted commit to a definite state first.
             Some(step)
-                if commit::recover(loc, &run, &journal, &step).await? == Recovered::NotStarted =>
+                if commit::recover(loc, &run, journal, &step).await? == Recovered::NotStarted =>
             {
                 entries.push(entry("untouched", Some("its commit never started".into())));
                 continue;
             }
             _ => {}
         }
-        match commit::undo(loc, &run, &journal, change).await? {
+        match commit::undo(loc, &run, journal, change).await? {
             None => entries.push(entry("rolled_back", None)),
             Some(reason) => {
                 journal
@@ -964,12 +1028,16 @@ pub async fn history(loc: &Location) -> Result<Vec<RunInfo>> {
     let mut out = Vec::new();
     for run in run_states(loc).await? {
         let failed = run.count(|e| matches!(e, Event::Failed(_)));
+        // A frozen run ends partition by partition: its workers write no `finished`.
+        let finished = run.finished.is_some() || (run.plan.frozen && run.all_final());
         let status = if run.rolled_back {
             "rolled_back"
-        } else if run.finished.is_some() && failed > 0 {
+        } else if finished && failed > 0 {
             "finished_with_failures"
-        } else if run.finished.is_some() {
+        } else if finished {
             "finished"
+        } else if run.plan.frozen {
+            "open"
         } else {
             "interrupted"
         };
@@ -1007,8 +1075,13 @@ pub async fn release(loc: &Location, run_id: &str, lease: LeaseTimes) -> Result<
     let lock = Lock::acquire(loc, run_id, lease).await?;
     let result = async {
         let (journal, records) = Journal::open(loc, run_id).await?;
-        let state = RunState::from_records(run_id, &records)?;
-        let settled = state.finished.is_some() || state.rolled_back;
+        let state = match run_state(loc, run_id, None).await? {
+            Some(s) => s,
+            None => RunState::from_records(run_id, &records)?,
+        };
+        let settled = state.finished.is_some()
+            || state.rolled_back
+            || (state.plan.frozen && state.all_final());
         let open = state.open_steps().next().map(|(p, _)| p.to_string());
         if !settled || open.is_some() {
             let which = open
@@ -1025,4 +1098,240 @@ pub async fn release(loc: &Location, run_id: &str, lease: LeaseTimes) -> Result<
     let released = lock.release().await;
     result?;
     released
+}
+
+/// Plans a run and freezes it into its journal for workers, without touching a partition:
+/// `run --run ID --partition P` then does P, on any machine, any number at once.
+pub async fn freeze(table: &Table, selected: &[usize], req: RunRequest) -> Result<Plan> {
+    check_scope(&req.selection, req.all, selected.len())?;
+    let transform = Transform::new(&req.sql, &req.tables).await?;
+    check_sql(table, selected, &transform, req.allow_schema_change).await?;
+    let run_id = journal::new_run_id();
+    let mut plan = plan::build(
+        table,
+        selected,
+        &req.selection,
+        req.order,
+        req.jobs,
+        &run_id,
+    )
+    .await?;
+    plan.settings = Some(RunSettings {
+        sql: req.sql.clone(),
+        sql_hash: sql_hash(&req.sql),
+        order: req.order,
+        on_empty: req.on_empty,
+        allow_schema_change: req.allow_schema_change,
+        tables: req.tables.clone(),
+        jobs: req.jobs,
+    });
+    plan.frozen = true;
+    // A new run's folder: no other process writes it, so no lock is needed.
+    Journal::create(&table.location, &plan).await?;
+    Ok(plan)
+}
+
+/// One worker's task: partition `partition` of frozen run `run_id`.
+///
+/// Retry-safe: a partition the run already committed (or found unchanged, deleted or
+/// kept) is reported from the journal and not transformed again; one whose commit was
+/// interrupted is finished, as `resume` would; otherwise it is processed as `run` does.
+/// Busy (another worker holds the partition, or a whole-table operation holds the
+/// table) is [`Error::Locked`]: retry later.
+pub async fn run_partition(
+    loc: &Location,
+    run_id: &str,
+    partition: &str,
+    lease: LeaseTimes,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let Some(state) = run_state(loc, run_id, Some(partition)).await? else {
+        return Err(Error::Run(format!(
+            "no run {run_id} in the journal of {}; `backfill runs {}` lists them",
+            loc.display, loc.display
+        )));
+    };
+    let plan = state.plan.clone();
+    if !plan.frozen {
+        return Err(Error::Usage(format!(
+            "run {run_id} was not frozen by `backfill plan --freeze`, so it takes no workers; `backfill resume {} {run_id}` finishes it",
+            loc.display
+        )));
+    }
+    let Some(planned) = plan
+        .partitions
+        .iter()
+        .find(|p| p.partition == partition)
+        .cloned()
+    else {
+        let first: Vec<&str> = plan
+            .partitions
+            .iter()
+            .take(3)
+            .map(|p| p.partition.as_str())
+            .collect();
+        return Err(Error::Usage(format!(
+            "partition {partition} is not in run {run_id}'s plan, whose {} partitions are {}{}; give one of them as it is spelled there",
+            plan.partitions.len(),
+            first.join(", "),
+            if plan.partitions.len() > 3 { ", ..." } else { "" }
+        )));
+    };
+    if state.rolling_back || state.rolled_back || state.released {
+        return Err(Error::Run(format!(
+            "run {run_id} was rolled back or released; plan a new run instead"
+        )));
+    }
+    let lock = Lock::partition(loc, run_id, partition, lease).await?;
+    let result = work_partition(loc, run_id, &plan, &planned, lock).await;
+    let report = result?;
+    Ok(RunReport::new(&plan, vec![report], ms(started)))
+}
+
+async fn work_partition(
+    loc: &Location,
+    run_id: &str,
+    plan: &Plan,
+    planned: &PlannedPartition,
+    lock: Lock,
+) -> Result<PartitionReport> {
+    let id = planned.partition.as_str();
+    let run = RunDir::new(loc, run_id);
+    let opened = async {
+        // Read again under the lease: an earlier try may have ended meanwhile.
+        let (journal, records) = Journal::open_partition(loc, run_id, id).await?;
+        let main = journal::read(loc, run_id).await?;
+        let state = RunState::from_journals(run_id, &main, &[records])?;
+        Ok::<_, Error>((journal, state))
+    }
+    .await;
+    let (journal, state) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = lock.release().await;
+            return Err(e);
+        }
+    };
+    let done = async {
+        if let Some(p) = state.partitions.get(id) {
+            if let Some(mut r) = final_report(&p.last) {
+                r.note = Some("done already by an earlier try; not transformed again".into());
+                return Ok(Some(r));
+            }
+            if let Some(step) = p.open_step() {
+                if commit::recover(loc, &run, &journal, &step).await? == Recovered::Done {
+                    if let Some(ev) = step.closing() {
+                        journal.append(ev.clone()).await?;
+                        let mut r = final_report(&ev).expect("a closing record is final");
+                        r.note =
+                            Some("an interrupted commit of an earlier try was finished".into());
+                        return Ok(Some(r));
+                    }
+                }
+            }
+        }
+        // Another run's unfinished step on this partition: its files are two versions.
+        for other in journal::run_ids(loc).await? {
+            if other == run_id {
+                continue;
+            }
+            if let Some(st) = run_state(loc, &other, Some(id)).await? {
+                if let Some(step) = st.partitions.get(id).and_then(|p| p.open_step()) {
+                    return Err(Error::Unfinished {
+                        table: loc.display.clone(),
+                        partition: id.into(),
+                        run_id: other,
+                        step: step.step(),
+                    });
+                }
+            }
+        }
+        Ok::<_, Error>(None)
+    }
+    .await;
+    let done = match done {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = lock.release().await;
+            return Err(e);
+        }
+    };
+    if let Some(r) = done {
+        lock.release().await?;
+        return Ok(r);
+    }
+    let settings = match plan.settings.clone() {
+        Some(s) => s,
+        None => {
+            let _ = lock.release().await;
+            return Err(Error::Run("the plan has no run settings".into()));
+        }
+    };
+    let transform = match Transform::new(&settings.sql, &settings.tables).await {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = lock.release().await;
+            return Err(e);
+        }
+    };
+    let ctx = Ctx {
+        loc: loc.clone(),
+        run,
+        journal,
+        lock,
+        transform,
+        keys: plan.keys.clone(),
+        settings,
+        progress: None,
+    };
+    let slots = Slots {
+        compute: tokio::sync::Semaphore::new(1),
+        writing: tokio::sync::Semaphore::new(WRITE_BUDGET_MB as usize),
+    };
+    let report = process(&ctx, planned, &slots).await;
+    // The last record of a try must be durable: no later append of this worker will be.
+    let flushed = ctx.journal.flush().await;
+    ctx.lock.release().await?;
+    flushed?;
+    Ok(report)
+}
+
+/// Finishes a frozen run as its workers would: every partition not yet done, `jobs` at
+/// once, each under its own lease.
+async fn resume_frozen(
+    loc: &Location,
+    state: &RunState,
+    lease: LeaseTimes,
+    progress: Option<Progress>,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let jobs = state.plan.settings.as_ref().map_or(1, |s| s.jobs.max(1));
+    let reports: Vec<Result<RunReport>> = futures::stream::iter(state.plan.partitions.clone())
+        .map(|p| {
+            let loc = loc.clone();
+            let run_id = state.run_id.clone();
+            let progress = progress.clone();
+            async move {
+                let r = run_partition(&loc, &run_id, &p.partition, lease).await;
+                if let (Ok(r), Some(progress)) = (&r, &progress) {
+                    progress(&r.partitions[0]);
+                }
+                r
+            }
+        })
+        .buffered(jobs)
+        .collect()
+        .await;
+    let mut partitions = Vec::new();
+    for (p, r) in state.plan.partitions.iter().zip(reports) {
+        partitions.push(match r {
+            Ok(mut r) => r.partitions.remove(0),
+            Err(e) => {
+                let mut r = PartitionReport::new(&p.partition, Status::Failed);
+                r.error = Some(e.to_string());
+                r
+            }
+        });
+    }
+    Ok(RunReport::new(&state.plan, partitions, ms(started)))
 }

@@ -120,6 +120,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         jobs: Some(2),
         tables: vec![],
         allow_schema_change: false,
+        freeze: false,
+        all: false,
+        on_empty: "fail".into(),
         json: false,
     })
     .await?;
@@ -130,7 +133,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     ));
     run_cmd::run(run_cmd::RunArgs {
         table: table.clone(),
-        sql: fix.clone(),
+        sql: Some(fix.clone()),
+        run: None,
         selection,
         all: false,
         jobs: Some(2),

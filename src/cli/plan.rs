@@ -16,6 +16,12 @@ use super::{open_selected, parse_tables, render, SelectionArgs};
 /// Parquet footers: no data is read), the totals and an estimated duration. With --sql the
 /// transform is planned against the table's schema (not executed) and its output columns
 /// are compared with the table's. Nothing is written.
+///
+/// With --freeze (and --sql), the plan becomes a run for workers: its id, partitions and
+/// their files, the SQL and options are written to the run's journal, and each worker
+/// (an orchestrator's mapped task, on any machine) runs
+/// `backfill run TABLE --run ID --partition P`. `backfill resume TABLE ID` finishes
+/// whatever the workers left; `backfill rollback TABLE ID` undoes all of it.
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     /// Table root: a local folder, file://PATH or s3://BUCKET/PREFIX
@@ -37,6 +43,15 @@ pub struct PlanArgs {
     /// Accept output columns or types that differ from the table's
     #[arg(long)]
     pub allow_schema_change: bool,
+    /// Freeze the plan into a run for workers (`run --run ID --partition P`); needs --sql
+    #[arg(long, requires = "sql")]
+    pub freeze: bool,
+    /// With --freeze: act on every partition (required when no selection is given)
+    #[arg(long, requires = "freeze")]
+    pub all: bool,
+    /// With --freeze: when the transform returns no rows, fail, delete or keep
+    #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = ["fail", "delete", "keep"])]
+    pub on_empty: String,
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
@@ -62,6 +77,37 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     let (table, selected) = open_selected(&args.table, &args.selection).await?;
     let jobs = args.jobs.unwrap_or_else(backfill::snapshot::default_jobs);
     let order = Order::parse(&args.order).expect("clap checked");
+    if args.freeze {
+        let path = args.sql.as_ref().expect("clap requires --sql");
+        let sql = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --sql {}", path.display()))?;
+        let req = backfill::run::RunRequest {
+            sql,
+            selection: args.selection.selection(),
+            all: args.all,
+            jobs,
+            order,
+            on_empty: backfill::plan::OnEmpty::parse(&args.on_empty).expect("clap checked"),
+            allow_schema_change: args.allow_schema_change,
+            tables: parse_tables(&args.tables)?,
+            lease: backfill::lock::LeaseTimes::from_env(),
+            progress: None,
+        };
+        let plan = run::freeze(&table, &selected, req)
+            .await
+            .with_context(|| format!("freezing a run on {}", table.location))?;
+        if args.json {
+            render::json(&plan);
+        } else {
+            render::out(&render::plan(&plan, jobs));
+            render::out(&format!(
+                "frozen as run {id}: each worker runs `backfill run {t} --run {id} --partition P`; `backfill resume {t} {id}` finishes what they leave\n",
+                id = plan.run_id,
+                t = args.table
+            ));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let transform = match &args.sql {
         Some(path) => {
             let sql = std::fs::read_to_string(path)

@@ -382,11 +382,14 @@ pub fn run_report(r: &RunReport) -> String {
     let notes: Vec<&PartitionReport> = r
         .partitions
         .iter()
-        .filter(|p| p.error.is_some() || p.schema_change.is_some())
+        .filter(|p| p.error.is_some() || p.schema_change.is_some() || p.note.is_some())
         .collect();
     if !notes.is_empty() {
         text.push('\n');
         for p in notes {
+            if let Some(n) = &p.note {
+                text.push_str(&format!("{}: {n}\n", p.partition));
+            }
             if let Some(e) = &p.error {
                 text.push_str(&format!("{}: {e}\n", p.partition));
             }

@@ -21,13 +21,28 @@ use super::{open_selected, parse_tables, render, SelectionArgs};
 /// is not rewritten. Every step is journalled: `backfill resume` finishes an interrupted
 /// run, `backfill rollback` undoes one. Exit 0 when every partition succeeded, 1 when some
 /// failed (they are listed and left as they were), 2 on bad input (nothing written).
+///
+/// As a worker of a run frozen by `backfill plan --freeze`: `--run ID --partition P`
+/// does P for that run (any number of workers at once, on any machines, each on its own
+/// partitions; only P is listed). A retried task is safe: a partition done already is
+/// reported and not transformed again, an interrupted commit is finished. Exit 75 when
+/// the partition (or the table) is busy: retry later.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Table root: a local folder, file://PATH or s3://BUCKET/PREFIX
     pub table: String,
-    /// The transform: a SQL query over the table `source`
-    #[arg(long, value_name = "FILE")]
-    pub sql: std::path::PathBuf,
+    /// The transform: a SQL query over the table `source` (not with --run: the frozen
+    /// run has its own)
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "run",
+        conflicts_with = "run"
+    )]
+    pub sql: Option<std::path::PathBuf>,
+    /// Work on partitions (--partition) of this frozen run (`backfill plan --freeze`)
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["all", "jobs", "order", "on_empty", "allow_schema_change", "tables"])]
+    pub run: Option<String>,
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Act on every partition (required when no selection is given)
@@ -55,8 +70,15 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
-    let sql = std::fs::read_to_string(&args.sql)
-        .with_context(|| format!("reading --sql {}", args.sql.display()))?;
+    if let Some(run_id) = &args.run {
+        return work(&args, run_id).await;
+    }
+    let path = args
+        .sql
+        .as_ref()
+        .expect("clap requires --sql without --run");
+    let sql = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --sql {}", path.display()))?;
     let (table, selected) = open_selected(&args.table, &args.selection).await?;
     let ids: Vec<&str> = selected
         .iter()
@@ -76,7 +98,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         on_empty: OnEmpty::parse(&args.on_empty).expect("clap checked"),
         allow_schema_change: args.allow_schema_change,
         tables: parse_tables(&args.tables)?,
-        lease: LeaseTimes::default(),
+        lease: LeaseTimes::from_env(),
         progress: bar.as_ref().map(|(_, p)| Arc::clone(p)),
     };
     let report = run::run(&table, &selected, req)
@@ -85,6 +107,42 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
+    if args.json {
+        render::json(&report);
+    } else {
+        render::out(&render::run_report(&report));
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A worker's task: the given partitions of a frozen run, one after the other.
+async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
+    let s = &args.selection;
+    if args.selection.partitions.is_empty()
+        || s.filter.is_some()
+        || s.from.is_some()
+        || s.to.is_some()
+    {
+        anyhow::bail!(backfill::Error::Usage(format!(
+            "--run {run_id} takes the partitions to work on as --partition K=V[/K2=V2], as `backfill plan --freeze --json` listed them (the run's plan has the rest)"
+        )));
+    }
+    let loc = backfill::storage::Location::open(&args.table)?;
+    let mut partitions = Vec::new();
+    let mut last = None;
+    for p in &s.partitions {
+        let report = run::run_partition(&loc, run_id, p, LeaseTimes::from_env())
+            .await
+            .with_context(|| format!("partition {p} of run {run_id} on {}", loc.display))?;
+        partitions.extend(report.partitions.iter().cloned());
+        last = Some(report);
+    }
+    let mut report = last.expect("at least one partition");
+    report.set_partitions(partitions);
     if args.json {
         render::json(&report);
     } else {

@@ -226,6 +226,12 @@ impl RunDir {
     pub fn journal(&self) -> Path {
         self.root.clone().join("journal")
     }
+
+    /// The journal of one partition of a run frozen by `plan --freeze`: the records its
+    /// workers append (one worker at a time, under the partition's lease).
+    pub fn partition_journal(&self, partition: &str) -> Path {
+        self.under("partitions", partition).join("journal")
+    }
     fn under(&self, what: &str, partition: &str) -> Path {
         let mut p = self.root.clone().join(what);
         for part in partition.split('/') {
@@ -268,7 +274,8 @@ pub const LOG: &str = "log.jsonl";
 impl Journal {
     /// Starts the journal of a new run with its plan.
     pub async fn create(loc: &Location, plan: &Plan) -> Result<Journal> {
-        let journal = Journal::start(loc, &plan.run_id, 0, true).await?;
+        let dir = RunDir::new(loc, &plan.run_id).journal();
+        let journal = Journal::start(loc, &plan.run_id, dir, 0, true).await?;
         journal
             .append(Event::Planned {
                 plan: Box::new(plan.clone()),
@@ -278,8 +285,13 @@ impl Journal {
         Ok(journal)
     }
 
-    async fn start(loc: &Location, run_id: &str, next: u64, new: bool) -> Result<Journal> {
-        let dir = RunDir::new(loc, run_id).journal();
+    async fn start(
+        loc: &Location,
+        run_id: &str,
+        dir: Path,
+        next: u64,
+        new: bool,
+    ) -> Result<Journal> {
         let sink = match loc.fs_path(&dir) {
             Some(folder) => {
                 let fs = loc.fs.clone();
@@ -306,8 +318,48 @@ impl Journal {
             )));
         }
         let next = records.last().map(|r| r.seq + 1).unwrap_or(0);
-        let journal = Journal::start(loc, run_id, next, false).await?;
+        let dir = RunDir::new(loc, run_id).journal();
+        let journal = Journal::start(loc, run_id, dir, next, false).await?;
         Ok((journal, records))
+    }
+
+    /// Opens (or starts) the journal of one partition of a frozen run: its records, and
+    /// the journal positioned after them.
+    pub async fn open_partition(
+        loc: &Location,
+        run_id: &str,
+        partition: &str,
+    ) -> Result<(Journal, Vec<Record>)> {
+        let dir = RunDir::new(loc, run_id).partition_journal(partition);
+        let records = read_at(loc, &dir).await?;
+        if let Some(folder) = loc.fs_path(&dir) {
+            if !loc.fs.exists(&folder) {
+                let fs = loc.fs.clone();
+                let run_root = loc.fs_path(&RunDir::new(loc, run_id).root).expect("local");
+                blocking(move || {
+                    fs.create_dir_all(&folder)
+                        .map_err(|e| Error::io(&folder, e))?;
+                    // The folders are new: make the names leading to the journal durable.
+                    for dir in folder.ancestors().take_while(|d| d.starts_with(&run_root)) {
+                        fs.sync(dir).map_err(|e| Error::io(dir, e))?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+        }
+        let next = records.last().map(|r| r.seq + 1).unwrap_or(0);
+        let journal = Journal::start(loc, run_id, dir, next, false).await?;
+        Ok((journal, records))
+    }
+
+    /// Makes every record written so far durable (the local log's [`Journal::note`]s).
+    pub async fn flush(&self) -> Result<()> {
+        if let Sink::Log(log) = &self.sink {
+            let log = log.clone();
+            return blocking(move || log.flush()).await;
+        }
+        Ok(())
     }
 
     pub fn run_id(&self) -> &str {
@@ -449,6 +501,15 @@ impl Log {
         })
     }
 
+    /// fdatasync of the log: every line written is durable.
+    fn flush(&self) -> Result<()> {
+        let file = self.state.lock().expect("journal lock").file.clone();
+        match file {
+            Some(f) => f.sync_data().map_err(|e| Error::io(&self.path, e)),
+            None => Ok(()),
+        }
+    }
+
     fn append(&self, run_id: &str, event: Event, durable: bool) -> Result<()> {
         let mut state = self.state.lock().expect("journal lock");
         let record = Record {
@@ -528,9 +589,19 @@ fn taken(run_id: &str, seq: u64) -> Error {
     }
 }
 
-/// All records of a run, in order.
+/// All records of a run's own journal, in order.
 pub async fn read(loc: &Location, run_id: &str) -> Result<Vec<Record>> {
-    let dir = RunDir::new(loc, run_id).journal();
+    read_at(loc, &RunDir::new(loc, run_id).journal()).await
+}
+
+/// The records of one partition of a frozen run, in order.
+pub async fn read_partition(loc: &Location, run_id: &str, partition: &str) -> Result<Vec<Record>> {
+    read_at(loc, &RunDir::new(loc, run_id).partition_journal(partition)).await
+}
+
+/// The records of the journal in folder `dir`, in order.
+async fn read_at(loc: &Location, dir: &Path) -> Result<Vec<Record>> {
+    let dir = dir.clone();
     let mut metas: Vec<object_store::ObjectMeta> = loc
         .store
         .list(Some(&dir))

@@ -152,6 +152,30 @@ impl RunState {
             released: false,
         };
         for r in &records[1..] {
+            state.apply(r);
+        }
+        Ok(state)
+    }
+
+    /// Folds a frozen run: its own journal, then each partition's journal (the records of
+    /// one partition are all in one of them).
+    pub fn from_journals(
+        run_id: &str,
+        records: &[Record],
+        partitions: &[Vec<Record>],
+    ) -> Result<RunState> {
+        let mut state = RunState::from_records(run_id, records)?;
+        for journal in partitions {
+            for r in journal {
+                state.apply(r);
+            }
+        }
+        Ok(state)
+    }
+
+    fn apply(&mut self, r: &Record) {
+        let state = self;
+        {
             match &r.event {
                 Event::Finished {
                     rewritten,
@@ -163,7 +187,7 @@ impl RunState {
                 _ => {}
             }
             let Some(p) = r.event.partition() else {
-                continue;
+                return;
             };
             let change = match &r.event {
                 Event::Committing(c) => Some(Change::Commit(c.clone())),
@@ -188,13 +212,27 @@ impl RunState {
                 entry.change = change;
             }
         }
-        Ok(state)
+    }
+
+    /// Whether every planned partition has a final record (a frozen run has no
+    /// `finished` record: its workers end it partition by partition).
+    pub fn all_final(&self) -> bool {
+        self.plan.partitions.iter().all(|p| {
+            self.partitions.get(&p.partition).is_some_and(|s| {
+                matches!(
+                    s.last,
+                    Event::Committed(_) | Event::Unchanged(_) | Event::Deleted(_) | Event::Kept(_)
+                )
+            })
+        })
     }
 
     /// Whether the run finished with nothing left to do (no failed partition) or was
     /// rolled back.
     pub fn settled(&self) -> bool {
-        self.rolled_back || matches!(self.finished, Some((_, _, 0)))
+        self.rolled_back
+            || matches!(self.finished, Some((_, _, 0)))
+            || (self.plan.frozen && self.all_final())
     }
 
     /// Every partition left mid-step, by partition.

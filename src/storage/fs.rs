@@ -67,6 +67,9 @@ pub trait File: Send + Sync {
     /// An exclusive advisory lock (`flock`), without waiting; `Ok(false)` if another
     /// process holds it. The kernel drops it when the process dies.
     fn try_lock(&self) -> io::Result<bool>;
+    /// A shared advisory lock, without waiting; `Ok(false)` if another process holds it
+    /// exclusively.
+    fn try_lock_shared(&self) -> io::Result<bool>;
 }
 
 /// The operating system's filesystem.
@@ -209,9 +212,19 @@ impl File for RealFile {
     }
 
     fn try_lock(&self) -> io::Result<bool> {
+        self.flock(libc::LOCK_EX)
+    }
+
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        self.flock(libc::LOCK_SH)
+    }
+}
+
+impl RealFile {
+    fn flock(&self, how: libc::c_int) -> io::Result<bool> {
         use std::os::fd::AsRawFd;
         // SAFETY: flock on a file descriptor this value owns.
-        let rc = unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let rc = unsafe { libc::flock(self.0.as_raw_fd(), how | libc::LOCK_NB) };
         if rc == 0 {
             return Ok(true);
         }

@@ -12,6 +12,7 @@ mod conformance;
 mod copied_columns;
 mod diff;
 mod discovery;
+mod fanout;
 mod roundtrip;
 mod run;
 mod s3;

@@ -380,4 +380,8 @@ impl File for FaultyFile {
         tick_io(&self.count)?;
         self.inner.try_lock()
     }
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        tick_io(&self.count)?;
+        self.inner.try_lock_shared()
+    }
 }
