@@ -307,3 +307,67 @@ fn workers_of_a_frozen_run_on_s3_work_at_once_and_retries_change_nothing() {
     });
     assert!(leases.is_empty(), "{leases:?}");
 }
+
+#[test]
+fn a_half_committed_partition_of_a_frozen_run_is_refused_by_other_runs_and_finished_by_a_retry() {
+    use crate::support::faulty::{Count, Faulty, FaultyFs};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Stop a worker at each of its operations in turn, until one stop lands between its
+    // `committing` record and the end of the swap.
+    for k in 0.. {
+        let dir = tempfile::tempdir().unwrap();
+        table(dir.path(), 2, 2);
+        let run = freeze(dir.path(), "t", &[]);
+        let t = dir.path().join("t");
+        let mut loc = backfill::storage::Location::open(t.to_str().unwrap()).unwrap();
+        let count = Count::new(k);
+        loc.store = Faulty::counting(loc.store.clone(), count.clone());
+        loc.fs = FaultyFs::counting(count);
+        let crashed = rt.block_on(backfill::run::run_partition(
+            &loc,
+            &run,
+            "day=2024-01-01",
+            Default::default(),
+        ));
+        let log = dir.path().join(format!(
+            ".backfill/t/runs/{run}/partitions/day=2024-01-01/journal/log.jsonl"
+        ));
+        let last = std::fs::read_to_string(&log).unwrap_or_default();
+        if crashed.as_ref().is_ok_and(|r| r.ok()) {
+            panic!("no operation of the commit was stopped (k = {k})");
+        }
+        if !last
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains(r#""event":"committing""#))
+        {
+            continue;
+        }
+        // Another run must not read that partition.
+        std::fs::write(dir.path().join("g.sql"), "SELECT * FROM source").unwrap();
+        let other = run_in(dir.path(), &["run", "t", "--sql", "g.sql", "--all"]);
+        assert_eq!(other.code, 2, "k={k}: {}{}", other.stdout, other.stderr);
+        assert!(
+            other
+                .stderr
+                .contains(&format!("holds an unfinished commit of run {run}")),
+            "k={k}: {}",
+            other.stderr
+        );
+        // The orchestrator's retry finishes the commit instead of transforming again.
+        let out = worker(dir.path(), "t", &run, "day=2024-01-01", &[])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "k={k}: {stdout}");
+        let (status, note) = status_of(&stdout);
+        assert_eq!(status, "rewritten");
+        assert!(note.unwrap().contains("interrupted commit"), "k={k}");
+        let out = worker(dir.path(), "t", &run, "day=2024-01-02", &[])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "k={k}: {out:?}");
+        assert_eq!(ids_by_partition(&t), transformed_once(2, 2), "k={k}");
+        return;
+    }
+}
