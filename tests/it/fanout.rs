@@ -371,3 +371,373 @@ fn a_half_committed_partition_of_a_frozen_run_is_refused_by_other_runs_and_finis
         return;
     }
 }
+
+/// A tiny deterministic random source (no dependency needed for chaos).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below.max(1)
+    }
+}
+
+#[test]
+fn two_hundred_partitions_eight_workers_and_chaos_transform_every_row_exactly_once() {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    const DAYS: u32 = 200;
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let store: Arc<dyn ObjectStore> = s3::store(&server.endpoint, &bucket);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // 200 partitions of 500 rows; every 20th as 50 files of 10 rows (a wide commit window).
+    let expected: BTreeMap<String, Vec<i64>> = rt.block_on(async {
+        let mut expected = BTreeMap::new();
+        for (prefix, copy) in [("lake/t", true), ("lake/single", false)] {
+            for d in 0..DAYS {
+                let p = format!("day={}", 1_000 + d);
+                let files = if d % 20 == 0 { 50 } else { 1 };
+                let per = 500 / files as i64;
+                for f in 0..files {
+                    let first = d as i64 * 1_000 + f as i64 * per;
+                    let path = StorePath::parse(format!("{prefix}/{p}/part-{f}.parquet")).unwrap();
+                    store
+                        .put(&path, PutPayload::from(parquet_bytes(&ids(first, per))))
+                        .await
+                        .unwrap();
+                }
+                if copy {
+                    let v: Vec<i64> = (d as i64 * 1_000..d as i64 * 1_000 + 500)
+                        .map(|x| x + 1_000_000)
+                        .collect();
+                    expected.insert(p, v);
+                }
+            }
+        }
+        expected
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("s3://{bucket}/lake/t");
+    let mut env = s3::env(&server.endpoint);
+    env.push(("BACKFILL_LEASE_TTL_SECS", "3".into()));
+    let before = run_env(dir.path(), &["snapshot", &url, "--json"], &env);
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    let run = freeze(dir.path(), &url, &env);
+
+    let queue: Mutex<VecDeque<String>> = Mutex::new(expected.keys().cloned().collect());
+    let done: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let running: Mutex<HashMap<u32, String>> = Mutex::new(HashMap::new());
+    let (kills, kills_in_commit, retries, busy) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    let (in_flight, max_in_flight) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let partition_ms = AtomicUsize::new(0);
+    let finished_workers = AtomicUsize::new(0);
+    let reruns = AtomicUsize::new(0);
+    let started = Instant::now();
+    let try_once = |p: &str| -> Option<i32> {
+        let child = worker(dir.path(), &url, &run, p, &env).spawn().unwrap();
+        running.lock().unwrap().insert(child.id(), p.to_string());
+        let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        max_in_flight.fetch_max(n, Ordering::SeqCst);
+        let t = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        partition_ms.fetch_add(t.elapsed().as_millis() as usize, Ordering::SeqCst);
+        running.lock().unwrap().retain(|_, q| q != p);
+        if !matches!(out.status.code(), Some(0) | Some(75) | None) {
+            eprintln!(
+                "{p}: exit {:?}: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        out.status.code()
+    };
+    std::thread::scope(|s| {
+        for w in 0..8u64 {
+            let (queue, done, try_once) = (&queue, &done, &try_once);
+            let (retries, busy, finished_workers) = (&retries, &busy, &finished_workers);
+            let reruns = &reruns;
+            s.spawn(move || {
+                // Counted even if this worker panics, so that the chaos thread stops.
+                struct Finished<'a>(&'a AtomicUsize);
+                impl Drop for Finished<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                let _finished = Finished(finished_workers);
+                let mut rng = Lcg(w + 1);
+                loop {
+                    let Some(p) = queue.lock().unwrap().pop_front() else {
+                        break;
+                    };
+                    let mut tries = 0;
+                    loop {
+                        tries += 1;
+                        match try_once(&p) {
+                            Some(0) => break,
+                            code => {
+                                if code == Some(75) {
+                                    busy.fetch_add(1, Ordering::SeqCst);
+                                }
+                                assert!(tries < 20, "{p}: {tries} tries, last exit {code:?}");
+                                retries.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(Duration::from_millis(1_000 + rng.next(2_000)));
+                            }
+                        }
+                    }
+                    // An orchestrator that retries a task that succeeded, now and then.
+                    // (Chaos may kill it too: retried like any try.)
+                    if rng.next(8) == 0 {
+                        reruns.fetch_add(1, Ordering::SeqCst);
+                        let mut again = 0;
+                        while try_once(&p) != Some(0) {
+                            again += 1;
+                            assert!(again < 20, "{p}: rerun after success");
+                            std::thread::sleep(Duration::from_millis(1_000));
+                        }
+                    }
+                    done.lock().unwrap().push(p);
+                }
+            });
+        }
+        // Chaos: SIGKILL a running try now and then (about 50 times), noting those that
+        // die inside a commit; and start duplicate tries beside running ones.
+        let (running, kills, kills_in_commit, store, run, rt) =
+            (&running, &kills, &kills_in_commit, &store, &run, &rt);
+        let (dir, url, env, finished_workers) = (dir.path(), &url, &env, &finished_workers);
+        s.spawn(move || {
+            let wide = |p: &str| {
+                p.trim_start_matches("day=")
+                    .parse::<u32>()
+                    .is_ok_and(|d| (d - 1_000) % 20 == 0)
+            };
+            let inside_commit = |last: &str| {
+                last.contains(r#""event":"committing""#) || last.contains(r#""event":"added""#)
+            };
+            // The last record of a partition's journal (create-only objects on S3).
+            let last_record = |p: &str| -> String {
+                let journal = StorePath::from(format!(
+                    "lake/.backfill/t/runs/{run}/partitions/{p}/journal"
+                ));
+                rt.block_on(async {
+                    use futures::TryStreamExt;
+                    let mut objects: Vec<_> = store
+                        .list(Some(&journal))
+                        .try_collect()
+                        .await
+                        .unwrap_or_default();
+                    objects.sort_by(|a, b| a.location.cmp(&b.location));
+                    match objects.last() {
+                        Some(m) => match store.get(&m.location).await {
+                            Ok(g) => String::from_utf8_lossy(&g.bytes().await.unwrap_or_default())
+                                .into_owned(),
+                            Err(_) => String::new(),
+                        },
+                        None => String::new(),
+                    }
+                })
+            };
+            let mut rng = Lcg(99);
+            let mut duplicates = Vec::new();
+            while finished_workers.load(Ordering::SeqCst) < 8 {
+                std::thread::sleep(Duration::from_millis(20 + rng.next(120)));
+                let all: Vec<(u32, String)> = {
+                    let r = running.lock().unwrap();
+                    r.iter().map(|(a, b)| (*a, b.clone())).collect()
+                };
+                // A try on a 50-file partition whose journal shows it inside its commit
+                // is killed there (at most 15 times); others at random.
+                let mid_commit = all.iter().find(|(_, p)| {
+                    kills_in_commit.load(Ordering::SeqCst) < 15
+                        && wide(p)
+                        && inside_commit(&last_record(p))
+                });
+                if let Some((pid, _)) = mid_commit {
+                    // SAFETY: a plain kill(2) of a child process id.
+                    if unsafe { libc::kill(*pid as i32, libc::SIGKILL) } == 0 {
+                        kills.fetch_add(1, Ordering::SeqCst);
+                        kills_in_commit.fetch_add(1, Ordering::SeqCst);
+                    }
+                    continue;
+                }
+                if all.is_empty() {
+                    continue;
+                }
+                let (pid, p) = all[rng.next(all.len() as u64) as usize].clone();
+                if duplicates.len() < 8 && rng.next(6) == 0 {
+                    duplicates.push(worker(dir, url, run, &p, env).spawn().unwrap());
+                    continue;
+                }
+                if kills.load(Ordering::SeqCst) >= 50 {
+                    continue;
+                }
+                // SAFETY: a plain kill(2) of a child process id.
+                if unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0 {
+                    kills.fetch_add(1, Ordering::SeqCst);
+                    if inside_commit(&last_record(&p)) {
+                        kills_in_commit.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+            assert!(
+                duplicates.len() >= 5,
+                "only {} duplicate tries",
+                duplicates.len()
+            );
+            for mut d in duplicates {
+                let status = d.wait().unwrap();
+                // A duplicate is refused as busy, finds the work done, or does it.
+                assert!(
+                    matches!(status.code(), Some(0) | Some(75) | None),
+                    "{status:?}"
+                );
+            }
+        });
+    });
+    let wall_ms = started.elapsed().as_millis() as usize;
+    assert_eq!(done.lock().unwrap().len(), DAYS as usize);
+
+    // (a) every partition holds its originals transformed exactly once.
+    let got: BTreeMap<String, Vec<i64>> = rt.block_on(async {
+        use futures::TryStreamExt;
+        let mut got: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        let objects: Vec<_> = store
+            .list(Some(&StorePath::from("lake/t")))
+            .try_collect()
+            .await
+            .unwrap();
+        for m in objects {
+            let p = m.location.as_ref().split('/').nth(2).unwrap().to_string();
+            let bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
+            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap()
+                .build()
+                .unwrap();
+            for b in r {
+                let b = b.unwrap();
+                let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                got.entry(p.clone()).or_default().extend(c.values().iter());
+            }
+        }
+        got.values_mut().for_each(|v| v.sort());
+        got
+    });
+    assert_eq!(got, expected, "(a) rows transformed exactly once");
+    // (b) the same checksums as one process's `run --all` of the same table.
+    std::fs::write(dir.path().join("f.sql"), SQL).unwrap();
+    let single = format!("s3://{bucket}/lake/single");
+    let t = Instant::now();
+    let out = run_env(
+        dir.path(),
+        &["run", &single, "--sql", "f.sql", "--all"],
+        &env,
+    );
+    let single_s = t.elapsed().as_secs_f64();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let sums = |t: &str| -> Vec<String> {
+        let out = run_env(dir.path(), &["snapshot", t, "--json"], &env);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{} {}", p["partition"], p["checksum"]))
+            .collect()
+    };
+    assert_eq!(sums(&url), sums(&single), "(b)");
+    // (c) verify ok; one finished run; no lease, staged file or half-commit left.
+    let out = run_env(dir.path(), &["verify", &url], &env);
+    assert_eq!(out.code, 0, "(c) {}{}", out.stdout, out.stderr);
+    let out = run_env(dir.path(), &["runs", &url, "--json"], &env);
+    let runs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs["runs"][0]["status"], "finished", "(c) {runs}");
+    let left: Vec<String> = rt.block_on(async {
+        use futures::TryStreamExt;
+        let mut left = Vec::new();
+        for prefix in [
+            "lake/.backfill/t/locks".to_string(),
+            format!("lake/.backfill/t/runs/{run}/stage"),
+        ] {
+            let objects: Vec<_> = store
+                .list(Some(&StorePath::from(prefix.as_str())))
+                .try_collect()
+                .await
+                .unwrap();
+            left.extend(objects.into_iter().map(|m| m.location.to_string()));
+        }
+        left
+    });
+    // Staged files stay until released (they are small); leases of killed tries expire.
+    let leases: Vec<&String> = left.iter().filter(|p| p.contains("/locks/")).collect();
+    let live = rt.block_on(async {
+        let mut live = 0;
+        for l in &leases {
+            let b = store
+                .get(&StorePath::from(l.as_str()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            live += usize::from(
+                v["expires_at_ms"].as_i64().unwrap() > chrono::Utc::now().timestamp_millis(),
+            );
+        }
+        live
+    });
+    assert_eq!(live, 0, "(c) live leases left: {leases:?}");
+    // (d) the work overlapped.
+    let overlap = partition_ms.load(Ordering::SeqCst) as f64 / wall_ms as f64;
+    let max = max_in_flight.load(Ordering::SeqCst);
+    assert!(max >= 4, "(d) at most {max} tries at once");
+    assert!(
+        overlap >= 3.0,
+        "(d) summed try time / wall time = {overlap:.2}"
+    );
+    // (e) rollback restores the original snapshot exactly.
+    let out = run_env(dir.path(), &["rollback", &url, &run], &env);
+    assert_eq!(out.code, 0, "(e) {}{}", out.stdout, out.stderr);
+    let after = run_env(dir.path(), &["snapshot", &url, "--json"], &env);
+    let strip = |s: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(s).unwrap();
+        v["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{} {} {}", p["partition"], p["rows"], p["checksum"]))
+            .collect()
+    };
+    assert_eq!(strip(&after.stdout), strip(&before.stdout), "(e)");
+    let (k, kc, r, b) = (
+        kills.load(Ordering::SeqCst),
+        kills_in_commit.load(Ordering::SeqCst),
+        retries.load(Ordering::SeqCst),
+        busy.load(Ordering::SeqCst),
+    );
+    eprintln!(
+        "fan-out chaos: {DAYS} partitions, 8 workers, {k} kills ({kc} inside a commit), {r} retries ({b} busy), {} reruns of done partitions, at most {max} at once, summed/wall {overlap:.2}, wall {:.1} s (one process's `run --all` of the same table: {single_s:.1} s)",
+        reruns.load(Ordering::SeqCst),
+        wall_ms as f64 / 1000.0
+    );
+    assert!(k >= 40, "only {k} kills");
+    assert!(kc >= 10, "only {kc} kills inside a commit");
+    assert!(
+        reruns.load(Ordering::SeqCst) >= 5,
+        "too few reruns of done partitions"
+    );
+}
