@@ -741,3 +741,191 @@ fn two_hundred_partitions_eight_workers_and_chaos_transform_every_row_exactly_on
         "too few reruns of done partitions"
     );
 }
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Pids of `backfill run ... --run RUN` processes (the DAG's mapped tasks).
+fn worker_pids(run_marker: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(" run ") && cmd.contains("--run") && cmd.contains(run_marker) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
+    // Airflow 3 from PyPI: BACKFILL_AIRFLOW (`.ci/run` sets it), or installed on first use.
+    let airflow: std::ffi::OsString = match std::env::var_os("BACKFILL_AIRFLOW") {
+        Some(a) => a,
+        None => crate::support::s3::python_env::python_env(
+            "airflow-venv",
+            &["apache-airflow==3.3.2"],
+            "the Airflow test",
+        )
+        .join("bin/airflow")
+        .into(),
+    };
+    const DAYS: u32 = 24;
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let store: Arc<dyn ObjectStore> = s3::store(&server.endpoint, &bucket);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for d in 1..=DAYS {
+            for f in 0..5u32 {
+                let first = (d * 10_000 + f * 100) as i64;
+                let path = StorePath::parse(format!("lake/t/day=2024-01-{d:02}/part-{f}.parquet"))
+                    .unwrap();
+                store
+                    .put(&path, PutPayload::from(parquet_bytes(&ids(first, 100))))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.sql"), SQL).unwrap();
+    let url = format!("s3://{bucket}/lake/t");
+    let port = free_port();
+    let mut env: Vec<(String, String)> = s3::env(&server.endpoint)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    env.extend(
+        [
+            (
+                "AIRFLOW_HOME",
+                dir.path().join("airflow").display().to_string(),
+            ),
+            (
+                "AIRFLOW__CORE__DAGS_FOLDER",
+                crate::support::root()
+                    .join("examples/airflow")
+                    .display()
+                    .to_string(),
+            ),
+            ("AIRFLOW__CORE__LOAD_EXAMPLES", "False".into()),
+            ("AIRFLOW__CORE__EXECUTOR", "LocalExecutor".into()),
+            ("AIRFLOW__CORE__PARALLELISM", "4".into()),
+            (
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+                format!("http://127.0.0.1:{port}/execution/"),
+            ),
+            ("BACKFILL_TABLE", url.clone()),
+            (
+                "BACKFILL_SQL",
+                dir.path().join("f.sql").display().to_string(),
+            ),
+            ("BACKFILL_BIN", env!("CARGO_BIN_EXE_backfill").into()),
+            ("BACKFILL_LEASE_TTL_SECS", "3".into()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let airflow_cmd = |args: &[&str]| {
+        let mut c = Command::new(&airflow);
+        c.args(args)
+            .current_dir(dir.path())
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        c
+    };
+    let migrated = airflow_cmd(&["db", "migrate"]).output().unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    let mut api = airflow_cmd(&["api-server", "--apps", "execution", "-H", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Up within a minute.
+    let up = (0..120).any(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "the Airflow API server did not start");
+    // Its log goes to a file: a pipe nobody reads while it runs would stop it.
+    let log_path = dir.path().join("dag.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut dag = airflow_cmd(&["dags", "test", "backfill_fix", "--use-executor"])
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    // Kill a mapped task's backfill now and then; Airflow retries it.
+    let mut kills = 0;
+    let mut rng = Lcg(7);
+    let status = loop {
+        if let Some(status) = dag.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(150 + rng.next(300)));
+        if kills < 8 {
+            for pid in worker_pids(&url).into_iter().take(1) {
+                // SAFETY: a plain kill(2) of a process this test's DAG started.
+                if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                    kills += 1;
+                }
+            }
+        }
+    };
+    let _ = api.kill();
+    let _ = api.wait();
+    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    assert!(
+        status.success(),
+        "the DAG failed:\n{}",
+        &log[log.len().saturating_sub(4000)..]
+    );
+    assert!(
+        log.contains("state=success"),
+        "{}",
+        &log[log.len().saturating_sub(2000)..]
+    );
+    // Every row transformed exactly once, whatever was killed.
+    let got: BTreeMap<String, Vec<i64>> = rt.block_on(async {
+        use futures::TryStreamExt;
+        let mut got: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        let objects: Vec<_> = store
+            .list(Some(&StorePath::from("lake/t")))
+            .try_collect()
+            .await
+            .unwrap();
+        for m in objects {
+            let p = m.location.as_ref().split('/').nth(2).unwrap().to_string();
+            let bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
+            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap()
+                .build()
+                .unwrap();
+            for b in r {
+                let b = b.unwrap();
+                let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                got.entry(p.clone()).or_default().extend(c.values().iter());
+            }
+        }
+        got.values_mut().for_each(|v| v.sort());
+        got
+    });
+    assert_eq!(got, transformed_once(DAYS, 5));
+    let envs: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let runs = run_env(dir.path(), &["runs", &url, "--json"], &envs);
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    assert_eq!(runs["runs"][0]["status"], "finished", "{runs}");
+    eprintln!("airflow: {DAYS} mapped tasks, {kills} backfill processes killed, DAG succeeded");
+}
