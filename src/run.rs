@@ -187,6 +187,11 @@ impl RunReport {
         self.summary.failed == 0 && self.summary.skipped == 0
     }
 
+    /// A report of no partition (a shard of a run with fewer partitions than shards).
+    pub fn empty(run_id: &str, table: &str) -> RunReport {
+        RunReport::new_for(run_id, table, "", Vec::new(), 0.0)
+    }
+
     /// The same run's report over other partitions (a worker doing several).
     pub fn set_partitions(&mut self, partitions: Vec<PartitionReport>) {
         *self = RunReport::new_for(
@@ -1129,6 +1134,24 @@ pub async fn freeze(table: &Table, selected: &[usize], req: RunRequest) -> Resul
     // A new run's folder: no other process writes it, so no lock is needed.
     Journal::create(&table.location, &plan).await?;
     Ok(plan)
+}
+
+/// The partitions frozen run `run_id` planned, in plan order.
+pub async fn planned_partitions(loc: &Location, run_id: &str) -> Result<Vec<String>> {
+    let records = journal::read(loc, run_id).await?;
+    if records.is_empty() {
+        return Err(Error::Run(format!(
+            "no run {run_id} in the journal of {}; `backfill runs {}` lists them",
+            loc.display, loc.display
+        )));
+    }
+    let state = RunState::from_records(run_id, &records)?;
+    Ok(state
+        .plan
+        .partitions
+        .into_iter()
+        .map(|p| p.partition)
+        .collect())
 }
 
 /// One worker's task: partition `partition` of frozen run `run_id`.

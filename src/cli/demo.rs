@@ -135,6 +135,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         table: table.clone(),
         sql: Some(fix.clone()),
         run: None,
+        shard: None,
         selection,
         all: false,
         jobs: Some(2),

@@ -40,9 +40,13 @@ pub struct RunArgs {
         conflicts_with = "run"
     )]
     pub sql: Option<std::path::PathBuf>,
-    /// Work on partitions (--partition) of this frozen run (`backfill plan --freeze`)
+    /// Work on partitions (--partition, or --shard) of this frozen run (`backfill plan --freeze`)
     #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["all", "jobs", "order", "on_empty", "allow_schema_change", "tables"])]
     pub run: Option<String>,
+    /// With --run: the K-th of N shards of the run's partitions (those at plan positions
+    /// K, K+N, K+2N...; K from 0), for orchestrators that map fewer tasks than partitions
+    #[arg(long, value_name = "K/N", requires = "run")]
+    pub shard: Option<String>,
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Act on every partition (required when no selection is given)
@@ -122,19 +126,50 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
 /// A worker's task: the given partitions of a frozen run, one after the other.
 async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
     let s = &args.selection;
-    if args.selection.partitions.is_empty()
-        || s.filter.is_some()
-        || s.from.is_some()
-        || s.to.is_some()
-    {
+    let loc = backfill::storage::Location::open(&args.table)?;
+    let wanted: Vec<String> = match &args.shard {
+        Some(shard) => {
+            let (k, n) = shard
+                .split_once('/')
+                .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+                .filter(|(k, n)| *n > 0 && k < n)
+                .ok_or_else(|| {
+                    backfill::Error::Usage(format!(
+                        "--shard {shard:?} should be K/N with 0 <= K < N, e.g. --shard 0/8"
+                    ))
+                })?;
+            if !s.partitions.is_empty() {
+                anyhow::bail!(backfill::Error::Usage(
+                    "--shard and --partition both name the partitions: give one of them".into()
+                ));
+            }
+            run::planned_partitions(&loc, run_id)
+                .await?
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % n == k)
+                .map(|(_, p)| p)
+                .collect()
+        }
+        None => s.partitions.clone(),
+    };
+    if wanted.is_empty() && args.shard.is_some() {
+        let report = run::RunReport::empty(run_id, &loc.display);
+        if args.json {
+            render::json(&report);
+        } else {
+            render::out(&render::run_report(&report));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if wanted.is_empty() || s.filter.is_some() || s.from.is_some() || s.to.is_some() {
         anyhow::bail!(backfill::Error::Usage(format!(
-            "--run {run_id} takes the partitions to work on as --partition K=V[/K2=V2], as `backfill plan --freeze --json` listed them (the run's plan has the rest)"
+            "--run {run_id} takes the partitions to work on as --partition K=V[/K2=V2], as `backfill plan --freeze --json` listed them, or as --shard K/N (the run's plan has the rest)"
         )));
     }
-    let loc = backfill::storage::Location::open(&args.table)?;
     let mut partitions = Vec::new();
     let mut last = None;
-    for p in &s.partitions {
+    for p in &wanted {
         let report = run::run_partition(&loc, run_id, p, LeaseTimes::from_env())
             .await
             .with_context(|| format!("partition {p} of run {run_id} on {}", loc.display))?;

@@ -929,3 +929,39 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
     assert_eq!(runs["runs"][0]["status"], "finished", "{runs}");
     eprintln!("airflow: {DAYS} mapped tasks, {kills} backfill processes killed, DAG succeeded");
 }
+
+#[test]
+fn shards_of_a_frozen_run_cover_every_partition_once() {
+    let dir = tempfile::tempdir().unwrap();
+    table(dir.path(), 7, 1);
+    let run = freeze(dir.path(), "t", &[]);
+    let shard = |k: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_backfill"));
+        c.args(["run", "t", "--run", &run, "--shard", k, "--json"])
+            .current_dir(dir.path());
+        c.output().unwrap()
+    };
+    let children: Vec<_> = (0..3).map(|k| shard(&format!("{k}/3"))).collect();
+    let mut seen = Vec::new();
+    for out in &children {
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for p in r["partitions"].as_array().unwrap() {
+            assert_eq!(p["status"], "rewritten");
+            seen.push(p["partition"].as_str().unwrap().to_string());
+        }
+    }
+    seen.sort();
+    let all: Vec<String> = (1..=7).map(|d| format!("day=2024-01-{d:02}")).collect();
+    assert_eq!(seen, all);
+    assert_eq!(
+        ids_by_partition(&dir.path().join("t")),
+        transformed_once(7, 1)
+    );
+    // A shard beyond the partitions has nothing to do; a bad one is bad input.
+    let empty = shard("0/3");
+    assert_eq!(empty.status.code(), Some(0));
+    let bad = shard("3/3");
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("should be K/N"));
+}
