@@ -136,6 +136,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         sql: Some(fix.clone()),
         run: None,
         shard: None,
+        wait: 0,
         selection,
         all: false,
         jobs: Some(2),

@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// K, K+N, K+2N...; K from 0), for orchestrators that map fewer tasks than partitions
     #[arg(long, value_name = "K/N", requires = "run")]
     pub shard: Option<String>,
+    /// When the table or the partition is busy (another run or worker holds it), keep
+    /// trying for up to SECS seconds instead of exiting 75 at once
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub wait: u64,
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Act on every partition (required when no selection is given)
@@ -105,9 +109,16 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         lease: LeaseTimes::from_env(),
         progress: bar.as_ref().map(|(_, p)| Arc::clone(p)),
     };
-    let report = run::run(&table, &selected, req)
-        .await
-        .with_context(|| format!("running a backfill on {}", table.location))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait);
+    let report = loop {
+        match run::run(&table, &selected, req.clone()).await {
+            Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            r => break r,
+        }
+    }
+    .with_context(|| format!("running a backfill on {}", table.location))?;
     if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
@@ -170,9 +181,16 @@ async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
     let mut partitions = Vec::new();
     let mut last = None;
     for p in &wanted {
-        let report = run::run_partition(&loc, run_id, p, LeaseTimes::from_env())
-            .await
-            .with_context(|| format!("partition {p} of run {run_id} on {}", loc.display))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait);
+        let report = loop {
+            match run::run_partition(&loc, run_id, p, LeaseTimes::from_env()).await {
+                Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                r => break r,
+            }
+        }
+        .with_context(|| format!("partition {p} of run {run_id} on {}", loc.display))?;
         partitions.extend(report.partitions.iter().cloned());
         last = Some(report);
     }

@@ -965,3 +965,32 @@ fn shards_of_a_frozen_run_cover_every_partition_once() {
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("should be K/N"));
 }
+
+#[test]
+fn wait_keeps_trying_a_busy_partition_until_it_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    table(dir.path(), 1, 1);
+    let run = freeze(dir.path(), "t", &[]);
+    let loc = backfill::storage::Location::open(dir.path().join("t").to_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let held = rt
+        .block_on(backfill::lock::Lock::partition(
+            &loc,
+            &run,
+            "day=2024-01-01",
+            Default::default(),
+        ))
+        .unwrap();
+    let mut waiting = worker(dir.path(), "t", &run, "day=2024-01-01", &[]);
+    waiting.args(["--wait", "30"]);
+    let child = waiting.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    rt.block_on(held.release()).unwrap();
+    drop(rt);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        ids_by_partition(&dir.path().join("t")),
+        transformed_once(1, 1)
+    );
+}
