@@ -11,14 +11,14 @@
 //!  table        discover key=value folders -> partitions, files, typed values
 //!    │ selection   --where / --from / --to / --partition -> chosen partitions
 //!    ├─▶ plan       freeze: partitions in order, files, bytes, rows (footers only)
-//!    │     │ lock       one run per table (flock / conditional-write lease)
+//!    │     │ lock       one run per table, or one worker per partition of a frozen run
 //!    │     │ journal    every step recorded before it is taken; resume reads it
 //!    │     ▼ run, per partition, --jobs at a time:
 //!    │   transform  read once (before-checksum) -> the user's SQL in DataFusion -> conform
 //!    │   stage      encode new files, prove them, write outside the table, read back
 //!    │   commit     rename-exchange (local) / add-then-delete (object stores); backups; undo
 //!    │
-//!  snapshot     read files in parallel -> per-partition rows + checksum (checksum: spec v1)
+//!  snapshot     read files in parallel -> per-partition rows + checksum (checksum: v2)
 //!    ├─▶ diff     snapshot vs snapshot -> unchanged / changed / missing / new
 //!    └─▶ verify   gaps, empty partitions, bad files, NULL partitions, drift
 //! ```
@@ -31,7 +31,8 @@
 //!
 //! ## Module map
 //!
-//! - [`storage`]: location strings to object stores, credentials from `AWS_*`, the work area.
+//! - [`storage`]: location strings to object stores, credentials from `AWS_*`, the work area;
+//!   [`storage::fs`], the one seam for local filesystem calls.
 //! - [`table`]: discovery, partition values ([`table::value`]), the Parquet file reader.
 //! - [`selection`]: the selection flags, evaluated over discovered partitions.
 //! - [`plan`]: the frozen plan of a run.
