@@ -202,6 +202,31 @@ def spark_types(name, timestamps):
     spark.stop()
 
 
+def spark4_variant():
+    """Spark 4's VARIANT (run with pyspark 4: `spark4_variant` is not in the default set)."""
+    from pyspark.sql import SparkSession
+
+    out = fresh("spark4_variant")
+    spark = (
+        SparkSession.builder.master("local[1]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    spark.sql(
+        """
+        SELECT * FROM VALUES
+         (1, 1, 'a', parse_json('{"a": [1, 2], "b": "x"}')),
+         (1, 2, 'b', parse_json('42')),
+         (2, 3, NULL, parse_json('null')),
+         (2, 4, 'd', CAST(NULL AS VARIANT)),
+         (1, 5, 'e', parse_json('{"n": {"deep": [true, 1.5, "s"]}}'))
+         AS t(p, k, s, v)
+        """
+    ).select("k", "s", "v", "p").write.partitionBy("p").parquet(out)
+    spark.stop()
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["duckdb", "pyarrow", "spark"]
     if "duckdb" in which:
@@ -214,3 +239,5 @@ if __name__ == "__main__":
     if "spark" in which:
         spark_types("spark_types", "INT96")
         spark_types("spark_types_micros", "TIMESTAMP_MICROS")
+    if "spark4_variant" in which:
+        spark4_variant()

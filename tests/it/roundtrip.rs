@@ -109,6 +109,14 @@ fn spark_types_round_trip() {
 }
 
 #[test]
+fn spark4_variant_round_trips() {
+    // Spark 4 writes VARIANT as a group of `metadata` and `value` binaries with its schema
+    // in the file's metadata; Spark 4 reads the same VARIANT values back.
+    rewrite("spark4", "spark4_variant", Fix::DeleteRow);
+    rewrite("spark4", "spark4_variant", Fix::UpperS);
+}
+
+#[test]
 fn spark_int96_timestamps_round_trip_from_year_1_to_9999_nested_or_not() {
     // INT96 `ts` (0001-01-01 and 2262-04-12, beyond 64-bit nanoseconds), in a list
     // (`lts`) and a struct (`sts`): written as INT96 again, Spark reads the same instants.

@@ -10,7 +10,17 @@ use std::path::{Path, PathBuf};
 
 pub const ENGINES: &[&str] = &["duckdb==2.0.1", "pyarrow==26.0.1", "pyspark==3.5.3"];
 
-fn python() -> PathBuf {
+/// Spark 4, for the type Spark 3 does not have (VARIANT): its own environment.
+pub const SPARK4: &[&str] = &["pyspark==4.0.1", "pyarrow==26.0.1"];
+
+fn python(engine: &str) -> PathBuf {
+    if engine == "spark4" {
+        if let Some(p) = std::env::var_os("BACKFILL_SPARK4_PYTHON") {
+            return PathBuf::from(p);
+        }
+        return super::s3::python_env::python_env("spark4-venv", SPARK4, "the Spark 4 tests")
+            .join("bin/python");
+    }
     if let Some(p) = std::env::var_os("BACKFILL_ENGINES_PYTHON") {
         return PathBuf::from(p);
     }
@@ -44,14 +54,15 @@ fn ensure_java() {
     });
 }
 
-/// What `engine` sees in the table at `dir` (`testdata/engine_read.py`'s JSON).
+/// What `engine` sees in the table at `dir` (`testdata/engine_read.py`'s JSON); `spark4`
+/// is Spark 4's reader.
 pub fn read(engine: &str, dir: &Path, exclude_k: Option<&str>) -> serde_json::Value {
-    if engine == "spark" {
+    if engine.starts_with("spark") {
         ensure_java();
     }
-    let mut cmd = std::process::Command::new(python());
+    let mut cmd = std::process::Command::new(python(engine));
     cmd.arg(super::root().join("testdata/engine_read.py"))
-        .arg(engine)
+        .arg(engine.trim_end_matches('4'))
         .arg(dir)
         .env("TZ", "UTC");
     if let Some(k) = exclude_k {
