@@ -170,11 +170,7 @@ impl Lock {
                 // Workers of frozen runs hold partitions: wait for them to finish.
                 if let Some(worker) = live_lease_under(loc, &loc.work_root().join("locks")).await? {
                     let _ = lock.release().await;
-                    return Err(Error::Locked {
-                        table: loc.display.clone(),
-                        run_id: worker.run_id,
-                        holder: format!("a worker, {}, since {}", worker.owner, worker.since),
-                    });
+                    return Err(locked(loc, Some(worker)));
                 }
                 Ok(lock)
             }
@@ -220,11 +216,7 @@ impl Lock {
             let lock = Lock::lease(loc, path, run_id, times).await?;
             if let Some(table) = live_lease_at(loc, &loc.work_root().join("lock.json")).await? {
                 let _ = lock.release().await;
-                return Err(Error::Locked {
-                    table: loc.display.clone(),
-                    run_id: table.run_id,
-                    holder: format!("{}, since {}", table.owner, table.since),
-                });
+                return Err(locked(loc, Some(table)));
             }
             return Ok(lock);
         }
@@ -353,15 +345,7 @@ async fn live_lease_at(loc: &Location, path: &Path) -> Result<Option<Holder>> {
 
 /// The holder of some live lease under `prefix`.
 async fn live_lease_under(loc: &Location, prefix: &Path) -> Result<Option<Holder>> {
-    use futures::TryStreamExt;
-    let paths: Vec<Path> = loc
-        .store
-        .list(Some(prefix))
-        .map_ok(|m| m.location)
-        .try_collect()
-        .await
-        .map_err(|e| Error::storage(prefix, e))?;
-    for p in paths {
+    for p in loc.list_paths(prefix).await? {
         if let Some(h) = live_lease_at(loc, &p).await? {
             return Ok(Some(h));
         }

@@ -284,6 +284,27 @@ pub async fn check_sql(
     Ok((out, conformed.schema_change))
 }
 
+/// The plan of run `run_id` over the selected partitions, with the request's settings.
+async fn plan_run(
+    table: &Table,
+    selected: &[usize],
+    req: &RunRequest,
+    run_id: &str,
+) -> Result<Plan> {
+    let mut plan =
+        plan::build(table, selected, &req.selection, req.order, req.jobs, run_id).await?;
+    plan.settings = Some(RunSettings {
+        sql: req.sql.clone(),
+        sql_hash: sql_hash(&req.sql),
+        order: req.order,
+        on_empty: req.on_empty,
+        allow_schema_change: req.allow_schema_change,
+        tables: req.tables.clone(),
+        jobs: req.jobs,
+    });
+    Ok(plan)
+}
+
 /// Starts a run over the selected partitions.
 pub async fn run(table: &Table, selected: &[usize], req: RunRequest) -> Result<RunReport> {
     let started = Instant::now();
@@ -294,24 +315,7 @@ pub async fn run(table: &Table, selected: &[usize], req: RunRequest) -> Result<R
     let loc = table.location.clone();
     let lock = Lock::acquire(&loc, &run_id, req.lease).await?;
     let result = async {
-        let mut plan = plan::build(
-            table,
-            selected,
-            &req.selection,
-            req.order,
-            req.jobs,
-            &run_id,
-        )
-        .await?;
-        plan.settings = Some(RunSettings {
-            sql: req.sql.clone(),
-            sql_hash: sql_hash(&req.sql),
-            order: req.order,
-            on_empty: req.on_empty,
-            allow_schema_change: req.allow_schema_change,
-            tables: req.tables.clone(),
-            jobs: req.jobs,
-        });
+        let plan = plan_run(table, selected, &req, &run_id).await?;
         refuse_unfinished(&loc, &run_id, &plan).await?;
         let journal = Journal::create(&loc, &plan).await?;
         Ok::<_, Error>((plan, journal))
@@ -1112,24 +1116,7 @@ pub async fn freeze(table: &Table, selected: &[usize], req: RunRequest) -> Resul
     let transform = Transform::new(&req.sql, &req.tables).await?;
     check_sql(table, selected, &transform, req.allow_schema_change).await?;
     let run_id = journal::new_run_id();
-    let mut plan = plan::build(
-        table,
-        selected,
-        &req.selection,
-        req.order,
-        req.jobs,
-        &run_id,
-    )
-    .await?;
-    plan.settings = Some(RunSettings {
-        sql: req.sql.clone(),
-        sql_hash: sql_hash(&req.sql),
-        order: req.order,
-        on_empty: req.on_empty,
-        allow_schema_change: req.allow_schema_change,
-        tables: req.tables.clone(),
-        jobs: req.jobs,
-    });
+    let mut plan = plan_run(table, selected, &req, &run_id).await?;
     plan.frozen = true;
     // A new run's folder: no other process writes it, so no lock is needed.
     Journal::create(&table.location, &plan).await?;

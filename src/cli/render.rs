@@ -345,6 +345,21 @@ fn opt(v: Option<u64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// Prints a run's report (JSON or table) and says how the command exits: 0 when every
+/// partition succeeded, 1 when some failed.
+pub fn run_outcome(report: &RunReport, as_json: bool) -> std::process::ExitCode {
+    if as_json {
+        json(report);
+    } else {
+        out(&run_report(report));
+    }
+    if report.ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
+}
+
 pub fn run_report(r: &RunReport) -> String {
     let rows: Vec<Vec<String>> = r
         .partitions

@@ -38,17 +38,8 @@ pub async fn run(args: ResumeArgs) -> Result<ExitCode> {
     if let Ok(largest) = run::largest_planned_partition(&loc, &run_id).await {
         super::heap::size_for(largest);
     }
-    let report = run::resume(&loc, &run_id, LeaseTimes::default(), None)
+    let report = run::resume(&loc, &run_id, LeaseTimes::from_env(), None)
         .await
         .with_context(|| format!("resuming run {run_id} on {}", loc.display))?;
-    if args.json {
-        render::json(&report);
-    } else {
-        render::out(&render::run_report(&report));
-    }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(render::run_outcome(&report, args.json))
 }

@@ -27,7 +27,7 @@ pub struct RollbackArgs {
 
 pub async fn run(args: RollbackArgs) -> Result<ExitCode> {
     let loc = Location::open(&args.table)?;
-    let report = run::rollback(&loc, &args.run_id, LeaseTimes::default())
+    let report = run::rollback(&loc, &args.run_id, LeaseTimes::from_env())
         .await
         .with_context(|| format!("rolling back run {} on {}", args.run_id, loc.display))?;
     if args.json {

@@ -109,29 +109,13 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         lease: LeaseTimes::from_env(),
         progress: bar.as_ref().map(|(_, p)| Arc::clone(p)),
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait);
-    let report = loop {
-        match run::run(&table, &selected, req.clone()).await {
-            Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            r => break r,
-        }
-    }
-    .with_context(|| format!("running a backfill on {}", table.location))?;
+    let report = waiting(args.wait, || run::run(&table, &selected, req.clone()))
+        .await
+        .with_context(|| format!("running a backfill on {}", table.location))?;
     if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
-    if args.json {
-        render::json(&report);
-    } else {
-        render::out(&render::run_report(&report));
-    }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(render::run_outcome(&report, args.json))
 }
 
 /// A worker's task: the given partitions of a frozen run, one after the other.
@@ -166,12 +150,7 @@ async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
     };
     if wanted.is_empty() && args.shard.is_some() {
         let report = run::RunReport::empty(run_id, &loc.display);
-        if args.json {
-            render::json(&report);
-        } else {
-            render::out(&render::run_report(&report));
-        }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(render::run_outcome(&report, args.json));
     }
     if wanted.is_empty() || s.filter.is_some() || s.from.is_some() || s.to.is_some() {
         anyhow::bail!(backfill::Error::Usage(format!(
@@ -181,29 +160,32 @@ async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
     let mut partitions = Vec::new();
     let mut last = None;
     for p in &wanted {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait);
-        let report = loop {
-            match run::run_partition(&loc, run_id, p, LeaseTimes::from_env()).await {
-                Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-                r => break r,
-            }
-        }
+        let report = waiting(args.wait, || {
+            run::run_partition(&loc, run_id, p, LeaseTimes::from_env())
+        })
+        .await
         .with_context(|| format!("partition {p} of run {run_id} on {}", loc.display))?;
         partitions.extend(report.partitions.iter().cloned());
         last = Some(report);
     }
     let mut report = last.expect("at least one partition");
     report.set_partitions(partitions);
-    if args.json {
-        render::json(&report);
-    } else {
-        render::out(&render::run_report(&report));
+    Ok(render::run_outcome(&report, args.json))
+}
+
+/// `f`'s result, tried again every second while it is busy (retryable), for up to `secs`.
+async fn waiting<T, F, Fut>(secs: u64, mut f: F) -> backfill::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = backfill::Result<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match f().await {
+            Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            r => return r,
+        }
     }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }

@@ -28,7 +28,7 @@ pub struct RunsArgs {
 pub async fn run(args: RunsArgs) -> Result<ExitCode> {
     let loc = Location::open(&args.table)?;
     if let Some(id) = &args.release {
-        run::release(&loc, id, LeaseTimes::default())
+        run::release(&loc, id, LeaseTimes::from_env())
             .await
             .with_context(|| format!("releasing run {id}"))?;
         render::note(&format!("released the backups of run {id}"));

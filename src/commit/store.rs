@@ -142,14 +142,7 @@ pub(super) async fn undo(loc: &Location, run: &RunDir, change: &Change) -> Resul
 
 /// Deletes every object under a folder of the run's work area.
 pub(super) async fn release(loc: &Location, prefix: &Path) -> Result<()> {
-    let paths: Vec<Path> = loc
-        .store
-        .list(Some(prefix))
-        .map_ok(|m| m.location)
-        .try_collect()
-        .await
-        .map_err(|e| Error::storage(prefix, e))?;
-    for p in paths {
+    for p in loc.list_paths(prefix).await? {
         delete(loc, &p).await?;
     }
     Ok(())

@@ -180,6 +180,17 @@ impl Location {
         Ok(())
     }
 
+    /// Every object under `prefix` (recursively).
+    pub async fn list_paths(&self, prefix: &Path) -> Result<Vec<Path>> {
+        use futures::TryStreamExt;
+        self.store
+            .list(Some(prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(prefix, e))
+    }
+
     /// The path of `path` relative to the root, `/`-separated.
     pub fn relative(&self, path: &Path) -> String {
         match path.prefix_match(&self.root) {

@@ -43,21 +43,56 @@ fn ids_by_partition(t: &Path) -> BTreeMap<String, Vec<i64>> {
     let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (f, _) in file_hashes(t) {
         let (p, _) = f.rsplit_once('/').unwrap();
-        let file = std::fs::File::open(t.join(&f)).unwrap();
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        for b in r {
-            let b = b.unwrap();
-            let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-            out.entry(p.to_string())
-                .or_default()
-                .extend(c.values().iter());
-        }
+        let bytes = bytes::Bytes::from(std::fs::read(t.join(&f)).unwrap());
+        out.entry(p.to_string()).or_default().extend(ids_in(bytes));
     }
     out.values_mut().for_each(|v| v.sort());
     out
+}
+
+/// The ids of one Parquet file.
+fn ids_in(bytes: bytes::Bytes) -> Vec<i64> {
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    r.flat_map(|b| {
+        let b = b.unwrap();
+        let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        c.values().to_vec()
+    })
+    .collect()
+}
+
+/// Every id of every data file under `prefix` in `store`, by partition, sorted.
+fn s3_ids_by_partition(
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<dyn ObjectStore>,
+    prefix: &str,
+) -> BTreeMap<String, Vec<i64>> {
+    rt.block_on(async {
+        use futures::TryStreamExt;
+        let mut got: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        let objects: Vec<_> = store
+            .list(Some(&StorePath::from(prefix)))
+            .try_collect()
+            .await
+            .unwrap();
+        let depth = prefix.split('/').count();
+        for m in objects {
+            let p = m
+                .location
+                .as_ref()
+                .split('/')
+                .nth(depth)
+                .unwrap()
+                .to_string();
+            let bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
+            got.entry(p).or_default().extend(ids_in(bytes));
+        }
+        got.values_mut().for_each(|v| v.sort());
+        got
+    })
 }
 
 /// The ids each partition should hold: the originals, transformed exactly once.
@@ -113,7 +148,12 @@ fn status_of(stdout: &str) -> (String, Option<String>) {
 
 /// Every partition's worker at once, then each retried: all succeed, none waits for
 /// another, the retries do nothing, and every row is transformed exactly once.
-fn workers_at_once_then_retried(dir: &Path, table: &str, t: Option<&Path>, env: &[(&str, String)]) {
+fn workers_at_once_then_retried(
+    dir: &Path,
+    table: &str,
+    ids: &dyn Fn() -> BTreeMap<String, Vec<i64>>,
+    env: &[(&str, String)],
+) {
     let run = freeze(dir, table, env);
     let partitions: Vec<String> = (1..=6).map(|d| format!("day=2024-01-{d:02}")).collect();
     let children: Vec<_> = partitions
@@ -140,9 +180,7 @@ fn workers_at_once_then_retried(dir: &Path, table: &str, t: Option<&Path>, env: 
         assert_eq!(status, "rewritten");
         assert!(note.unwrap().contains("done already"), "{p}");
     }
-    if let Some(t) = t {
-        assert_eq!(ids_by_partition(t), transformed_once(6, 3));
-    }
+    assert_eq!(ids(), transformed_once(6, 3));
     let out = run_env(dir, &["runs", table, "--json"], env);
     let runs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(runs["runs"][0]["status"], "finished", "{runs}");
@@ -161,7 +199,7 @@ fn workers_of_a_frozen_run_on_local_disk_work_at_once_and_retries_change_nothing
     table(dir.path(), 6, 3);
     let t = dir.path().join("t");
     let original = file_hashes(&t);
-    workers_at_once_then_retried(dir.path(), "t", Some(&t), &[]);
+    workers_at_once_then_retried(dir.path(), "t", &|| ids_by_partition(&t), &[]);
     assert_eq!(file_hashes(&t), original, "rollback restores every byte");
 }
 
@@ -295,7 +333,8 @@ fn workers_of_a_frozen_run_on_s3_work_at_once_and_retries_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("s3://{bucket}/lake/t");
     let env = s3::env(&server.endpoint);
-    workers_at_once_then_retried(dir.path(), &url, None, &env);
+    let ids = || s3_ids_by_partition(&rt, &store, "lake/t");
+    workers_at_once_then_retried(dir.path(), &url, &ids, &env);
     // No lease is left behind.
     let leases: Vec<_> = rt.block_on(async {
         use futures::TryStreamExt;
@@ -611,30 +650,7 @@ fn two_hundred_partitions_eight_workers_and_chaos_transform_every_row_exactly_on
     assert_eq!(done.lock().unwrap().len(), DAYS as usize);
 
     // (a) every partition holds its originals transformed exactly once.
-    let got: BTreeMap<String, Vec<i64>> = rt.block_on(async {
-        use futures::TryStreamExt;
-        let mut got: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        let objects: Vec<_> = store
-            .list(Some(&StorePath::from("lake/t")))
-            .try_collect()
-            .await
-            .unwrap();
-        for m in objects {
-            let p = m.location.as_ref().split('/').nth(2).unwrap().to_string();
-            let bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
-            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .unwrap()
-                .build()
-                .unwrap();
-            for b in r {
-                let b = b.unwrap();
-                let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                got.entry(p.clone()).or_default().extend(c.values().iter());
-            }
-        }
-        got.values_mut().for_each(|v| v.sort());
-        got
-    });
+    let got = s3_ids_by_partition(&rt, &store, "lake/t");
     assert_eq!(got, expected, "(a) rows transformed exactly once");
     // (b) the same checksums as one process's `run --all` of the same table.
     std::fs::write(dir.path().join("f.sql"), SQL).unwrap();
@@ -898,30 +914,7 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
         &log[log.len().saturating_sub(2000)..]
     );
     // Every row transformed exactly once, whatever was killed.
-    let got: BTreeMap<String, Vec<i64>> = rt.block_on(async {
-        use futures::TryStreamExt;
-        let mut got: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        let objects: Vec<_> = store
-            .list(Some(&StorePath::from("lake/t")))
-            .try_collect()
-            .await
-            .unwrap();
-        for m in objects {
-            let p = m.location.as_ref().split('/').nth(2).unwrap().to_string();
-            let bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
-            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .unwrap()
-                .build()
-                .unwrap();
-            for b in r {
-                let b = b.unwrap();
-                let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                got.entry(p.clone()).or_default().extend(c.values().iter());
-            }
-        }
-        got.values_mut().for_each(|v| v.sort());
-        got
-    });
+    let got = s3_ids_by_partition(&rt, &store, "lake/t");
     assert_eq!(got, transformed_once(DAYS, 5));
     let envs: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let runs = run_env(dir.path(), &["runs", &url, "--json"], &envs);
