@@ -129,8 +129,10 @@ pub fn generate(dir: &Path, spec: &SyntheticSpec) -> Result<PathBuf> {
                 cols.push(col);
             }
             batches.push(
-                RecordBatch::try_new(schema.clone(), cols)
-                    .map_err(|e| Error::Run(e.to_string()))?,
+                RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::Arrow {
+                    context: "generating benchmark rows".into(),
+                    error: e,
+                })?,
             );
         }
         let file = table.join(format!("day={day}")).join("part-0.parquet");
@@ -224,22 +226,7 @@ pub async fn default_sql_of(table: &crate::table::Table) -> Result<String> {
         .flat_map(|p| p.files.first())
         .next()
         .ok_or_else(|| Error::Usage("the table has no data files".into()))?;
-    let reader = crate::table::reader::FileReader::new(
-        table.location.store.clone(),
-        first.path.clone(),
-        first.size,
-    );
-    let mut reader = reader;
-    let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new();
-    let builder =
-        parquet::arrow::arrow_reader::ArrowReaderMetadata::load_async(&mut reader, options)
-            .await
-            .and_then(|m| crate::table::reader::reading(m, Default::default(), false))
-            .map_err(|e| Error::Unreadable {
-                partition: String::new(),
-                path: first.relative.clone(),
-                reason: e.to_string(),
-            })?;
+    let builder = crate::table::reader::open_footer(&table.location, first, "").await?;
     default_sql(&crate::table::reader::logical_schema(&builder))
 }
 

@@ -244,6 +244,7 @@ mod tests {
             },
             partitions: parts,
             outside_layout: vec![],
+            cache: None,
         }
     }
 

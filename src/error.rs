@@ -57,6 +57,7 @@ pub enum Error {
     #[error("storage error at {path}: {error}{hint}")]
     Storage {
         path: String,
+        #[source]
         error: object_store::Error,
         hint: &'static str,
     },
@@ -65,6 +66,7 @@ pub enum Error {
     #[error("{context}: {error}")]
     Query {
         context: String,
+        #[source]
         error: datafusion::error::DataFusionError,
     },
 
@@ -72,6 +74,7 @@ pub enum Error {
     #[error("{path}: {error}")]
     Io {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
 
@@ -105,9 +108,73 @@ pub enum Error {
         reason: String,
     },
 
-    /// A run, its journal or its options are not usable.
-    #[error("{0}")]
-    Run(String),
+    /// No run of that id in the table's journal.
+    #[error("no run {run_id} in the journal of {table}; `backfill runs {table}` lists them")]
+    NoRun { table: String, run_id: String },
+
+    /// No run of the table is interrupted or has failed partitions.
+    #[error("no interrupted run in the journal of {table}; `backfill runs {table}` lists them")]
+    NothingToResume { table: String },
+
+    /// The run is over: rolled back or released. `next` says what to do instead.
+    #[error("run {run_id} was {how}; {next}")]
+    RunClosed {
+        run_id: String,
+        how: &'static str,
+        next: &'static str,
+    },
+
+    /// The run is not finished, and the step needs it to be.
+    #[error(
+        "run {run_id} is not finished{detail}; resume or roll it back before releasing its backups"
+    )]
+    RunNotFinished { run_id: String, detail: String },
+
+    /// A journal (or one of its records) cannot be read as this backfill writes them.
+    #[error("journal {path}: {reason}; the run cannot be resumed safely")]
+    JournalDamaged { path: String, reason: String },
+
+    /// A partition is no longer what the plan froze: another job changed it.
+    #[error(
+        "partition {partition} changed since the plan was made ({reason}); it was left as it is"
+    )]
+    PartitionChanged { partition: String, reason: String },
+
+    /// The transform's output for a partition cannot be written in its place.
+    #[error("partition {partition}: {reason}; it was left as it was")]
+    OutputRejected { partition: String, reason: String },
+
+    /// A staged file does not prove to hold what was written: it is never committed.
+    #[error("{what}; the partition was left as it was")]
+    ProofFailed { what: String },
+
+    /// Encoding or decoding Parquet failed.
+    #[error("{context}: {error}")]
+    Parquet {
+        context: String,
+        #[source]
+        error: parquet::errors::ParquetError,
+    },
+
+    /// An Arrow computation (a cast, a batch) failed.
+    #[error("{context}: {error}")]
+    Arrow {
+        context: String,
+        #[source]
+        error: arrow::error::ArrowError,
+    },
+
+    /// A table lock that does not read as one (a partial write by something else).
+    #[error("lock {path} is not readable ({reason}); delete it if no run is active")]
+    LockDamaged { path: String, reason: String },
+
+    /// The storage lacks something the commit protocol needs.
+    #[error("{store} {lacks}; nothing was written to the table; {next}")]
+    Unsupported {
+        store: String,
+        lacks: String,
+        next: &'static str,
+    },
 
     /// A bug of this tool (a task that panicked, a state that cannot be): nothing about
     /// the input.

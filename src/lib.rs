@@ -25,9 +25,20 @@
 //!
 //! ## Glossary
 //!
-//! table, partition, partition key, selection, transform, plan, run, stage, commit, backup,
-//! journal, snapshot, checksum, diff: as in the README. A [`checksum::Part`] is the additive
-//! piece of a checksum that files and row groups contribute.
+//! - **table**: a folder (or prefix) of Hive-partitioned Parquet files; **partition**: one
+//!   `key=value/...` folder of it, named by its **partition id** (`day=2024-01-03/region=eu`);
+//!   **partition key**: one level of that layout, with a type.
+//! - **selection**: the partitions a command works on (`--where`, `--from`/`--to`,
+//!   `--partition`).
+//! - **transform**: the user's SQL over one partition (`FROM source`).
+//! - **plan**: the selected partitions, their files, and the run's settings, frozen before
+//!   anything changes; **run**: one carrying out of a plan, with an id.
+//! - **stage**: writing a partition's new files outside the live table and proving them;
+//!   **commit**: making them the partition, wholly or not at all; **backup**: the old files,
+//!   kept until the run is released; **journal**: the append-only record of a run.
+//! - **snapshot**: per-partition rows and checksums at a moment; **checksum**: the content
+//!   fingerprint of docs/CHECKSUM.md, whose additive piece is a [`checksum::Part`];
+//!   **diff**: two snapshots compared.
 //!
 //! ## Module map
 //!
@@ -40,8 +51,10 @@
 //! - [`stage`]: encoding new files, proving them, staging them.
 //! - [`commit`]: the commit protocol: its states ([`commit::RunState`]), the journal
 //!   that records them ([`commit::journal`]), the swap, backups, recovery, undo.
-//! - [`lock`]: one run at a time per table.
-//! - [`run`]: run, resume, rollback and the run history.
+//! - [`lock`]: the table lock and per-partition leases (flock on local disk, lease objects
+//!   on object stores).
+//! - [`run`]: starting a run and its per-partition pipeline (`execute`), workers of frozen
+//!   runs (`worker`), resume, rollback, and what the journal says of runs (`history`).
 //! - [`checksum`]: the checksum spec as code (`docs/CHECKSUM.md` in words).
 //! - [`snapshot`]: per-partition counts and checksums; snapshot files.
 //! - [`diff`]: comparing two snapshots (pure).

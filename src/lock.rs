@@ -380,10 +380,11 @@ async fn probe_conditional_writes(
         ..Default::default()
     };
     let unsupported = || {
-        Error::Run(format!(
-            "{} does not honour conditional writes (If-None-Match), which the table lock and the journal need; nothing was written to the table; use a store or bucket that supports them",
-            loc.display
-        ))
+        Error::Unsupported {
+            store: loc.display.clone(),
+            lacks: "does not honour conditional writes (If-None-Match), which the table lock and the journal need".into(),
+            next: "use a store or bucket that supports them",
+        }
     };
     match store
         .put_opts(&probe, PutPayload::from_static(b"probe"), create())
@@ -424,10 +425,20 @@ async fn take_lease(
             ..Default::default()
         };
         match store.put_opts(path, body(run_id, times), create).await {
-            Ok(r) => return r.e_tag.ok_or_else(|| Error::Run("the store returned no ETag for the lock; it cannot hold a lease".into())),
+            Ok(r) => {
+                return r.e_tag.ok_or_else(|| Error::Unsupported {
+                    store: loc.display.clone(),
+                    lacks: "returned no ETag for the lock, so it cannot hold a lease".into(),
+                    next: "use a store that returns ETags",
+                })
+            }
             Err(object_store::Error::AlreadyExists { .. }) => {}
             Err(object_store::Error::NotImplemented { .. }) => {
-                return Err(Error::Run(format!("{} does not support conditional writes, which the table lock needs; enable them on the server", loc.display)))
+                return Err(Error::Unsupported {
+                    store: loc.display.clone(),
+                    lacks: "does not support conditional writes, which the table lock needs".into(),
+                    next: "enable them on the server",
+                })
             }
             Err(e) => return Err(Error::storage(path, e)),
         }
@@ -449,10 +460,9 @@ async fn take_lease(
         version: current.meta.version.clone(),
     };
     let bytes = current.bytes().await.map_err(|e| Error::storage(path, e))?;
-    let holder: Holder = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Run(format!(
-            "lock {path} is not readable ({e}); delete it if no run is active"
-        ))
+    let holder: Holder = serde_json::from_slice(&bytes).map_err(|e| Error::LockDamaged {
+        path: path.to_string(),
+        reason: e.to_string(),
     })?;
     if holder.expires_at_ms > now_ms() {
         return Err(Error::Locked {
@@ -467,9 +477,11 @@ async fn take_lease(
         ..Default::default()
     };
     match store.put_opts(path, body(run_id, times), update).await {
-        Ok(r) => r
-            .e_tag
-            .ok_or_else(|| Error::Run("the store returned no ETag for the lock".into())),
+        Ok(r) => r.e_tag.ok_or_else(|| Error::Unsupported {
+            store: loc.display.clone(),
+            lacks: "returned no ETag for the lock, so it cannot hold a lease".into(),
+            next: "use a store that returns ETags",
+        }),
         Err(object_store::Error::Precondition { .. })
         | Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Locked {
             table: loc.display.clone(),

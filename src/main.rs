@@ -25,10 +25,23 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
         Err(e) => {
-            cli::render::note(&format!("error: {e:#}"));
+            cli::render::note(&format!("error: {}", message(&e)));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The context chain down to the library's error, whose message already says what its
+/// source said.
+fn message(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.is::<backfill::Error>() {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// 75 (`EX_TEMPFAIL`) when another run holds the table: busy, safe to retry later, which

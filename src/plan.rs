@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use parquet::arrow::async_reader::AsyncFileReader;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -121,23 +120,14 @@ pub struct Plan {
     pub frozen: bool,
 }
 
-/// Rows a run rewrites per second per job, for estimates: lineitem SF1 by month rewrote
-/// 6.0 M rows in 2.9 s with 2 jobs and 5.1 s with one (README "Performance").
+/// Rows a run rewrites per second per job, for a rough estimate of its wall time
+/// (the order of lineitem SF1 by month in docs/PERFORMANCE.md).
 pub const ROWS_PER_SECOND_PER_JOB: f64 = 1_000_000.0;
 
 /// Reads the row count in a file's footer.
 pub async fn footer_rows(loc: &Location, file: &DataFile) -> Result<u64> {
-    let mut reader =
-        crate::table::reader::FileReader::new(loc.store.clone(), file.path.clone(), file.size);
-    let meta = reader
-        .get_metadata(None)
-        .await
-        .map_err(|e| Error::Unreadable {
-            partition: String::new(),
-            path: file.relative.clone(),
-            reason: e.to_string(),
-        })?;
-    Ok(meta.file_metadata().num_rows().max(0) as u64)
+    let meta = crate::table::reader::open_footer(loc, file, "").await?;
+    Ok(meta.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 /// Builds the plan of the selected partitions: reads every footer (in parallel).
@@ -233,10 +223,15 @@ impl PlannedPartition {
             .zip(&self.raw_values)
             .map(|(k, v)| {
                 Typed::read(v.as_deref(), k.key_type).ok_or_else(|| {
-                    Error::Run(format!(
-                        "partition {}: the planned value {:?} of key {} does not read as a {}; the plan cannot be carried out as it was made",
-                        self.partition, v, k.name, k.key_type.name()
-                    ))
+                    Error::JournalDamaged {
+                        path: format!("plan of partition {}", self.partition),
+                        reason: format!(
+                            "the planned value {:?} of key {} does not read as a {}, so the plan cannot be carried out as it was made",
+                            v,
+                            k.name,
+                            k.key_type.name()
+                        ),
+                    }
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -249,6 +244,7 @@ impl PlannedPartition {
                     path: loc.child(&relative),
                     relative,
                     size: f.size,
+                    tag: None,
                 }
             })
             .collect();

@@ -2,7 +2,7 @@
 
 `plan` freezes the run once (its id, partitions and their files, the SQL, the options);
 `rewrite` is mapped over the partitions, one task each, retried by Airflow; `check`
-finishes anything the workers left and proves the table. Each mapped task runs
+finishes anything the workers left and proves the table (`verify --run RUN_ID`). Each mapped task runs
 
     backfill run TABLE --run RUN_ID --partition P
 
@@ -62,8 +62,10 @@ def backfill_fix():
     @task
     def check(items: list[dict], statuses: list[str]) -> dict:
         table, run_id = items[0]["table"], items[0]["run_id"]
-        # Whatever the workers left (none, when every task succeeded), then the proof.
-        for args in (["resume", table, run_id], ["verify", table]):
+        # Whatever the workers left (none, when every task succeeded), then the proof:
+        # every partition of the run holds what the run's journal recorded (rows and
+        # checksum), none is pending or mid-commit, and the table has no other finding.
+        for args in (["resume", table, run_id], ["verify", table, "--run", run_id]):
             out = backfill(*args)
             if out.returncode != 0:
                 raise RuntimeError(f"backfill {' '.join(args)}: {out.stdout}{out.stderr}")

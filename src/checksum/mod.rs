@@ -59,6 +59,13 @@ impl LogicalSchema {
         Ok(LogicalSchema { columns, index })
     }
 
+    /// A schema of these columns, already in checksum order (from a cache entry): it
+    /// describes and digests like the schema it was taken from.
+    pub fn from_columns(columns: Vec<LogicalColumn>) -> LogicalSchema {
+        let index = (0..columns.len()).collect();
+        LogicalSchema { columns, index }
+    }
+
     /// `name:type, ...` in checksum order.
     pub fn describe(&self) -> String {
         self.columns

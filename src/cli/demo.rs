@@ -2,9 +2,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, Parser};
 
-use super::{diff, plan, render, run as run_cmd, runs, snapshot, verify, SelectionArgs};
+use super::{render, Cli};
 
 /// Write a small example lake and walk through the commands on it
 ///
@@ -18,8 +18,24 @@ pub struct DemoArgs {
     pub dir: PathBuf,
 }
 
-fn step(text: &str) {
-    render::out(&format!("\n$ {text}\n"));
+/// Prints a command as a user would type it, then runs exactly that command line.
+async fn step(args: &[&str]) -> Result<()> {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    render::out(&format!("\n$ backfill {}\n", shown.join(" ")));
+    let cli = Cli::try_parse_from(std::iter::once("backfill").chain(args.iter().copied()))
+        .with_context(|| format!("the demo's command `backfill {}`", shown.join(" ")))?;
+    // Boxed: the demo is itself a command of `super::run`.
+    Box::pin(super::run(cli)).await?;
+    Ok(())
 }
 
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
@@ -27,67 +43,33 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let table_path = backfill::demo::write_example(dir)?;
     let table = table_path.display().to_string();
+    let t = table.as_str();
     let before = dir.join("before.json");
+    let b = before.display().to_string();
+    let b = b.as_str();
     render::out(&format!(
         "wrote the example table {table}: event_date 2024-01-01..2024-01-07 x region eu/us, 14 partitions\n"
     ));
 
-    step(&format!(
-        "backfill snapshot {table} --columns --out {}",
-        before.display()
-    ));
-    snapshot::run(snapshot::SnapshotArgs {
-        table: table.clone(),
-        selection: SelectionArgs::default(),
-        columns: true,
-        json: false,
-        out: Some(before.clone()),
-        jobs: None,
-        checksum_version: backfill::checksum::VERSION,
-    })
-    .await?;
-
-    step(&format!("backfill verify {table} --expect-every day"));
-    verify::run(verify::VerifyArgs {
-        table: table.clone(),
-        selection: SelectionArgs::default(),
-        expect_every: Some("day".into()),
-        against: None,
-        json: false,
-        jobs: None,
-    })
-    .await?;
+    step(&["snapshot", t, "--columns", "--out", b]).await?;
+    step(&["verify", t, "--expect-every", "day"]).await?;
 
     let (dup, lost) = backfill::demo::damage(&table_path)?;
     render::out(&format!(
         "\nanother job now misbehaves: it appends 40 duplicate rows to {dup} and loses {lost}\n"
     ));
 
-    step(&format!("backfill diff {} {table}", before.display()));
-    diff::run(diff::DiffArgs {
-        before: before.display().to_string(),
-        after: table.clone(),
-        selection: SelectionArgs::default(),
-        json: false,
-    })
-    .await?;
-
-    step(&format!(
-        "backfill verify {table} --from 2024-01-03 --to 2024-01-05 --against {}",
-        before.display()
-    ));
-    verify::run(verify::VerifyArgs {
-        table: table.clone(),
-        selection: SelectionArgs {
-            from: Some("2024-01-03".into()),
-            to: Some("2024-01-05".into()),
-            ..SelectionArgs::default()
-        },
-        expect_every: None,
-        against: Some(before.clone()),
-        json: false,
-        jobs: None,
-    })
+    step(&["diff", b, t]).await?;
+    step(&[
+        "verify",
+        t,
+        "--from",
+        "2024-01-03",
+        "--to",
+        "2024-01-05",
+        "--against",
+        b,
+    ])
     .await?;
 
     let fix = dir.join("fix.sql");
@@ -102,68 +84,13 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         "\nthe fix: {} removes duplicates and upper-cases event_type; backfill 2024-01-02..2024-01-04\n",
         fix.display()
     ));
-    let selection = SelectionArgs {
-        from: Some("2024-01-02".into()),
-        to: Some("2024-01-04".into()),
-        ..SelectionArgs::default()
-    };
-
-    step(&format!(
-        "backfill plan {table} --from 2024-01-02 --to 2024-01-04 --sql {} --jobs 2",
-        fix.display()
-    ));
-    plan::run(plan::PlanArgs {
-        table: table.clone(),
-        selection: selection.clone(),
-        sql: Some(fix.clone()),
-        order: "oldest-first".into(),
-        jobs: Some(2),
-        tables: vec![],
-        allow_schema_change: false,
-        freeze: false,
-        all: false,
-        on_empty: "fail".into(),
-        json: false,
-    })
-    .await?;
-
-    step(&format!(
-        "backfill run {table} --sql {} --from 2024-01-02 --to 2024-01-04",
-        fix.display()
-    ));
-    run_cmd::run(run_cmd::RunArgs {
-        table: table.clone(),
-        sql: Some(fix.clone()),
-        run: None,
-        shard: None,
-        wait: 0,
-        selection,
-        all: false,
-        jobs: Some(2),
-        order: "oldest-first".into(),
-        on_empty: "fail".into(),
-        allow_schema_change: false,
-        tables: vec![],
-        json: false,
-    })
-    .await?;
-
-    step(&format!("backfill diff {} {table}", before.display()));
-    diff::run(diff::DiffArgs {
-        before: before.display().to_string(),
-        after: table.clone(),
-        selection: SelectionArgs::default(),
-        json: false,
-    })
-    .await?;
-
-    step(&format!("backfill runs {table}"));
-    runs::run(runs::RunsArgs {
-        table: table.clone(),
-        release: None,
-        json: false,
-    })
-    .await?;
+    let f = fix.display().to_string();
+    let f = f.as_str();
+    let range = ["--from", "2024-01-02", "--to", "2024-01-04"];
+    step(&[&["plan", t], &range[..], &["--sql", f, "--jobs", "2"]].concat()).await?;
+    step(&[&["run", t, "--sql", f], &range[..], &["--jobs", "2"]].concat()).await?;
+    step(&["diff", b, t]).await?;
+    step(&["runs", t]).await?;
 
     render::out(&format!(
         "\nnext: `backfill rollback {table} RUN_ID` puts the old partitions back; `backfill --help` for the rest\n"

@@ -5,7 +5,7 @@ use clap::Args;
 
 use backfill::snapshot::{self, ScanOptions, Snapshot};
 
-use super::{render, select, SelectionArgs};
+use super::{render, save_cache, select, CacheArgs, SelectionArgs};
 
 /// Compare two snapshots or tables, partition by partition
 ///
@@ -24,6 +24,8 @@ pub struct DiffArgs {
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// A side given as a snapshot file.
@@ -38,7 +40,13 @@ fn file_side(arg: &str, selection: &SelectionArgs) -> Result<Option<Snapshot>> {
 }
 
 /// A side given as a table, hashed as checksum `version`.
-async fn table_side(arg: &str, selection: &SelectionArgs, version: u32) -> Result<Snapshot> {
+async fn table_side(
+    arg: &str,
+    selection: &SelectionArgs,
+    cache_args: &CacheArgs,
+    version: u32,
+    json: bool,
+) -> Result<Snapshot> {
     let loc = backfill::storage::Location::open(arg)?;
     let table = backfill::table::discover(&loc, &selection.discover_options()?)
         .await
@@ -52,14 +60,18 @@ async fn table_side(arg: &str, selection: &SelectionArgs, version: u32) -> Resul
     };
     super::heap::for_reading(table.largest_partition(&selected));
     // Per-column checksums let the diff say which columns changed.
+    let cache = cache_args.open(&table.location).await?;
     let options = ScanOptions {
         columns: true,
         checksum_version: version,
+        cache: cache.clone(),
         ..ScanOptions::default()
     };
-    snapshot::snapshot(&table, &selected, &options)
+    let snap = snapshot::snapshot(&table, &selected, &options)
         .await
-        .with_context(|| format!("taking a snapshot of {}", loc.display))
+        .with_context(|| format!("taking a snapshot of {}", loc.display))?;
+    save_cache(&cache, &table, false, json).await;
+    Ok(snap)
 }
 
 pub async fn run(args: DiffArgs) -> Result<ExitCode> {
@@ -75,15 +87,27 @@ pub async fn run(args: DiffArgs) -> Result<ExitCode> {
         .map_or(backfill::checksum::VERSION, |s| s.checksum_version);
     let before = match before_file {
         Some(s) => s,
-        None => table_side(&args.before, &args.selection, version)
-            .await
-            .with_context(|| format!("reading BEFORE ({})", args.before))?,
+        None => table_side(
+            &args.before,
+            &args.selection,
+            &args.cache,
+            version,
+            args.json,
+        )
+        .await
+        .with_context(|| format!("reading BEFORE ({})", args.before))?,
     };
     let after = match after_file {
         Some(s) => s,
-        None => table_side(&args.after, &args.selection, version)
-            .await
-            .with_context(|| format!("reading AFTER ({})", args.after))?,
+        None => table_side(
+            &args.after,
+            &args.selection,
+            &args.cache,
+            version,
+            args.json,
+        )
+        .await
+        .with_context(|| format!("reading AFTER ({})", args.after))?,
     };
     if !args.selection.selection().is_everything()
         && before.partitions.is_empty()

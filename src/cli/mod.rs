@@ -14,11 +14,13 @@ pub mod snapshot;
 pub mod verify;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use backfill::selection::Selection;
+use backfill::snapshot::{Cache, CacheReport};
 use backfill::storage::Location;
 use backfill::table::{self, DiscoverOptions, Table};
 
@@ -48,6 +50,54 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     Bench(bench::BenchArgs),
     Demo(demo::DemoArgs),
+}
+
+/// Where the checksum cache is, or that there is none (snapshot, verify, diff).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CacheArgs {
+    /// Read every file: neither use nor fill the checksum cache
+    #[arg(long, help_heading = "Checksum cache", conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+    /// Keep the checksum cache in DIR (a local folder or s3://BUCKET/PREFIX) instead of
+    /// the table's work area, e.g. when the table's storage is read-only for you
+    #[arg(long, value_name = "DIR", help_heading = "Checksum cache")]
+    pub cache_dir: Option<String>,
+}
+
+impl CacheArgs {
+    /// The table's checksum cache, loaded; `None` with `--no-cache`.
+    pub async fn open(&self, table: &Location) -> Result<Option<Arc<Cache>>> {
+        if self.no_cache {
+            return Ok(None);
+        }
+        let dir = match self.cache_dir.as_deref() {
+            None => None,
+            Some(d) => {
+                // A local folder is made on first use; a bucket must exist.
+                if !d.contains("://") {
+                    std::fs::create_dir_all(d)
+                        .with_context(|| format!("creating --cache-dir {d}"))?;
+                }
+                Some(Location::open(d).context("opening --cache-dir")?)
+            }
+        };
+        Ok(Some(Arc::new(Cache::open(table, dir.as_ref()).await)))
+    }
+}
+
+/// Saves what the cache learnt (merging its segments when there are many, or when
+/// `prune`) and says on stderr what it did; the report is for `--json`.
+pub async fn save_cache(
+    cache: &Option<Arc<Cache>>,
+    table: &Table,
+    prune: bool,
+    json: bool,
+) -> Option<CacheReport> {
+    let report = cache.as_ref()?.save(table, prune).await;
+    if !json {
+        render::cache(&report);
+    }
+    Some(report)
 }
 
 /// Which partitions to act on. Flags combine: a partition must pass all of them.

@@ -4,8 +4,8 @@ use std::io::{IsTerminal, Write};
 
 use backfill::diff::Diff;
 use backfill::plan::Plan;
-use backfill::run::{PartitionReport, RollbackReport, RunInfo, RunReport};
-use backfill::snapshot::{Progress, Snapshot};
+use backfill::run::{PartitionReport, RollbackReport, RunDetail, RunInfo, RunReport};
+use backfill::snapshot::{CacheReport, Progress, Snapshot};
 use backfill::verify::VerifyReport;
 
 /// Writes to stdout; a closed pipe (`| head`) ends output quietly.
@@ -484,6 +484,55 @@ pub fn runs(runs: &[RunInfo]) -> String {
         &rows,
         &["partitions", "rewritten", "unchanged", "failed"],
     )
+}
+
+/// What the checksum cache did, on stderr (the output stays the command's).
+pub fn cache(report: &CacheReport) {
+    for n in &report.notes {
+        note(&format!("note: {n}"));
+    }
+    note(&format!(
+        "checksum cache: {} file(s) read, {} from the cache ({} entries, {} at {})",
+        report.files_read,
+        report.files_cached,
+        report.entries,
+        bytes(report.bytes),
+        report.location
+    ));
+}
+
+/// One run: its history line, a count per state, then each partition.
+pub fn run_detail(run: &RunDetail) -> String {
+    let mut out = runs(std::slice::from_ref(&run.info));
+    let mut counts: std::collections::BTreeMap<_, usize> = Default::default();
+    for p in &run.partitions {
+        *counts.entry(p.state).or_default() += 1;
+    }
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.name()))
+        .collect();
+    out.push_str(&format!("\n{}\n\n", counts.join(", ")));
+    let opt = |v: &Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let rows: Vec<Vec<String>> = run
+        .partitions
+        .iter()
+        .map(|p| {
+            vec![
+                p.partition.clone(),
+                p.state.name().to_string(),
+                opt(&p.rows_before),
+                opt(&p.rows_after),
+                p.detail.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["partition", "state", "rows_before", "rows_after", "detail"],
+        &rows,
+        &["rows_before", "rows_after"],
+    ));
+    out
 }
 
 /// A progress bar over partitions for `run` and `resume`, only on a terminal.

@@ -9,7 +9,11 @@ use backfill::storage::Location;
 
 use super::render;
 
-/// List the runs recorded in a table's journal, or release a run's backups
+/// List the runs recorded in a table's journal, show one, or release a run's backups
+///
+/// With RUN_ID: that run partition by partition (pending, rewritten, unchanged, deleted,
+/// kept, failed, mid_commit, rolled_back...), with rows before and after; for a frozen run
+/// this is how far its workers got.
 ///
 /// Backups of the old files are kept until released: `--release RUN_ID` deletes them (the
 /// run can no longer be rolled back; its journal stays).
@@ -17,6 +21,9 @@ use super::render;
 pub struct RunsArgs {
     /// Table root
     pub table: String,
+    /// Show this run, partition by partition
+    #[arg(value_name = "RUN_ID")]
+    pub run: Option<String>,
     /// Delete the backups of a finished run
     #[arg(long, value_name = "RUN_ID")]
     pub release: Option<String>,
@@ -32,6 +39,17 @@ pub async fn run(args: RunsArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("releasing run {id}"))?;
         render::note(&format!("released the backups of run {id}"));
+    }
+    if let Some(id) = &args.run {
+        let detail = run::run_detail(&loc, id)
+            .await
+            .with_context(|| format!("reading run {id} of {}", loc.display))?;
+        if args.json {
+            render::json(&detail);
+        } else {
+            render::out(&render::run_detail(&detail));
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let runs = run::history(&loc)
         .await

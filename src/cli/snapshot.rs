@@ -5,13 +5,18 @@ use clap::Args;
 
 use backfill::snapshot::{self, ScanOptions};
 
-use super::{open_selected, render, SelectionArgs};
+use super::{open_selected, render, save_cache, CacheArgs, SelectionArgs};
 
 /// Per-partition row counts and content checksums of a table
 ///
 /// Reads every selected file in full, in parallel. The checksum follows docs/CHECKSUM.md
 /// (checksum version 2): it ignores file layout, row order and encoding, and changes
 /// when any value, row or duplicate changes.
+///
+/// Each file's contribution is kept in a checksum cache in the table's work area
+/// (`.backfill/<table>/cache/`), keyed by the file's path, size and version (ETag, or
+/// inode and modification time): the next snapshot reads only files that changed, with
+/// the same checksums. --no-cache reads everything.
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
     /// Table root: a local folder, file://PATH or s3://BUCKET/PREFIX
@@ -36,6 +41,8 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "N", default_value_t = backfill::checksum::VERSION,
           value_parser = clap::value_parser!(u32).range(1..=backfill::checksum::VERSION as i64))]
     pub checksum_version: u32,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
@@ -46,19 +53,23 @@ pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
         .map(|i| table.partitions[*i].files.len() as u64)
         .sum();
     let bytes: u64 = selected.iter().map(|i| table.partitions[*i].bytes()).sum();
+    let cache = args.cache.open(&table.location).await?;
     let bar = render::progress("snapshot", files, bytes);
     let options = ScanOptions {
         columns: args.columns,
         jobs: args.jobs.unwrap_or_else(snapshot::default_jobs),
         progress: bar.as_ref().map(|b| b.1.clone()),
         checksum_version: args.checksum_version,
+        cache: cache.clone(),
+        deep: false,
     };
-    let snap = snapshot::snapshot(&table, &selected, &options)
+    let mut snap = snapshot::snapshot(&table, &selected, &options)
         .await
         .with_context(|| format!("taking a snapshot of {}", table.location))?;
     if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
+    snap.cache = save_cache(&cache, &table, false, args.json).await;
     if let Some(path) = &args.out {
         snap.write(path)
             .with_context(|| format!("writing the snapshot to {}", path.display()))?;

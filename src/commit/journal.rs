@@ -312,10 +312,10 @@ impl Journal {
     pub async fn open(loc: &Location, run_id: &str) -> Result<(Journal, Vec<Record>)> {
         let records = read(loc, run_id).await?;
         if records.is_empty() {
-            return Err(Error::Run(format!(
-                "no run {run_id} in the journal of {}; `backfill runs {}` lists them",
-                loc.display, loc.display
-            )));
+            return Err(Error::NoRun {
+                table: loc.display.clone(),
+                run_id: run_id.into(),
+            });
         }
         let next = records.last().map(|r| r.seq + 1).unwrap_or(0);
         let dir = RunDir::new(loc, run_id).journal();
@@ -568,12 +568,10 @@ fn parse_log(bytes: &[u8], path: &std::path::Path) -> Result<(Vec<Record>, usize
         good += n + 1;
     }
     if let Some(w) = records.windows(2).find(|w| w[1].seq != w[0].seq + 1) {
-        return Err(Error::Run(format!(
-            "journal {} jumps from record {} to {}; the run cannot be resumed safely",
-            path.display(),
-            w[0].seq,
-            w[1].seq
-        )));
+        return Err(Error::JournalDamaged {
+            path: path.display().to_string(),
+            reason: format!("it jumps from record {} to {}", w[0].seq, w[1].seq),
+        });
     }
     Ok((records, good))
 }
@@ -618,11 +616,9 @@ async fn read_at(loc: &Location, dir: &Path) -> Result<Vec<Record>> {
     let mut out = Vec::with_capacity(metas.len());
     for m in metas {
         let bytes = get(loc, &m.location).await?;
-        let record: Record = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Run(format!(
-                "journal record {} is damaged ({e}); the run cannot be resumed safely",
-                m.location
-            ))
+        let record: Record = serde_json::from_slice(&bytes).map_err(|e| Error::JournalDamaged {
+            path: m.location.to_string(),
+            reason: format!("the record is damaged ({e})"),
         })?;
         out.push(record);
     }

@@ -23,11 +23,11 @@ fn sync_parent(loc: &Location, p: &FsPath) -> Result<()> {
 /// Swaps two directories atomically. `Ok(false)` when the system cannot.
 fn exchange(loc: &Location, a: &FsPath, b: &FsPath) -> Result<bool> {
     loc.fs.exchange(a, b).map_err(|e| match e.raw_os_error() {
-        Some(libc::EXDEV) => Error::Run(format!(
-            "{} and {} are on different filesystems; the work area must share the table's filesystem",
-            a.display(),
-            b.display()
-        )),
+        Some(libc::EXDEV) => Error::Unsupported {
+            store: format!("{} and {}", a.display(), b.display()),
+            lacks: "are on different filesystems, so they cannot be swapped atomically".into(),
+            next: "the work area must share the table's filesystem",
+        },
         _ => Error::io(b, e),
     })
 }
@@ -68,21 +68,17 @@ fn carry_over(loc: &Location, live: &FsPath, stage: &FsPath, old_files: &[String
     let entries = match loc.fs.read_dir(live) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Run(format!(
-                "partition folder {} disappeared since the plan",
-                live.display()
-            )))
+            return Err(Error::PartitionChanged {
+                partition: live.display().to_string(),
+                reason: "its folder disappeared".into(),
+            })
         }
         Err(e) => return Err(Error::io(live, e)),
     };
     let mut linked = false;
     for entry in entries {
         let name = entry.name;
-        if !entry.is_file
-            || old_files.contains(&name)
-            || name.ends_with(".crc")
-            || name.to_ascii_lowercase().ends_with(".parquet")
-        {
+        if !entry.is_file || old_files.contains(&name) || !crate::table::is_carried_over(&name) {
             continue;
         }
         let target = stage.join(&name);

@@ -129,16 +129,20 @@ impl RunState {
         let (plan, format) = match records.first().map(|r| &r.event) {
             Some(Event::Planned { plan, format }) => ((**plan).clone(), *format),
             _ => {
-                return Err(Error::Run(format!(
-                    "the journal of run {run_id} does not start with a plan; it cannot be resumed"
-                )))
+                return Err(Error::JournalDamaged {
+                    path: format!("of run {run_id}"),
+                    reason: "it does not start with a plan".into(),
+                })
             }
         };
         if format > super::journal::FORMAT {
-            return Err(Error::Run(format!(
-                "the journal of run {run_id} is format {format}, written by a newer backfill (this one reads up to {}); use that version",
-                super::journal::FORMAT
-            )));
+            return Err(Error::JournalDamaged {
+                path: format!("of run {run_id}"),
+                reason: format!(
+                    "it is format {format}, written by a newer backfill (this one reads up to {}); use that version",
+                    super::journal::FORMAT
+                ),
+            });
         }
         let mut state = RunState {
             run_id: run_id.into(),

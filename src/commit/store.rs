@@ -39,11 +39,16 @@ async fn copy(loc: &Location, from: &Path, to: &Path) -> Result<()> {
     while let Some(chunk) = src.try_next().await.map_err(|e| Error::storage(from, e))? {
         sink.write_all(&chunk)
             .await
-            .map_err(|e| Error::Run(format!("copying {from} to {to}: {e}")))?;
+            .map_err(|e| copy_failed(to, e))?;
     }
-    sink.shutdown()
-        .await
-        .map_err(|e| Error::Run(format!("copying {from} to {to}: {e}")))
+    sink.shutdown().await.map_err(|e| copy_failed(to, e))
+}
+
+fn copy_failed(to: &Path, error: std::io::Error) -> Error {
+    Error::Io {
+        path: to.as_ref().into(),
+        error,
+    }
 }
 
 async fn delete(loc: &Location, path: &Path) -> Result<()> {

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{path::Path, ObjectStoreExt};
@@ -24,154 +24,19 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::{
     add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter, ARROW_SCHEMA_META_KEY,
 };
-use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::ColumnPath;
 use parquet::schema::types::{SchemaDescriptor, Type, TypePtr};
 
 use crate::error::{Error, Result};
 use crate::storage::{blocking, Location};
-use crate::transform::SourceFile;
+use crate::table::read::{Layout, SourceFile};
 
 pub mod reuse;
 mod twelve_bytes;
 pub use reuse::Reuse;
-
-/// How the source partition's files were laid out, to write the new file alike.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    pub codec: Compression,
-    /// The largest row group, to write similar ones.
-    pub row_group_rows: usize,
-    /// Columns whose first chunk was dictionary-encoded, to encode them alike (a column
-    /// the source wrote plainly, like free text, is not dictionary-encoded again only to
-    /// fall back to plain).
-    pub dictionary: Vec<(ColumnPath, bool)>,
-    /// Whether the source had a page index (per-page statistics); without one, the new
-    /// file carries statistics per column chunk only, which costs less to write.
-    pub page_index: bool,
-    /// The first source file's Parquet type of each top-level column, with the Arrow type
-    /// it was read as: a column the transform leaves that Arrow type is written with that
-    /// Parquet type again (UUID stays UUID, JSON stays JSON, a time adjusted to UTC stays
-    /// so), never with the one Arrow would choose.
-    pub columns: Vec<(TypePtr, DataType)>,
-    /// The first source file's key-value metadata other than the Arrow schema (which is
-    /// written from the output): Spark's schema, GeoParquet's `geo`, a writer's own keys.
-    pub metadata: Vec<KeyValue>,
-    /// The first source file's Arrow schema (`ARROW:schema`), kept for a new file whose
-    /// columns are the source's: it holds what the Parquet types cannot say and a reader
-    /// of this crate does not apply (a zone name on seconds, pyarrow's own extension
-    /// types), so the writer's engine reads the new file as it read the old.
-    pub arrow_schema: Option<String>,
-}
-
-impl Default for Layout {
-    fn default() -> Self {
-        Layout {
-            codec: Compression::SNAPPY,
-            row_group_rows: 1 << 20,
-            dictionary: Vec::new(),
-            page_index: true,
-            columns: Vec::new(),
-            metadata: Vec::new(),
-            arrow_schema: None,
-        }
-    }
-}
-
-/// Records how the source files describe their columns and what metadata they carry.
-pub fn describe(layout: &mut Layout, files: &[SourceFile], schema: &Schema) {
-    let Some(first) = files.first() else {
-        return;
-    };
-    let meta = first.metadata.file_metadata();
-    layout.columns = meta
-        .schema_descr()
-        .root_schema()
-        .get_fields()
-        .iter()
-        .filter_map(|t| {
-            let field = schema.field_with_name(t.name()).ok()?;
-            Some((t.clone(), field.data_type().clone()))
-        })
-        .collect();
-    layout.metadata = meta
-        .key_value_metadata()
-        .map(|kv| {
-            kv.iter()
-                .filter(|kv| kv.key != ARROW_SCHEMA_META_KEY)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    layout.arrow_schema = meta.key_value_metadata().and_then(|kv| {
-        kv.iter()
-            .find(|kv| kv.key == ARROW_SCHEMA_META_KEY)
-            .and_then(|kv| kv.value.clone())
-    });
-    for kv in layout.metadata.iter_mut().filter(|kv| kv.key == "geo") {
-        kv.value = geo_of_all(files, kv.value.as_deref());
-    }
-}
-
-/// GeoParquet's `geo` metadata for a file holding the rows of all `files`: the first
-/// file's, with each column's bounding box widened to cover every file's (a box is a
-/// bound, so one wider than the rows left is still true), or dropped where a file has
-/// none.
-fn geo_of_all(files: &[SourceFile], first: Option<&str>) -> Option<String> {
-    let mut geo: serde_json::Value = serde_json::from_str(first?).ok()?;
-    let geo_of = |f: &SourceFile| -> Option<serde_json::Value> {
-        let kv = f.metadata.file_metadata().key_value_metadata()?;
-        let v = kv.iter().find(|kv| kv.key == "geo")?.value.as_deref()?;
-        serde_json::from_str(v).ok()
-    };
-    let others: Vec<Option<serde_json::Value>> = files.iter().skip(1).map(geo_of).collect();
-    if let Some(columns) = geo.get_mut("columns").and_then(|c| c.as_object_mut()) {
-        for (name, column) in columns.iter_mut() {
-            let Some(column) = column.as_object_mut() else {
-                continue;
-            };
-            let mut bbox: Option<Vec<f64>> = column
-                .get("bbox")
-                .and_then(|b| serde_json::from_value(b.clone()).ok());
-            for other in &others {
-                let theirs: Option<Vec<f64>> = other
-                    .as_ref()
-                    .and_then(|g| g.get("columns")?.get(name)?.get("bbox").cloned())
-                    .and_then(|b| serde_json::from_value(b).ok());
-                bbox = match (bbox, theirs) {
-                    (Some(a), Some(b)) if a.len() == b.len() && a.len() % 2 == 0 => {
-                        let half = a.len() / 2;
-                        Some(
-                            (0..a.len())
-                                .map(|i| {
-                                    if i < half {
-                                        a[i].min(b[i])
-                                    } else {
-                                        a[i].max(b[i])
-                                    }
-                                })
-                                .collect(),
-                        )
-                    }
-                    _ => None,
-                };
-            }
-            match bbox {
-                Some(b) => {
-                    column.insert("bbox".into(), serde_json::json!(b));
-                }
-                None => {
-                    column.remove("bbox");
-                }
-            }
-        }
-    }
-    serde_json::to_string(&geo).ok()
-}
 
 /// The new file's Parquet schema: copied columns (`copied[c]` set) keep their chunk's
 /// type; other columns the transform left with the Arrow type they were read as keep the
@@ -186,7 +51,7 @@ fn new_root(
     let converted = ArrowSchemaConverter::new()
         .with_coerce_types(props.coerce_types())
         .convert(schema)
-        .map_err(|e| Error::Run(format!("encoding Parquet: {e}")))?;
+        .map_err(encoding)?;
     let root = converted.root_schema();
     let mut fields = Vec::with_capacity(schema.fields().len());
     for (c, (field, arrow_says)) in schema.fields().iter().zip(root.get_fields()).enumerate() {
@@ -210,7 +75,14 @@ fn new_root(
         .with_fields(fields)
         .build()
         .map(Arc::new)
-        .map_err(|e| Error::Run(format!("encoding Parquet: {e}")))
+        .map_err(encoding)
+}
+
+fn encoding(error: parquet::errors::ParquetError) -> Error {
+    Error::Parquet {
+        context: "encoding Parquet".into(),
+        error,
+    }
 }
 
 /// Writer settings that keep the source's layout.
@@ -241,7 +113,7 @@ pub fn encode(
     reuse: Option<(&Reuse, &[SourceFile])>,
     size_hint: usize,
 ) -> Result<Bytes> {
-    let failed = |e: parquet::errors::ParquetError| Error::Run(format!("encoding Parquet: {e}"));
+    let failed = encoding;
     // Sized up front: growing by doubling would hold two copies of a large file at once.
     let buf = Vec::with_capacity(size_hint.saturating_add(size_hint / 8).min(1 << 30));
     let copied: Vec<Option<TypePtr>> = match reuse {
@@ -357,10 +229,7 @@ pub fn encode(
                 let encoded_field = encoded_schema.field(c);
                 for b in rows {
                     let column = column_of(b, schema, c).ok_or_else(|| {
-                        Error::Run(format!(
-                            "internal error: no column {} to encode",
-                            field.name()
-                        ))
+                        Error::Internal(format!("no column {} to encode", field.name()))
                     })?;
                     let column = if twelve[c] {
                         twelve_bytes::to_binary(column, encoded_field.data_type(), field.name())
@@ -485,10 +354,8 @@ pub fn check_decodes(
     batches: &[RecordBatch],
     reuse: Option<(&Reuse, &[SourceFile])>,
 ) -> Result<()> {
-    let refused = |what: String| {
-        Error::Run(format!(
-            "the new file does not decode to the rows written ({what}); the partition was left as it was"
-        ))
+    let refused = |what: String| Error::ProofFailed {
+        what: format!("the new file does not decode to the rows written ({what})"),
     };
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
     let builder = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(file, options.clone())
@@ -617,7 +484,10 @@ fn column_of<'b>(b: &'b RecordBatch, schema: &SchemaRef, c: usize) -> Option<&'b
 /// Writes `file` at `path` (large files go up as multipart uploads; on local disk the
 /// file and its folder are fsynced), then reads it back: it must be byte-identical.
 pub async fn write(loc: &Location, path: &Path, file: Bytes) -> Result<()> {
-    let failed = |e: &dyn std::fmt::Display| Error::Run(format!("writing staged file {path}: {e}"));
+    let failed = |e: &std::io::Error| Error::Io {
+        path: path.as_ref().into(),
+        error: std::io::Error::new(e.kind(), format!("writing the staged file: {e}")),
+    };
     if let Some(fs) = loc.fs_path(path) {
         let path = path.clone();
         let loc = loc.clone();
@@ -693,7 +563,9 @@ pub async fn write(loc: &Location, path: &Path, file: Bytes) -> Result<()> {
 }
 
 fn differs(path: &Path, read: usize, written: usize) -> Error {
-    Error::Run(format!(
-        "staged file {path} reads back differently from the {written} bytes written (first {read} bytes read); the partition was left as it was"
-    ))
+    Error::ProofFailed {
+        what: format!(
+            "staged file {path} reads back differently from the {written} bytes written (first {read} bytes read)"
+        ),
+    }
 }

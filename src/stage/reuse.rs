@@ -26,7 +26,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::schema::types::{SchemaDescriptor, Type, TypePtr};
 
-use crate::transform::SourceFile;
+use crate::table::read::SourceFile;
 
 /// Which columns of the new file are copied, and the row groups they come from.
 #[derive(Debug)]

@@ -48,6 +48,9 @@ pub trait Fs: Send + Sync + std::fmt::Debug {
     fn write(&self, p: &Path, bytes: &[u8]) -> io::Result<()>;
     fn read_dir(&self, p: &Path) -> io::Result<Vec<DirEntry>>;
     fn exists(&self, p: &Path) -> bool;
+    /// What identifies a file's current version without reading it: inode, modification
+    /// time and change time, to the nanosecond (`ino:mtime:ctime`).
+    fn identity(&self, p: &Path) -> io::Result<String>;
     fn is_dir(&self, p: &Path) -> io::Result<bool>;
     fn canonicalize(&self, p: &Path) -> io::Result<PathBuf>;
     fn copy(&self, from: &Path, to: &Path) -> io::Result<u64>;
@@ -155,6 +158,18 @@ impl Fs for Real {
         Ok(out)
     }
 
+    fn identity(&self, p: &Path) -> io::Result<String> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p)?;
+        Ok(format!(
+            "{}:{}.{:09}:{}.{:09}",
+            m.ino(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        ))
+    }
     fn exists(&self, p: &Path) -> bool {
         p.exists()
     }

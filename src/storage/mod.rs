@@ -191,6 +191,18 @@ impl Location {
             .map_err(|e| Error::storage(prefix, e))
     }
 
+    /// A path of this store as a user would write it (a local path, or `s3://bucket/key`).
+    pub fn describe(&self, path: &Path) -> String {
+        if let Some(fs) = self.fs_path(path) {
+            return fs.display().to_string();
+        }
+        let root = self.root.as_ref();
+        match self.display.strip_suffix(root) {
+            Some(base) if !root.is_empty() => format!("{base}{path}"),
+            _ => format!("{}/{path}", self.display.trim_end_matches('/')),
+        }
+    }
+
     /// The path of `path` relative to the root, `/`-separated.
     pub fn relative(&self, path: &Path) -> String {
         match path.prefix_match(&self.root) {

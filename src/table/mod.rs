@@ -11,6 +11,7 @@
 
 pub mod faithful;
 pub mod interval;
+pub mod read;
 pub mod reader;
 pub mod value;
 
@@ -38,6 +39,9 @@ pub struct DataFile {
     /// Path relative to the table root, for messages.
     pub relative: String,
     pub size: u64,
+    /// The store's version tag of the file from the listing (ETag, version), if it gave
+    /// one; the checksum cache keys entries by it.
+    pub tag: Option<String>,
 }
 
 /// One leaf folder of `key=value` pairs.
@@ -130,11 +134,19 @@ pub fn is_data_file_name(name: &str) -> bool {
     is_parquet(name) && !is_skipped(name)
 }
 
+/// Whether a file in a partition folder goes on into the rewritten partition beside the
+/// new data files: everything but Parquet files (data, or hidden ones a writer left) and
+/// `*.crc` checksums of files that are replaced.
+pub fn is_carried_over(name: &str) -> bool {
+    !is_parquet(name) && !name.ends_with(".crc")
+}
+
 fn is_key_value(part: &str) -> bool {
     matches!(part.split_once('='), Some((k, _)) if !k.is_empty())
 }
 
-fn classify(relative: &str, path: Path, size: u64) -> Option<Entry> {
+fn classify(relative: &str, meta: object_store::ObjectMeta) -> Option<Entry> {
+    let (path, size) = (meta.location, meta.size);
     let parts: Vec<&str> = relative.split('/').collect();
     let (name, dirs) = parts.split_last()?;
     if dirs.iter().any(|d| is_skipped(d)) {
@@ -154,6 +166,14 @@ fn classify(relative: &str, path: Path, size: u64) -> Option<Entry> {
                 path,
                 relative: relative.to_string(),
                 size,
+                tag: match (meta.e_tag, meta.version) {
+                    (None, None) => None,
+                    (e, v) => Some(format!(
+                        "{}:{}",
+                        e.unwrap_or_default(),
+                        v.unwrap_or_default()
+                    )),
+                },
             },
         })
     } else {
@@ -177,7 +197,7 @@ pub async fn discover(location: &Location, options: &DiscoverOptions) -> Result<
         .into_iter()
         .filter_map(|meta| {
             let relative = location.relative(&meta.location);
-            classify(&relative, meta.location, meta.size).map(|e| (relative, e))
+            classify(&relative, meta).map(|e| (relative, e))
         })
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));

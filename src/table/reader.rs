@@ -246,6 +246,25 @@ impl AsyncFileReader for FileReader {
     }
 }
 
+/// Opens a data file's footer only, set to read its values as the transform reads them
+/// ([`reading`]): for its schema, its row count, its row groups. A file that does not
+/// open is [`Error::Unreadable`](crate::error::Error::Unreadable), naming it.
+pub async fn open_footer(
+    loc: &crate::storage::Location,
+    file: &crate::table::DataFile,
+    partition: &str,
+) -> crate::error::Result<ArrowReaderMetadata> {
+    let mut reader = FileReader::new(loc.store.clone(), file.path.clone(), file.size);
+    ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        .await
+        .and_then(|m| reading(m, ArrowReaderOptions::new(), false))
+        .map_err(|e| crate::error::Error::Unreadable {
+            partition: partition.into(),
+            path: file.relative.clone(),
+            reason: e.to_string(),
+        })
+}
+
 /// The file's metadata, set to decode strings and binaries as views: the values are not
 /// copied out of the pages, which makes reading for checksums faster. Same values, same
 /// checksums (the checksum hashes logical values). INT96 and INTERVAL as [`reading`] says.

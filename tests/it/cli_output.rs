@@ -4,10 +4,19 @@ use crate::support::{run, run_in, small_table};
 
 #[test]
 fn help_texts() {
-    for cmd in [
-        "", "snapshot", "diff", "verify", "demo", "plan", "run", "resume", "rollback", "runs",
-        "bench",
-    ] {
+    // Every command the binary lists, so a new one gets its snapshot.
+    let top = run(&["--help"]);
+    let commands: Vec<String> = top
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 10, "{}", top.stdout);
+    for cmd in std::iter::once("").chain(commands.iter().map(String::as_str)) {
         let args: Vec<&str> = if cmd.is_empty() {
             vec!["--help"]
         } else {
@@ -48,6 +57,8 @@ fn snapshot_human_and_json() {
     v["taken_at"] = "TIME".into();
     v["partitions"][0]["bytes"] = 0.into();
     v["totals"]["bytes"] = 0.into();
+    v["cache"]["location"] = "CACHE".into();
+    v["cache"]["bytes"] = 0.into();
     insta::assert_snapshot!("snapshot_json", serde_json::to_string_pretty(&v).unwrap());
 }
 

@@ -235,6 +235,8 @@ async fn diff_and_verify(kind: Kind) {
         from: None,
         to: None,
         against: Some(before),
+        run: None,
+        anomalies: None,
         selection: Selection::default(),
         scan: Default::default(),
     };

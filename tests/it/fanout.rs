@@ -187,10 +187,14 @@ fn workers_at_once_then_retried(
     assert_eq!(runs["runs"][0]["rewritten"], 6, "{runs}");
     let out = run_env(dir, &["verify", table], env);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    // And the whole of it undoes as one run.
+    check_run_finished(dir, table, &run, 6, env);
+    // And the whole of it undoes as one run, after which each partition holds its old
+    // content, as the journal says.
     let out = run_env(dir, &["rollback", table, &run], env);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("6 rolled back"), "{}", out.stdout);
+    let out = run_env(dir, &["verify", table, "--run", &run], env);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
 
 #[test]
@@ -411,6 +415,69 @@ fn a_half_committed_partition_of_a_frozen_run_is_refused_by_other_runs_and_finis
     }
 }
 
+/// Each partition's id, rows and checksum as `snapshot --json` gives them.
+fn snapshot_sums(dir: &Path, table: &str, env: &[(&str, String)]) -> Vec<String> {
+    let out = run_env(dir, &["snapshot", table, "--json"], env);
+    assert_eq!(out.code, 0, "snapshot {table}: {}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {} {}", p["partition"], p["rows"], p["checksum"]))
+        .collect()
+}
+
+/// Leases under `prefix` that have not expired (a killed try's lease expires; a live one
+/// left behind would block the partition).
+fn live_leases(
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<dyn ObjectStore>,
+    prefix: &str,
+) -> Vec<String> {
+    use futures::TryStreamExt;
+    rt.block_on(async {
+        let objects: Vec<_> = store
+            .list(Some(&StorePath::from(prefix)))
+            .try_collect()
+            .await
+            .unwrap();
+        let mut live = Vec::new();
+        for m in objects {
+            let b = store.get(&m.location).await.unwrap().bytes().await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            if v["expires_at_ms"].as_i64().unwrap() > chrono::Utc::now().timestamp_millis() {
+                live.push(m.location.to_string());
+            }
+        }
+        live
+    })
+}
+
+/// (c) of the acceptance test, as a user checks it: `verify --run` ok, `runs` shows one
+/// finished run whose partitions are all rewritten.
+fn check_run_finished(dir: &Path, url: &str, run: &str, partitions: usize, env: &[(&str, String)]) {
+    let out = run_env(dir, &["verify", url, "--run", run], env);
+    assert_eq!(
+        out.code, 0,
+        "(c) verify --run: {}{}",
+        out.stdout, out.stderr
+    );
+    let out = run_env(dir, &["runs", url, "--json"], env);
+    let runs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs["runs"][0]["status"], "finished", "(c) {runs}");
+    let out = run_env(dir, &["runs", url, run, "--json"], env);
+    let detail: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let states: Vec<&str> = detail["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["rewritten"; partitions], "(c) {detail}");
+}
+
 /// A tiny deterministic random source (no dependency needed for chaos).
 struct Lcg(u64);
 
@@ -466,8 +533,7 @@ fn two_hundred_partitions_eight_workers_and_chaos_transform_every_row_exactly_on
     let url = format!("s3://{bucket}/lake/t");
     let mut env = s3::env(&server.endpoint);
     env.push(("BACKFILL_LEASE_TTL_SECS", "3".into()));
-    let before = run_env(dir.path(), &["snapshot", &url, "--json"], &env);
-    assert_eq!(before.code, 0, "{}", before.stderr);
+    let before = snapshot_sums(dir.path(), &url, &env);
     let run = freeze(dir.path(), &url, &env);
 
     let queue: Mutex<VecDeque<String>> = Mutex::new(expected.keys().cloned().collect());
@@ -663,60 +729,17 @@ fn two_hundred_partitions_eight_workers_and_chaos_transform_every_row_exactly_on
     );
     let single_s = t.elapsed().as_secs_f64();
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let sums = |t: &str| -> Vec<String> {
-        let out = run_env(dir.path(), &["snapshot", t, "--json"], &env);
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        v["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| format!("{} {}", p["partition"], p["checksum"]))
-            .collect()
-    };
-    assert_eq!(sums(&url), sums(&single), "(b)");
-    // (c) verify ok; one finished run; no lease, staged file or half-commit left.
+    assert_eq!(
+        snapshot_sums(dir.path(), &url, &env),
+        snapshot_sums(dir.path(), &single, &env),
+        "(b)"
+    );
+    // (c) verify ok; one finished run; no lease or half-commit left.
     let out = run_env(dir.path(), &["verify", &url], &env);
     assert_eq!(out.code, 0, "(c) {}{}", out.stdout, out.stderr);
-    let out = run_env(dir.path(), &["runs", &url, "--json"], &env);
-    let runs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
-    assert_eq!(runs["runs"][0]["status"], "finished", "(c) {runs}");
-    let left: Vec<String> = rt.block_on(async {
-        use futures::TryStreamExt;
-        let mut left = Vec::new();
-        for prefix in [
-            "lake/.backfill/t/locks".to_string(),
-            format!("lake/.backfill/t/runs/{run}/stage"),
-        ] {
-            let objects: Vec<_> = store
-                .list(Some(&StorePath::from(prefix.as_str())))
-                .try_collect()
-                .await
-                .unwrap();
-            left.extend(objects.into_iter().map(|m| m.location.to_string()));
-        }
-        left
-    });
-    // Staged files stay until released (they are small); leases of killed tries expire.
-    let leases: Vec<&String> = left.iter().filter(|p| p.contains("/locks/")).collect();
-    let live = rt.block_on(async {
-        let mut live = 0;
-        for l in &leases {
-            let b = store
-                .get(&StorePath::from(l.as_str()))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
-            live += usize::from(
-                v["expires_at_ms"].as_i64().unwrap() > chrono::Utc::now().timestamp_millis(),
-            );
-        }
-        live
-    });
-    assert_eq!(live, 0, "(c) live leases left: {leases:?}");
+    check_run_finished(dir.path(), &url, &run, DAYS as usize, &env);
+    let live = live_leases(&rt, &store, "lake/.backfill/t/locks");
+    assert!(live.is_empty(), "(c) live leases left: {live:?}");
     // (d) the work overlapped.
     let overlap = partition_ms.load(Ordering::SeqCst) as f64 / wall_ms as f64;
     let max = max_in_flight.load(Ordering::SeqCst);
@@ -728,17 +751,7 @@ fn two_hundred_partitions_eight_workers_and_chaos_transform_every_row_exactly_on
     // (e) rollback restores the original snapshot exactly.
     let out = run_env(dir.path(), &["rollback", &url, &run], &env);
     assert_eq!(out.code, 0, "(e) {}{}", out.stdout, out.stderr);
-    let after = run_env(dir.path(), &["snapshot", &url, "--json"], &env);
-    let strip = |s: &str| -> Vec<String> {
-        let v: serde_json::Value = serde_json::from_str(s).unwrap();
-        v["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| format!("{} {} {}", p["partition"], p["rows"], p["checksum"]))
-            .collect()
-    };
-    assert_eq!(strip(&after.stdout), strip(&before.stdout), "(e)");
+    assert_eq!(snapshot_sums(dir.path(), &url, &env), before, "(e)");
     let (k, kc, r, b) = (
         kills.load(Ordering::SeqCst),
         kills_in_commit.load(Ordering::SeqCst),
@@ -804,15 +817,19 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
     let store: Arc<dyn ObjectStore> = s3::store(&server.endpoint, &bucket);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        for d in 1..=DAYS {
-            for f in 0..5u32 {
-                let first = (d * 10_000 + f * 100) as i64;
-                let path = StorePath::parse(format!("lake/t/day=2024-01-{d:02}/part-{f}.parquet"))
-                    .unwrap();
-                store
-                    .put(&path, PutPayload::from(parquet_bytes(&ids(first, 100))))
-                    .await
-                    .unwrap();
+        // The DAG's table, and a copy one process rewrites for comparison (b).
+        for prefix in ["lake/t", "lake/single"] {
+            for d in 1..=DAYS {
+                for f in 0..5u32 {
+                    let first = (d * 10_000 + f * 100) as i64;
+                    let path =
+                        StorePath::parse(format!("{prefix}/day=2024-01-{d:02}/part-{f}.parquet"))
+                            .unwrap();
+                    store
+                        .put(&path, PutPayload::from(parquet_bytes(&ids(first, 100))))
+                        .await
+                        .unwrap();
+                }
             }
         }
     });
@@ -839,7 +856,7 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
             ),
             ("AIRFLOW__CORE__LOAD_EXAMPLES", "False".into()),
             ("AIRFLOW__CORE__EXECUTOR", "LocalExecutor".into()),
-            ("AIRFLOW__CORE__PARALLELISM", "4".into()),
+            ("AIRFLOW__CORE__PARALLELISM", "8".into()),
             (
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
                 format!("http://127.0.0.1:{port}/execution/"),
@@ -861,6 +878,8 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
             .envs(env.iter().map(|(k, v)| (k, v)));
         c
     };
+    let envs: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let before = snapshot_sums(dir.path(), &url, &envs);
     let migrated = airflow_cmd(&["db", "migrate"]).output().unwrap();
     assert!(migrated.status.success(), "{migrated:?}");
     let mut api = airflow_cmd(&["api-server", "--apps", "execution", "-H", "127.0.0.1", "-p"])
@@ -884,15 +903,24 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
         .spawn()
         .unwrap();
     // Kill a mapped task's backfill now and then; Airflow retries it.
+    // Tasks in flight are sampled as the loop goes: their most at once, and their sum
+    // over time (summed task time) against the DAG's wall time.
     let mut kills = 0;
     let mut rng = Lcg(7);
+    let (mut most, mut task_ms) = (0, 0.0);
+    let started = std::time::Instant::now();
+    let mut last = started;
     let status = loop {
         if let Some(status) = dag.try_wait().unwrap() {
             break status;
         }
         std::thread::sleep(Duration::from_millis(150 + rng.next(300)));
+        let pids = worker_pids(&url);
+        most = most.max(pids.len());
+        task_ms += pids.len() as f64 * last.elapsed().as_secs_f64() * 1000.0;
+        last = std::time::Instant::now();
         if kills < 8 {
-            for pid in worker_pids(&url).into_iter().take(1) {
+            for pid in pids.into_iter().take(1) {
                 // SAFETY: a plain kill(2) of a process this test's DAG started.
                 if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
                     kills += 1;
@@ -913,14 +941,41 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
         "{}",
         &log[log.len().saturating_sub(2000)..]
     );
-    // Every row transformed exactly once, whatever was killed.
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // (a) every row transformed exactly once, whatever was killed.
     let got = s3_ids_by_partition(&rt, &store, "lake/t");
-    assert_eq!(got, transformed_once(DAYS, 5));
-    let envs: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    assert_eq!(got, transformed_once(DAYS, 5), "(a)");
+    // (b) the checksums of one process's `run --all` of the same table.
+    let single = format!("s3://{bucket}/lake/single");
+    let out = run_env(
+        dir.path(),
+        &["run", &single, "--sql", "f.sql", "--all"],
+        &envs,
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        snapshot_sums(dir.path(), &url, &envs),
+        snapshot_sums(dir.path(), &single, &envs),
+        "(b)"
+    );
+    // (c) the DAG's own check ran `verify --run`; again here, with `runs`, and no lease.
     let runs = run_env(dir.path(), &["runs", &url, "--json"], &envs);
     let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
-    assert_eq!(runs["runs"][0]["status"], "finished", "{runs}");
-    eprintln!("airflow: {DAYS} mapped tasks, {kills} backfill processes killed, DAG succeeded");
+    let run = runs["runs"][0]["run_id"].as_str().unwrap().to_string();
+    check_run_finished(dir.path(), &url, &run, DAYS as usize, &envs);
+    let live = live_leases(&rt, &store, "lake/.backfill/t/locks");
+    assert!(live.is_empty(), "(c) live leases left: {live:?}");
+    // (d) the tasks overlapped.
+    let overlap = task_ms / wall_ms;
+    assert!(most >= 4, "(d) at most {most} tasks at once");
+    // (e) rollback restores the original snapshot exactly.
+    let out = run_env(dir.path(), &["rollback", &url, &run], &envs);
+    assert_eq!(out.code, 0, "(e) {}{}", out.stdout, out.stderr);
+    assert_eq!(snapshot_sums(dir.path(), &url, &envs), before, "(e)");
+    eprintln!(
+        "airflow: {DAYS} mapped tasks, {kills} backfill processes killed, DAG succeeded in {:.1} s, at most {most} tasks at once, summed task time / wall {overlap:.2}",
+        wall_ms / 1000.0
+    );
 }
 
 #[test]
@@ -985,5 +1040,105 @@ fn wait_keeps_trying_a_busy_partition_until_it_is_free() {
     assert_eq!(
         ids_by_partition(&dir.path().join("t")),
         transformed_once(1, 1)
+    );
+}
+
+#[test]
+fn verify_run_checks_every_partition_holds_what_the_run_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    table(dir.path(), 3, 1);
+    let run = freeze(dir.path(), "t", &[]);
+    for d in ["01", "02"] {
+        let p = format!("day=2024-01-{d}");
+        let out = worker(dir.path(), "t", &run, &p, &[]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    }
+    let findings = |args: &[&str]| -> (i32, Vec<String>) {
+        let mut a = vec!["verify", "t", "--run", &run, "--json"];
+        a.extend(args);
+        let out = run_in(dir.path(), &a);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let f = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f["kind"].as_str().unwrap(),
+                    f["partition"].as_str().unwrap()
+                )
+            })
+            .collect();
+        (out.code, f)
+    };
+    // One partition not done yet: the fan-out is not finished.
+    assert_eq!(
+        findings(&[]),
+        (1, vec!["run_unfinished day=2024-01-03".to_string()])
+    );
+    // The one-run view says where each partition stands.
+    let out = run_in(dir.path(), &["runs", "t", &run]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let view = out.stdout.replace(&run, "RUN");
+    let rows: Vec<&str> = view
+        .lines()
+        .skip_while(|l| !l.starts_with("partition"))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "partition       state      rows_before  rows_after  detail",
+            "day=2024-01-01  rewritten          100         100",
+            "day=2024-01-02  rewritten          100         100",
+            "day=2024-01-03  pending",
+        ],
+        "{view}"
+    );
+    assert!(view.contains("2 rewritten, 1 pending"), "{view}");
+    let out = worker(dir.path(), "t", &run, "day=2024-01-03", &[])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(findings(&[]), (0, vec![]));
+    // Another job changes a partition after the run: verify --run sees it, and says so.
+    put(
+        &dir.path().join("t"),
+        "day=2024-01-02",
+        "part-other.parquet",
+        &ids(7, 1),
+    );
+    std::fs::remove_dir_all(dir.path().join("t/day=2024-01-03")).unwrap();
+    assert_eq!(
+        findings(&[]),
+        (
+            1,
+            vec![
+                "run_mismatch day=2024-01-02".to_string(),
+                "run_mismatch day=2024-01-03".to_string()
+            ]
+        )
+    );
+    let out = run_in(dir.path(), &["verify", "t", "--run", &run]);
+    assert!(
+        out.stdout.contains("holds 101 rows") && out.stdout.contains("no such partition"),
+        "{}",
+        out.stdout
+    );
+    // --run names the run's partitions itself.
+    let out = run_in(
+        dir.path(),
+        &["verify", "t", "--run", &run, "--from", "2024-01-01"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = run_in(
+        dir.path(),
+        &["verify", "t", "--run", "20990101T000000Z-abcdef"],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("no run 20990101T000000Z-abcdef"),
+        "{}",
+        out.stderr
     );
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod cache;
 mod checksum_laws;
 mod checksum_vectors;
 mod cli_output;

@@ -244,7 +244,7 @@ fn int96_holding_nanoseconds_is_refused_not_truncated() {
     );
     let out = run_in(
         &root().join("testdata"),
-        &["snapshot", "pyarrow_int96_nanos"],
+        &["snapshot", "pyarrow_int96_nanos", "--no-cache"],
     );
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(
@@ -254,7 +254,13 @@ fn int96_holding_nanoseconds_is_refused_not_truncated() {
     );
     let out = run_in(
         &root().join("testdata"),
-        &["snapshot", "pyarrow_int96_nanos", "--partition", "p=2"],
+        &[
+            "snapshot",
+            "pyarrow_int96_nanos",
+            "--partition",
+            "p=2",
+            "--no-cache",
+        ],
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }

@@ -785,7 +785,7 @@ async fn copied_column_chunks_that_differ_from_the_source_are_refused() {
     let t = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
-    let source = backfill::transform::read_partition(&loc, &t.partitions[0])
+    let source = backfill::table::read::read_partition(&loc, &t.partitions[0])
         .await
         .unwrap();
     // The output: `id` as it was, `name` upper-cased.
@@ -892,7 +892,7 @@ async fn a_large_file_changed_after_it_was_read_is_not_copied_from() {
     let t = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
-    let encode = |source: &backfill::transform::Source| {
+    let encode = |source: &backfill::table::read::Source| {
         // The output: `id + 1`, `payload` as it was.
         let out: Vec<arrow::array::RecordBatch> = source
             .batches
@@ -922,13 +922,13 @@ async fn a_large_file_changed_after_it_was_read_is_not_copied_from() {
             stage::check_decodes(file, &source.schema, &out, with).unwrap();
         })
     };
-    let source = backfill::transform::read_partition(&loc, &t.partitions[0])
+    let source = backfill::table::read::read_partition(&loc, &t.partitions[0])
         .await
         .unwrap();
     let file = encode(&source).unwrap();
     assert!(file.len() > 10 << 20);
 
-    let source = backfill::transform::read_partition(&loc, &t.partitions[0])
+    let source = backfill::table::read::read_partition(&loc, &t.partitions[0])
         .await
         .unwrap();
     // Same size, one byte of the payload changed, after the rows were decoded.
@@ -948,8 +948,8 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
     let file = stage::encode(
         &schema,
         std::slice::from_ref(&written),
-        &stage::Layout::default(),
-        stage::properties(&stage::Layout::default()),
+        &backfill::table::read::Layout::default(),
+        stage::properties(&backfill::table::read::Layout::default()),
         None,
         0,
     )
@@ -989,8 +989,8 @@ async fn new_files_that_do_not_decode_to_the_rows_written_are_refused() {
     let zero_file = stage::encode(
         &zero.schema(),
         std::slice::from_ref(&zero),
-        &stage::Layout::default(),
-        stage::properties(&stage::Layout::default()),
+        &backfill::table::read::Layout::default(),
+        stage::properties(&backfill::table::read::Layout::default()),
         None,
         0,
     )
@@ -1006,8 +1006,8 @@ async fn staged_files_that_do_not_read_back_as_written_are_refused() {
     let file = stage::encode(
         &written.schema(),
         std::slice::from_ref(&written),
-        &stage::Layout::default(),
-        stage::properties(&stage::Layout::default()),
+        &backfill::table::read::Layout::default(),
+        stage::properties(&backfill::table::read::Layout::default()),
         None,
         0,
     )

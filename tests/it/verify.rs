@@ -180,3 +180,81 @@ fn a_column_typed_differently_across_partitions_is_found() {
         "column u is Binary in 2 partition(s) (day=2024-01-01, day=2024-01-02) but FixedSizeBinary(16) in 1 partition(s) (day=2024-01-03); rewrite the odd partitions so the table has one type"
     );
 }
+
+#[test]
+fn rows_anomaly_flags_a_dropped_and_a_doubled_day_but_not_weekends_or_a_ramp() {
+    use arrow::array::{Array, Int64Array, RecordBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    for i in 0..56i64 {
+        let day = start + chrono::Duration::days(i);
+        // Weekdays busy, weekends quiet, everything growing a little each week.
+        let mut n = if i % 7 >= 5 { 30 } else { 100 } + i;
+        if day.to_string() == "2024-02-07" {
+            n = 3; // a load that lost most of its rows
+        }
+        if day.to_string() == "2024-02-17" {
+            n *= 2; // a load that ran twice
+        }
+        for region in ["eu", "us"] {
+            let ids: Vec<i64> = (0..n).collect();
+            let batch = RecordBatch::try_from_iter([(
+                "id",
+                std::sync::Arc::new(Int64Array::from(ids)) as std::sync::Arc<dyn Array>,
+            )])
+            .unwrap();
+            let n = if region == "us" { 1 } else { batch.num_rows() };
+            crate::support::put(
+                &dir.path().join("t"),
+                &format!("day={day}/region={region}"),
+                "part-0.parquet",
+                &batch.slice(0, n),
+            );
+        }
+    }
+    let out = run_in(dir.path(), &["verify", "t", "--rows-anomaly", "--json"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let found: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["kind"].as_str().unwrap(),
+                f["partition"].as_str().unwrap()
+            )
+        })
+        .collect();
+    // region=us holds one row every day: steady, never an anomaly.
+    assert_eq!(
+        found,
+        [
+            "row_count_anomaly day=2024-02-07/region=eu",
+            "row_count_anomaly day=2024-02-17/region=eu"
+        ]
+    );
+    let detail = v["findings"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("3 rows; expected ") && detail.contains("previous Weds with region=eu"),
+        "{detail}"
+    );
+    // A looser threshold lets the doubled day through; the lost rows stay flagged.
+    let out = run_in(
+        dir.path(),
+        &[
+            "verify",
+            "t",
+            "--rows-anomaly",
+            "--anomaly-threshold",
+            "8",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["findings"].as_array().unwrap().len(), 1, "{v}");
+    // The flags that tune it need it.
+    let out = run_in(dir.path(), &["verify", "t", "--anomaly-threshold", "3"]);
+    assert_eq!(out.code, 2);
+}

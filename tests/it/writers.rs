@@ -123,7 +123,7 @@ fn version_1_checksums_are_still_computed_as_they_were() {
 
 #[test]
 fn duckdb_snapshot_table() {
-    let out = run(&["snapshot", "testdata/duckdb_events"]);
+    let out = run(&["snapshot", "testdata/duckdb_events", "--no-cache"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     insta::assert_snapshot!(out.stdout);
 }

@@ -320,6 +320,10 @@ impl Fs for FaultyFs {
         self.tick()?;
         self.inner.read_dir(p)
     }
+    fn identity(&self, p: &FsPath) -> io::Result<String> {
+        self.tick()?;
+        self.inner.identity(p)
+    }
     fn exists(&self, p: &FsPath) -> bool {
         // A failed look reads as "absent", which is what a crashed process never acts on.
         self.tick().is_ok() && self.inner.exists(p)

@@ -5,11 +5,14 @@
 
 use std::collections::BTreeMap;
 
+pub mod anomaly;
+
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Serialize;
 
 use crate::diff;
 use crate::error::{Error, Result};
+use crate::run::{PartitionState, RunDetail};
 use crate::snapshot::{self, ScanOptions, Snapshot};
 use crate::table::{KeyType, Table, Typed};
 
@@ -129,6 +132,16 @@ pub enum FindingKind {
     Changed,
     Missing,
     New,
+    /// `--deep`: a file's content differs from its checksum cache entry while its size
+    /// and version (ETag, or inode and modification time) did not change: bit rot, or a
+    /// writer that kept the metadata.
+    ContentChangedInPlace,
+    /// `--rows-anomaly`: a row count far from what the partition's predecessors predict.
+    RowCountAnomaly,
+    /// `--run`: the partition does not hold what the run recorded leaving in it.
+    RunMismatch,
+    /// `--run`: the run has not finished the partition (pending, failed, mid-step).
+    RunUnfinished,
 }
 
 impl FindingKind {
@@ -146,6 +159,10 @@ impl FindingKind {
             FindingKind::Changed => "changed",
             FindingKind::Missing => "missing",
             FindingKind::New => "new",
+            FindingKind::ContentChangedInPlace => "content_changed_in_place",
+            FindingKind::RowCountAnomaly => "row_count_anomaly",
+            FindingKind::RunMismatch => "run_mismatch",
+            FindingKind::RunUnfinished => "run_unfinished",
         }
     }
 }
@@ -160,6 +177,9 @@ pub struct VerifyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<Expected>,
     pub findings: Vec<Finding>,
+    /// How many files were read and how many came from the checksum cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::snapshot::CacheReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -176,6 +196,11 @@ pub struct VerifyOptions {
     pub from: Option<String>,
     pub to: Option<String>,
     pub against: Option<Snapshot>,
+    /// Look for row counts far from their predecessors' (`--rows-anomaly`).
+    pub anomalies: Option<anomaly::AnomalyOptions>,
+    /// A run whose partitions must hold what its journal recorded (`--run`); the
+    /// selected partitions are the run's.
+    pub run: Option<RunDetail>,
     /// The selection the partitions came from; applied to `against` too.
     pub selection: crate::selection::Selection,
     pub scan: ScanOptions,
@@ -435,6 +460,68 @@ pub async fn verify(
         ));
     }
 
+    if let Some(opts) = &options.anomalies {
+        let rows: BTreeMap<&str, u64> = snaps
+            .iter()
+            .map(|s| (s.partition.as_str(), s.rows))
+            .collect();
+        // In the first key's order within each group (discovery orders by path).
+        let mut ordered: Vec<&&crate::table::Partition> = partitions.iter().collect();
+        ordered.sort_by(|a, b| a.typed.cmp(&b.typed));
+        let points: Vec<anomaly::Point> = ordered
+            .iter()
+            .filter_map(|p| {
+                Some(anomaly::Point {
+                    partition: p.id.clone(),
+                    group: p
+                        .id
+                        .split_once('/')
+                        .map(|(_, g)| g.to_string())
+                        .unwrap_or_default(),
+                    date: match p.typed.first() {
+                        Some(Typed::Date(d)) => Some(*d),
+                        _ => None,
+                    },
+                    rows: *rows.get(p.id.as_str())?,
+                })
+            })
+            .collect();
+        for a in anomaly::row_count_anomalies(&points, opts) {
+            findings.push(finding(
+                FindingKind::RowCountAnomaly,
+                Some(&a.partition),
+                None,
+                format!(
+                    "{} rows; expected {}..{} ({}, threshold {})",
+                    a.rows, a.expected_low, a.expected_high, a.method, opts.threshold
+                ),
+            ));
+        }
+    }
+
+    if let (Some(cache), true) = (&options.scan.cache, options.scan.deep) {
+        for path in cache.changed_in_place() {
+            let partition = path.rsplit_once('/').map(|(p, _)| p.to_string());
+            findings.push(finding(
+                FindingKind::ContentChangedInPlace,
+                partition.as_deref(),
+                Some(&path),
+                "its rows differ from what the checksum cache recorded for this same size and version of the file: it was changed in place (bit rot, or a writer that kept the metadata); restore it from a copy, or rewrite it, then `verify --prune-cache`"
+                    .into(),
+            ));
+        }
+    }
+
+    if let Some(run) = &options.run {
+        let present: std::collections::HashSet<&str> =
+            partitions.iter().map(|p| p.id.as_str()).collect();
+        let held: BTreeMap<&str, (u64, &str)> = snaps
+            .iter()
+            .map(|s| (s.partition.as_str(), (s.rows, s.checksum.as_str())))
+            .collect();
+        findings.extend(run_findings(run, &present, &held));
+    }
+
     if let Some(against) = &options.against {
         let current = Snapshot::new(table, snaps);
         // Compare only what the selection covers, on both sides.
@@ -488,7 +575,87 @@ pub async fn verify(
         rows,
         expected,
         findings,
+        cache: None,
     })
+}
+
+/// What `verify --run` finds: each of the run's partitions against what the run recorded
+/// leaving in it. `present`: the run's partitions in the table; `held`: those read, with
+/// their rows and checksum (one with an unreadable file is already a finding).
+fn run_findings(
+    run: &RunDetail,
+    present: &std::collections::HashSet<&str>,
+    held: &BTreeMap<&str, (u64, &str)>,
+) -> Vec<Finding> {
+    let id = &run.info.run_id;
+    let mut out = Vec::new();
+    for p in &run.partitions {
+        let part = Some(p.partition.as_str());
+        match (p.state, &p.rows_after, &p.checksum_after) {
+            (PartitionState::Deleted, _, _) => {
+                if present.contains(p.partition.as_str()) {
+                    let rows = held.get(p.partition.as_str()).map(|h| h.0).unwrap_or(0);
+                    out.push(finding(
+                        FindingKind::RunMismatch,
+                        part,
+                        None,
+                        format!("run {id} deleted it, but the table has it ({rows} rows)"),
+                    ));
+                }
+            }
+            (state, Some(rows), Some(checksum)) => {
+                if !present.contains(p.partition.as_str()) {
+                    out.push(finding(
+                        FindingKind::RunMismatch,
+                        part,
+                        None,
+                        format!(
+                            "run {id} left it {} with {rows} rows; the table has no such partition",
+                            state.name()
+                        ),
+                    ));
+                } else if let Some((has_rows, has_sum)) = held.get(p.partition.as_str()) {
+                    if has_rows != rows || has_sum != checksum {
+                        out.push(finding(
+                            FindingKind::RunMismatch,
+                            part,
+                            None,
+                            format!(
+                                "holds {has_rows} rows, checksum {}; run {id} left it {} with {rows} rows, checksum {}: something changed it since",
+                                short(has_sum),
+                                state.name(),
+                                short(checksum)
+                            ),
+                        ));
+                    }
+                }
+            }
+            (state, _, _) => {
+                let why = p
+                    .detail
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                let next = match state {
+                    PartitionState::Pending | PartitionState::Failed => {
+                        "run its task again, or `backfill resume`"
+                    }
+                    _ => "`backfill resume` or `rollback` finishes the step",
+                };
+                out.push(finding(
+                    FindingKind::RunUnfinished,
+                    part,
+                    None,
+                    format!("run {id} left it {}{why}; {next}", state.name()),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn short(checksum: &str) -> &str {
+    &checksum[..checksum.len().min(16)]
 }
 
 #[cfg(test)]

@@ -27,216 +27,14 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use futures::TryStreamExt;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
-use crate::checksum::{Hasher, LogicalSchema, Part};
 use crate::error::{Error, Result};
-use crate::stage::Layout;
 use crate::storage::{Backend, Location};
-use crate::table::reader::Fetched;
+use crate::table::read::Source;
 use crate::table::{KeyType, Partition, PartitionKey, Typed};
 
 mod slot;
 use slot::{Name, Slot};
-
-/// A partition's current rows, read once: they feed the transform and the before-checksum.
-pub struct Source {
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-    pub logical: LogicalSchema,
-    pub part: Part,
-    /// Milliseconds of the read spent on the before-checksum.
-    pub checksum_ms: f64,
-    /// How the files are written (from the first row group of the first file, and the
-    /// largest row group of all), to write the new file alike.
-    pub layout: Layout,
-    /// Each file's metadata and fetched bytes, to copy unchanged column chunks from.
-    pub files: Vec<SourceFile>,
-    /// The row group each batch came from, as (file, row group) in `files`; `None` if a
-    /// batch held rows of two row groups.
-    pub batch_row_groups: Option<Vec<(usize, usize)>>,
-}
-
-/// One file of a source partition, as read.
-pub struct SourceFile {
-    pub metadata: Arc<ParquetMetaData>,
-    pub fetched: Fetched,
-}
-
-/// Reads every file of a partition and checksums it on the way.
-pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Source> {
-    let mut schema: Option<(SchemaRef, LogicalSchema, String)> = None;
-    let mut batches = Vec::new();
-    let mut part = Part::default();
-    let mut checksum_ms = 0.0;
-    let mut layout = Layout {
-        row_group_rows: 0,
-        ..Layout::default()
-    };
-    let mut files = Vec::new();
-    let mut batch_row_groups = Some(Vec::new());
-    for (f, file) in partition.files.iter().enumerate() {
-        let unreadable = |e: &dyn std::fmt::Display| Error::Unreadable {
-            partition: partition.id.clone(),
-            path: file.relative.clone(),
-            reason: e.to_string(),
-        };
-        let fetched = Fetched::default();
-        let reader =
-            crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size)
-                .keeping(fetched.clone());
-        // The page index too: copied column chunks keep theirs.
-        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let mut reader = reader;
-        let loaded = ArrowReaderMetadata::load_async(&mut reader, options.clone())
-            .await
-            .map_err(|e| unreadable(&e))?;
-        // The file's own description of its columns, which copied chunks and re-encoded
-        // columns keep (the reading may describe INTERVAL leaves otherwise).
-        let meta = loaded.metadata().clone();
-        let read =
-            crate::table::reader::reading(loaded, options, false).map_err(|e| unreadable(&e))?;
-        crate::table::reader::check_int96_micros(reader.clone(), &read)
-            .await
-            .map_err(|e| unreadable(&e))?;
-        let file_schema = crate::table::reader::logical_schema(&read);
-        let mut faithful = crate::table::faithful::open(reader.clone(), &read, 8192)
-            .map_err(|e| unreadable(&e))?;
-        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, read);
-        files.push(SourceFile {
-            metadata: meta.clone(),
-            fetched,
-        });
-        // Batches are matched to row groups by counting rows.
-        let mut row_groups = meta
-            .row_groups()
-            .iter()
-            .enumerate()
-            .map(|(i, rg)| (i, rg.num_rows().max(0) as usize))
-            .filter(|(_, n)| *n > 0);
-        let mut current = row_groups.next();
-        if schema.is_none() {
-            if let Some(rg) = meta.row_groups().first() {
-                if let Some(col) = rg.columns().first() {
-                    layout.codec = col.compression();
-                    layout.page_index = col.column_index_offset().is_some();
-                }
-                layout.dictionary = rg
-                    .columns()
-                    .iter()
-                    .map(|c| {
-                        let dict = c.encodings().any(|e| {
-                            matches!(
-                                e,
-                                parquet::basic::Encoding::RLE_DICTIONARY
-                                    | parquet::basic::Encoding::PLAIN_DICTIONARY
-                            )
-                        });
-                        (c.column_path().clone(), dict)
-                    })
-                    .collect();
-            }
-        }
-        layout.row_group_rows = layout.row_group_rows.max(
-            meta.row_groups()
-                .iter()
-                .map(|r| r.num_rows().max(0) as usize)
-                .max()
-                .unwrap_or(0),
-        );
-        let mut hasher = Hasher::new(&file_schema, false)?;
-        match &schema {
-            None => {
-                schema = Some((
-                    file_schema.clone(),
-                    hasher.schema().clone(),
-                    file.relative.clone(),
-                ))
-            }
-            Some((_, first, first_path)) if !first.same_columns(hasher.schema()) => {
-                return Err(Error::MixedSchema {
-                    partition: partition.id.clone(),
-                    first: first_path.clone(),
-                    first_schema: first.describe(),
-                    second: file.relative.clone(),
-                    second_schema: hasher.schema().describe(),
-                })
-            }
-            _ => {}
-        }
-        let target = schema.as_ref().map(|s| s.0.clone()).expect("set above");
-        let mut stream = builder
-            .with_batch_size(8192)
-            .build()
-            .map_err(|e| unreadable(&e))?;
-        while let Some(batch) = stream.try_next().await.map_err(|e| unreadable(&e))? {
-            let batch = crate::table::reader::logical_batch(batch, &file_schema)
-                .map_err(|e| unreadable(&e))?;
-            if let Some(f) = faithful.as_mut() {
-                f.check(&batch).await.map_err(|e| unreadable(&e))?;
-            }
-            let t = Instant::now();
-            hasher.update(&batch)?;
-            checksum_ms += ms(t);
-            match current.as_mut() {
-                Some((rg, left)) if batch.num_rows() <= *left => {
-                    if let Some(v) = batch_row_groups.as_mut() {
-                        v.push((f, *rg));
-                    }
-                    *left -= batch.num_rows();
-                    if *left == 0 {
-                        current = row_groups.next();
-                    }
-                }
-                _ => batch_row_groups = None,
-            }
-            // Files may order columns differently; the transform sees the first file's order.
-            let batch = if batch.schema() == target {
-                batch
-            } else {
-                reorder(&batch, &target)?
-            };
-            batches.push(batch);
-        }
-        let (_, p) = hasher.finish();
-        part.add(&p);
-    }
-    let (schema, logical) = match schema {
-        Some((s, l, _)) => (s, l),
-        None => (Arc::new(Schema::empty()), LogicalSchema::default()),
-    };
-    crate::stage::describe(&mut layout, &files, &schema);
-    Ok(Source {
-        schema,
-        batches,
-        logical,
-        part,
-        checksum_ms,
-        layout: Layout {
-            row_group_rows: layout.row_group_rows.max(1024),
-            ..layout
-        },
-        files,
-        batch_row_groups,
-    })
-}
-
-fn reorder(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
-    let cols = target
-        .fields()
-        .iter()
-        .map(|f| {
-            let c = batch
-                .column_by_name(f.name())
-                .ok_or_else(|| Error::Run(format!("column {} missing in a file", f.name())))?;
-            arrow::compute::cast(c, f.data_type()).map_err(|e| Error::Run(e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    RecordBatch::try_new(target.clone(), cols).map_err(|e| Error::Run(e.to_string()))
-}
 
 fn key_type(k: &PartitionKey) -> DataType {
     match k.key_type {
@@ -517,7 +315,10 @@ fn with_keys(
                 cols,
                 &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
             )
-            .map_err(|e| Error::Run(e.to_string()))
+            .map_err(|e| Error::Arrow {
+                context: "adding the partition keys to the transform's output".into(),
+                error: e,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((out_schema, out))

@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 use crate::storage::Location;
 use crate::table::{DataFile, Partition, PartitionKey, Table};
 
+pub mod cache;
+
+pub use cache::{Cache, CacheReport};
+
 pub const FORMAT: &str = "backfill-snapshot";
 
 /// A snapshot, as written by `snapshot --out` and read by `diff` and `verify --against`.
@@ -31,6 +35,9 @@ pub struct Snapshot {
     #[serde(default)]
     pub outside_layout: Vec<String>,
     pub totals: Totals,
+    /// How many files were read and how many came from the checksum cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -80,6 +87,11 @@ pub struct ScanOptions {
     /// The checksum version computed: [`checksum::VERSION`], or 1 to compare with
     /// snapshots taken before it.
     pub checksum_version: u32,
+    /// File contributions to reuse and to record ([`cache`]); `None` reads every file.
+    pub cache: Option<Arc<Cache>>,
+    /// Read every file even where the cache has it, and compare with the cache
+    /// (`verify --deep`).
+    pub deep: bool,
 }
 
 impl Default for ScanOptions {
@@ -89,6 +101,8 @@ impl Default for ScanOptions {
             jobs: default_jobs(),
             progress: None,
             checksum_version: checksum::VERSION,
+            cache: None,
+            deep: false,
         }
     }
 }
@@ -109,6 +123,72 @@ pub struct FileScan {
     /// the Parquet annotation of a primitive column (`Uuid`, `Json`...), which the logical
     /// type of the checksum leaves out.
     pub column_types: Vec<(String, String)>,
+}
+
+/// What a file's metadata says beside its rows: whether checksum v1 would hash it
+/// differently, and each column's type as readers see it.
+fn facts(
+    meta: &parquet::arrow::arrow_reader::ArrowReaderMetadata,
+    logical: &arrow::datatypes::SchemaRef,
+    v1: bool,
+) -> (bool, Vec<(String, String)>) {
+    let descr = meta.metadata().file_metadata().schema_descr();
+    let differs_in_v1 = !v1
+        && (logical
+            .fields()
+            .iter()
+            .any(|f| checksum::encode::differs_in_v1(f.data_type()))
+        // v1 read INT96 as nanoseconds, which wrap outside 1677-2262, and INTERVAL
+        // without its months.
+        || crate::table::interval::any_raw(meta.schema())
+        || descr
+            .columns()
+            .iter()
+            .any(|c| c.physical_type() == parquet::basic::Type::INT96));
+    let roots = descr.root_schema();
+    let column_types = logical
+        .fields()
+        .iter()
+        .map(|f| {
+            let annotation = roots
+                .get_fields()
+                .iter()
+                .find(|t| t.name() == f.name() && t.is_primitive())
+                .and_then(|t| t.get_basic_info().logical_type_ref().cloned())
+                .map(|lt| format!(" ({lt:?})"))
+                .unwrap_or_default();
+            let shown = match f.data_type() {
+                arrow::datatypes::DataType::Utf8View => "Utf8".to_string(),
+                arrow::datatypes::DataType::BinaryView => "Binary".to_string(),
+                dt => dt.to_string(),
+            };
+            (f.name().clone(), format!("{shown}{annotation}"))
+        })
+        .collect();
+    (differs_in_v1, column_types)
+}
+
+/// The scan a snapshot would make of a file a run just wrote (`file`, whose rows hash to
+/// `schema` and `part`: the run's after-checksum), from its footer alone.
+pub fn scan_of_written(file: &bytes::Bytes, schema: LogicalSchema, part: Part) -> Result<FileScan> {
+    let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new();
+    let meta = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(file, options.clone())
+        .map_err(|e| Error::Parquet {
+            context: "reading the footer of the new file".into(),
+            error: e,
+        })?;
+    let meta = crate::table::reader::reading(meta, options, true).map_err(|e| Error::Parquet {
+        context: "reading the footer of the new file".into(),
+        error: e,
+    })?;
+    let logical = crate::table::reader::logical_schema(&meta);
+    let (differs_in_v1, column_types) = facts(&meta, &logical, false);
+    Ok(FileScan {
+        schema,
+        part,
+        differs_in_v1,
+        column_types,
+    })
 }
 
 /// Rows per batch read.
@@ -139,47 +219,8 @@ pub async fn scan_file(
             .map_err(|e| reason(file, e))?;
     }
     let logical = crate::table::reader::logical_schema(&builder);
-    let builder_schema = builder.schema().clone();
+    let (differs_in_v1, column_types) = facts(&builder, &logical, v1);
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, builder);
-    let differs_in_v1 = !v1
-        && (logical
-            .fields()
-            .iter()
-            .any(|f| checksum::encode::differs_in_v1(f.data_type()))
-        // v1 read INT96 as nanoseconds, which wrap outside 1677-2262, and INTERVAL
-        // without its months.
-        || crate::table::interval::any_raw(&builder_schema)
-        || builder
-            .metadata()
-            .file_metadata()
-            .schema_descr()
-            .columns()
-            .iter()
-            .any(|c| c.physical_type() == parquet::basic::Type::INT96));
-    let roots = builder
-        .metadata()
-        .file_metadata()
-        .schema_descr()
-        .root_schema();
-    let column_types = logical
-        .fields()
-        .iter()
-        .map(|f| {
-            let annotation = roots
-                .get_fields()
-                .iter()
-                .find(|t| t.name() == f.name() && t.is_primitive())
-                .and_then(|t| t.get_basic_info().logical_type_ref().cloned())
-                .map(|lt| format!(" ({lt:?})"))
-                .unwrap_or_default();
-            let shown = match f.data_type() {
-                arrow::datatypes::DataType::Utf8View => "Utf8".to_string(),
-                arrow::datatypes::DataType::BinaryView => "Binary".to_string(),
-                dt => dt.to_string(),
-            };
-            (f.name().clone(), format!("{shown}{annotation}"))
-        })
-        .collect();
     let mut hasher = Hasher::for_version(&logical, columns, version)?;
     let mut stream = builder
         .with_batch_size(BATCH_ROWS)
@@ -230,13 +271,31 @@ pub async fn scan_files(
     let columns = options.columns;
     let version = options.checksum_version;
     let progress = options.progress.clone();
+    let deep = options.deep;
     let results: Vec<(usize, usize, Result<FileScan>)> = futures::stream::iter(units)
         .map(|(p, f, file, id)| {
             let loc = loc.clone();
             let progress = progress.clone();
+            let cache = options.cache.clone();
             async move {
                 let size = file.size;
+                let key = match &cache {
+                    Some(c) => c.key_of(&loc, &file).await,
+                    None => None,
+                };
+                if let (Some(c), Some(k), false) = (&cache, &key, deep) {
+                    if let Some(scan) = c.lookup(&file.relative, k, version, columns) {
+                        if let Some(progress) = &progress {
+                            progress(1, size);
+                        }
+                        return (p, f, Ok(scan));
+                    }
+                }
+                let relative = file.relative.clone();
+                let unit = file.clone();
+                let task_loc = loc.clone();
                 let handle = tokio::spawn(async move {
+                    let loc = task_loc;
                     scan_file(&loc, &file, columns, version)
                         .await
                         .map_err(|e| match e {
@@ -253,6 +312,23 @@ pub async fn scan_files(
                         "a task reading a file failed: {e}"
                     )))
                 });
+                if let (Some(c), Ok(scan)) = (&cache, &result) {
+                    // Recorded only if the file was the same version before and after it
+                    // was read: one replaced meanwhile is not cached under either key.
+                    let after = match &key {
+                        Some(_) => c.key_of(&loc, &unit).await,
+                        None => None,
+                    };
+                    match (key, after) {
+                        (Some(k), Some(a)) if k == a => {
+                            if deep {
+                                c.compare(&relative, &k, version, scan);
+                            }
+                            c.record(&relative, k, version, scan, columns);
+                        }
+                        _ => c.count_read(),
+                    }
+                }
                 if let Some(progress) = &progress {
                     progress(1, size);
                 }
@@ -373,6 +449,7 @@ impl Snapshot {
             partitions,
             outside_layout: table.outside_layout.clone(),
             totals,
+            cache: None,
         }
     }
 

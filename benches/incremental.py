@@ -1,0 +1,160 @@
+"""Checking again, cheaply: `snapshot` with the checksum cache against a cold one.
+
+    python benches/incremental.py [--sf 1] [--by day] [--runs 3] [--backfill target/release/backfill] [--s3 MOTO_SERVER]
+
+Data: TPC-H lineitem Hive-partitioned by ship day (2,526 partitions) as benches/peers.py
+makes it (needs tpchgen-cli and duckdb). Measured, alternated, median of --runs, each in
+one invocation:
+
+- cold: `snapshot --no-cache` (every file read);
+- filling: `snapshot` with an empty cache (every file read, and the cache written);
+- again: `snapshot` with nothing changed;
+- after a run: `snapshot` after `run --partition` of 3 days (their new files).
+
+With --s3 MOTO_SERVER the table is uploaded to a moto server started on 127.0.0.1 and the
+same is measured there, with the requests each command made (from the server's log).
+This is a benchmark, not a test.
+"""
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from peers import make_table  # noqa: E402
+
+
+def timed(cmd, env=None):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - t
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(binary, table, work, runs, env=None, requests=None, cache_root=None):
+    snap = [binary, "snapshot", table, "--json", "--jobs", "2"]
+    tries = []
+
+    def fresh_cache():
+        # An empty cache of its own for each try, on the table's kind of storage.
+        tries.append(len(tries))
+        if cache_root:
+            return ["--cache-dir", f"{cache_root}/cache-{len(tries)}"]
+        return ["--cache-dir", tempfile.mkdtemp(dir=work, prefix="cache-")]
+
+    rows = {"cold": [], "filling": [], "again": []}
+    counts = {}
+    for _ in range(runs):
+        for name in ["cold", "filling", "again"]:
+            before = requests() if requests else 0
+            if name == "cold":
+                rows[name].append(timed(snap + ["--no-cache"], env))
+            elif name == "filling":
+                extra = fresh_cache()
+                rows[name].append(timed(snap + extra, env))
+            else:
+                rows[name].append(timed(snap + extra, env))
+            if requests:
+                counts[name] = requests() - before
+    return rows, counts, extra
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sf", type=int, default=1)
+    ap.add_argument("--by", choices=["month", "day"], default="day")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--backfill", default="target/release/backfill")
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "backfill-peers"))
+    ap.add_argument("--s3", metavar="MOTO_SERVER", help="also measure on a moto server")
+    ap.add_argument("--check", action="store_true", help="only check that the script starts")
+    args = ap.parse_args()
+    if args.check:
+        return
+    os.makedirs(args.work, exist_ok=True)
+    source = make_table(args.work, args.sf, args.by)
+    table = os.path.join(args.work, f"incremental_{args.by}")
+    if os.path.exists(table):
+        shutil.rmtree(table)
+    shutil.copytree(source, table)
+    binary = os.path.abspath(args.backfill)
+
+    def report(where, rows, counts):
+        med = {k: statistics.median(v) for k, v in rows.items()}
+        print(f"{where}: cold {med['cold']:.2f} s, filling {med['filling']:.2f} s "
+              f"({med['filling'] / med['cold']:.3f}x cold), again {med['again']:.2f} s "
+              f"({med['again'] / med['cold']:.3f}x cold)")
+        print(f"  every try: {rows}")
+        if counts:
+            print(f"  requests: {counts}")
+
+    rows, counts, cache = measure(binary, table, args.work, args.runs)
+    report("local", rows, counts)
+    # After a run of 3 days: the run records its new files in the cache it writes (the
+    # table's work area), so measure with the default cache.
+    subprocess.run([binary, "snapshot", table], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    days = sorted(os.listdir(table))[100:103]
+    with open(os.path.join(args.work, "upper.sql"), "w") as f:
+        f.write("SELECT * REPLACE (upper(l_comment) AS l_comment) FROM source")
+    sql = os.path.join(args.work, "upper.sql")
+    cmd = [binary, "run", table, "--sql", sql]
+    for d in days:
+        cmd += ["--partition", d]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = timed([binary, "snapshot", table, "--json", "--jobs", "2"])
+    cold = timed([binary, "snapshot", table, "--json", "--jobs", "2", "--no-cache"])
+    print(f"local: after `run` of {len(days)} days: {after:.2f} s ({after / cold:.3f}x a cold {cold:.2f} s)")
+
+    if args.s3:
+        port = free_port()
+        log = open(os.path.join(args.work, "moto.log"), "w")
+        server = subprocess.Popen([args.s3, "-H", "127.0.0.1", "-p", str(port)], stdout=log,
+                                  stderr=subprocess.STDOUT)
+        try:
+            env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                       AWS_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+                       AWS_ALLOW_HTTP="true")
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port)).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            import urllib.request
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/lake", method="PUT"))
+            # Upload with a plain PUT per file (moto speaks plain HTTP without signatures).
+            for root, _, files in os.walk(table):
+                for name in files:
+                    if not name.endswith(".parquet"):
+                        continue
+                    rel = os.path.relpath(os.path.join(root, name), table)
+                    with open(os.path.join(root, name), "rb") as fh:
+                        urllib.request.urlopen(urllib.request.Request(
+                            f"http://127.0.0.1:{port}/lake/t/{rel}", data=fh.read(), method="PUT"))
+
+            def requests():
+                log.flush()
+                with open(log.name) as fh:
+                    return sum(1 for line in fh if '" 20' in line or '" 30' in line or '" 40' in line)
+
+            rows, counts, _ = measure(binary, "s3://lake/t", args.work, args.runs, env, requests,
+                                      cache_root="s3://lake/caches")
+            report("s3 (moto)", rows, counts)
+        finally:
+            server.terminate()
+            server.wait()
+
+
+if __name__ == "__main__":
+    main()

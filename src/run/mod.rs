@@ -1,0 +1,373 @@
+//! Runs: plan, transform, stage, verify, commit and journal each partition; resume,
+//! rollback and list runs. See `commit` for the swap itself and README "Safety".
+//!
+//! - `mod.rs`: what a run is asked ([`RunRequest`]) and reports ([`RunReport`]); starting one.
+//! - `execute`: the per-partition pipeline, `jobs` at once.
+//! - `resume`, `rollback`: finishing and undoing a run from its journal.
+//! - `worker`: frozen runs, one partition per task.
+//! - `history`: run states as the journal leaves them; `runs`, `release`.
+
+mod execute;
+mod history;
+mod resume;
+mod rollback;
+mod worker;
+
+pub use history::{
+    history, release, run_detail, unfinished_steps, PartitionProgress, PartitionState, RunDetail,
+    RunInfo, UnfinishedStep,
+};
+pub use resume::{largest_planned_partition, resumable, resume};
+pub use rollback::{rollback, RollbackEntry, RollbackReport};
+pub use worker::{freeze, planned_partitions, run_partition};
+
+use execute::{execute, Ctx};
+use history::refuse_unfinished;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::commit::journal::{self, Event, Journal, Phases, RunDir};
+use crate::error::{Error, Result};
+use crate::lock::{LeaseTimes, Lock};
+use crate::plan::{self, OnEmpty, Order, Plan, RunSettings};
+use crate::selection::Selection;
+use crate::snapshot::Cache;
+use crate::table::Table;
+use crate::transform::{self, ms, Transform};
+
+/// What the user asked a run to do.
+#[derive(Clone)]
+pub struct RunRequest {
+    pub sql: String,
+    pub selection: Selection,
+    /// Required to act on a whole table without a selection.
+    pub all: bool,
+    pub jobs: usize,
+    pub order: Order,
+    pub on_empty: OnEmpty,
+    pub allow_schema_change: bool,
+    pub tables: Vec<(String, String)>,
+    pub lease: LeaseTimes,
+    pub progress: Option<Progress>,
+}
+
+/// Called after each partition finishes.
+pub type Progress = Arc<dyn Fn(&PartitionReport) + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Rewritten,
+    Unchanged,
+    Failed,
+    Deleted,
+    Kept,
+    /// Not reached (the run stopped before it).
+    Skipped,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Rewritten => "rewritten",
+            Status::Unchanged => "unchanged",
+            Status::Failed => "failed",
+            Status::Deleted => "deleted",
+            Status::Kept => "kept",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionReport {
+    pub partition: String,
+    pub status: Status,
+    pub rows_before: Option<u64>,
+    pub rows_after: Option<u64>,
+    pub checksum_before: Option<String>,
+    pub checksum_after: Option<String>,
+    pub duration_ms: f64,
+    pub phases: Phases,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_change: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What a worker found and did instead of transforming (done already by an earlier
+    /// try, or an interrupted commit finished).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl PartitionReport {
+    fn new(partition: &str, status: Status) -> PartitionReport {
+        PartitionReport {
+            partition: partition.into(),
+            status,
+            rows_before: None,
+            rows_after: None,
+            checksum_before: None,
+            checksum_after: None,
+            duration_ms: 0.0,
+            phases: Phases::default(),
+            schema_change: None,
+            error: None,
+            note: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub partitions: usize,
+    pub rewritten: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub deleted: usize,
+    pub kept: usize,
+    pub skipped: usize,
+    pub rows_before: u64,
+    pub rows_after: u64,
+    pub rows_delta: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub table: String,
+    pub sql_hash: String,
+    pub partitions: Vec<PartitionReport>,
+    pub summary: RunSummary,
+    /// Time spent per phase, summed over partitions (they overlap with `--jobs` > 1).
+    pub phases: Phases,
+    pub wall_ms: f64,
+}
+
+impl RunReport {
+    fn new(plan: &Plan, partitions: Vec<PartitionReport>, wall_ms: f64) -> RunReport {
+        let sql_hash = plan
+            .settings
+            .as_ref()
+            .map(|s| s.sql_hash.clone())
+            .unwrap_or_default();
+        RunReport::new_for(&plan.run_id, &plan.table, &sql_hash, partitions, wall_ms)
+    }
+
+    fn new_for(
+        run_id: &str,
+        table: &str,
+        sql_hash: &str,
+        partitions: Vec<PartitionReport>,
+        wall_ms: f64,
+    ) -> RunReport {
+        let mut s = RunSummary {
+            partitions: partitions.len(),
+            ..Default::default()
+        };
+        let mut phases = Phases::default();
+        for p in &partitions {
+            match p.status {
+                Status::Rewritten => s.rewritten += 1,
+                Status::Unchanged => s.unchanged += 1,
+                Status::Failed => s.failed += 1,
+                Status::Deleted => s.deleted += 1,
+                Status::Kept => s.kept += 1,
+                Status::Skipped => s.skipped += 1,
+            }
+            let before = p.rows_before.unwrap_or(0);
+            s.rows_before += before;
+            // A partition left as it was still holds its old rows.
+            s.rows_after += match p.status {
+                Status::Rewritten | Status::Unchanged => p.rows_after.unwrap_or(before),
+                Status::Deleted => 0,
+                _ => before,
+            };
+            phases.add(&p.phases);
+        }
+        s.rows_delta = s.rows_after as i64 - s.rows_before as i64;
+        RunReport {
+            run_id: run_id.into(),
+            table: table.into(),
+            sql_hash: sql_hash.into(),
+            partitions,
+            summary: s,
+            phases,
+            wall_ms,
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.summary.failed == 0 && self.summary.skipped == 0
+    }
+
+    /// A report of no partition (a shard of a run with fewer partitions than shards).
+    pub fn empty(run_id: &str, table: &str) -> RunReport {
+        RunReport::new_for(run_id, table, "", Vec::new(), 0.0)
+    }
+
+    /// The same run's report over other partitions (a worker doing several).
+    pub fn set_partitions(&mut self, partitions: Vec<PartitionReport>) {
+        *self = RunReport::new_for(
+            &self.run_id,
+            &self.table,
+            &self.sql_hash,
+            partitions,
+            self.wall_ms,
+        );
+    }
+}
+
+/// A journalled plan without the settings every run records.
+fn no_settings(run_id: &str) -> Error {
+    Error::JournalDamaged {
+        path: format!("of run {run_id}"),
+        reason: "its plan has no run settings".into(),
+    }
+}
+
+pub fn sql_hash(sql: &str) -> String {
+    blake3::hash(sql.as_bytes()).to_hex()[..16].to_string()
+}
+
+/// Refuses a whole-table run without `--all`, and an empty one.
+pub fn check_scope(selection: &Selection, all: bool, selected: usize) -> Result<()> {
+    if selection.is_everything() && !all {
+        return Err(Error::Usage(
+            "no selection: give --where, --from/--to or --partition, or --all to rewrite every partition".into(),
+        ));
+    }
+    if selected == 0 {
+        return Err(Error::EmptySelection("the table has no partitions".into()));
+    }
+    Ok(())
+}
+
+/// Plans the SQL over the first selected partition's schema, without data.
+pub async fn check_sql(
+    table: &Table,
+    selected: &[usize],
+    transform: &Transform,
+    allow_schema_change: bool,
+) -> Result<(arrow::datatypes::SchemaRef, Option<String>)> {
+    // The first readable file gives the schema; unreadable ones fail their partition later.
+    let mut found = None;
+    for p in selected.iter().map(|i| &table.partitions[*i]) {
+        for file in &p.files {
+            let read = crate::table::reader::open_footer(&table.location, file, &p.id).await;
+            if let Ok(read) = read {
+                found = Some((p, read));
+                break;
+            }
+        }
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some((first, read)) = found else {
+        return Err(Error::Usage(
+            "no selected partition has a readable data file; there is nothing to transform".into(),
+        ));
+    };
+    // The schema as every partition is read for the transform (INT96 as microseconds).
+    let file_schema = crate::table::reader::logical_schema(&read);
+    let out = transform.check(&table.keys, first, &file_schema).await?;
+    let conformed = transform::conform(&table.keys, first, &file_schema, &out, Vec::new(), true)
+        .map_err(Error::Usage)?;
+    if conformed.schema_change.is_some() && !allow_schema_change {
+        return Err(Error::Usage(format!(
+            "the transform's columns differ from the table's: {}; pass --allow-schema-change if that is intended",
+            conformed.schema_change.unwrap_or_default()
+        )));
+    }
+    Ok((out, conformed.schema_change))
+}
+
+/// The plan of run `run_id` over the selected partitions, with the request's settings.
+async fn plan_run(
+    table: &Table,
+    selected: &[usize],
+    req: &RunRequest,
+    run_id: &str,
+) -> Result<Plan> {
+    let mut plan =
+        plan::build(table, selected, &req.selection, req.order, req.jobs, run_id).await?;
+    plan.settings = Some(RunSettings {
+        sql: req.sql.clone(),
+        sql_hash: sql_hash(&req.sql),
+        order: req.order,
+        on_empty: req.on_empty,
+        allow_schema_change: req.allow_schema_change,
+        tables: req.tables.clone(),
+        jobs: req.jobs,
+    });
+    Ok(plan)
+}
+
+/// Starts a run over the selected partitions.
+pub async fn run(table: &Table, selected: &[usize], req: RunRequest) -> Result<RunReport> {
+    let started = Instant::now();
+    check_scope(&req.selection, req.all, selected.len())?;
+    let transform = Transform::new(&req.sql, &req.tables).await?;
+    check_sql(table, selected, &transform, req.allow_schema_change).await?;
+    let run_id = journal::new_run_id();
+    let loc = table.location.clone();
+    let lock = Lock::acquire(&loc, &run_id, req.lease).await?;
+    let result = async {
+        let plan = plan_run(table, selected, &req, &run_id).await?;
+        refuse_unfinished(&loc, &run_id, &plan).await?;
+        let journal = Journal::create(&loc, &plan).await?;
+        Ok::<_, Error>((plan, journal))
+    }
+    .await;
+    let (plan, journal) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = lock.release().await;
+            return Err(e);
+        }
+    };
+    let settings = plan.settings.clone().expect("set above");
+    let ctx = Arc::new(Ctx {
+        run: RunDir::new(&loc, &run_id),
+        loc,
+        journal,
+        lock,
+        transform,
+        keys: plan.keys.clone(),
+        settings,
+        progress: req.progress,
+        cache: Some(Arc::new(Cache::for_writing(&table.location))),
+    });
+    let reports = execute(&ctx, &plan, &HashMap::new()).await;
+    finish(ctx, &plan, reports, started).await
+}
+
+async fn finish(
+    ctx: Arc<Ctx>,
+    plan: &Plan,
+    reports: Vec<PartitionReport>,
+    started: Instant,
+) -> Result<RunReport> {
+    let report = RunReport::new(plan, reports, ms(started));
+    let s = &report.summary;
+    let finished = ctx
+        .journal
+        .append(Event::Finished {
+            rewritten: s.rewritten + s.deleted,
+            unchanged: s.unchanged,
+            failed: s.failed,
+        })
+        .await;
+    if let Some(cache) = &ctx.cache {
+        cache.save_written().await;
+    }
+    let ctx =
+        Arc::try_unwrap(ctx).map_err(|_| Error::Internal("run context still shared".into()))?;
+    ctx.lock.release().await?;
+    finished?;
+    Ok(report)
+}
