@@ -13,26 +13,21 @@ use crate::storage::Location;
 use crate::table::{DataFile, Partition, PartitionKey, Table, Typed};
 
 /// Execution order of partitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+///
+/// Its names (`oldest-first`, `newest-first`) are the same for the command line (clap) and
+/// the journal (serde).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
+    /// Oldest partition first (by the first key, then the others)
     #[default]
     OldestFirst,
+    /// Newest partition first
     NewestFirst,
 }
 
-impl Order {
-    pub fn parse(s: &str) -> Option<Order> {
-        match s {
-            "oldest-first" => Some(Order::OldestFirst),
-            "newest-first" => Some(Order::NewestFirst),
-            _ => None,
-        }
-    }
-}
-
 /// What to do with a partition for which the transform returns no rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum OnEmpty {
     /// Leave the partition as it was and report it as failed.
@@ -42,17 +37,6 @@ pub enum OnEmpty {
     Delete,
     /// Leave the partition as it was and report it as kept.
     Keep,
-}
-
-impl OnEmpty {
-    pub fn parse(s: &str) -> Option<OnEmpty> {
-        match s {
-            "fail" => Some(OnEmpty::Fail),
-            "delete" => Some(OnEmpty::Delete),
-            "keep" => Some(OnEmpty::Keep),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

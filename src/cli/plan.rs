@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use backfill::plan::{self, Order};
+use backfill::plan::{self, OnEmpty, Order};
 use backfill::run;
 use backfill::transform::Transform;
 
@@ -32,8 +32,8 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub sql: Option<std::path::PathBuf>,
     /// Execution order
-    #[arg(long, value_name = "ORDER", default_value = "oldest-first", value_parser = ["oldest-first", "newest-first"])]
-    pub order: String,
+    #[arg(long, value_name = "ORDER", value_enum, default_value_t = Order::OldestFirst)]
+    pub order: Order,
     /// Partitions a run would rewrite at once (for the estimate)
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -50,8 +50,8 @@ pub struct PlanArgs {
     #[arg(long, requires = "freeze")]
     pub all: bool,
     /// With --freeze: when the transform returns no rows, fail, delete or keep
-    #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = ["fail", "delete", "keep"])]
-    pub on_empty: String,
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = OnEmpty::Fail)]
+    pub on_empty: OnEmpty,
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
@@ -76,7 +76,7 @@ struct PlanOutput {
 pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     let (table, selected) = open_selected(&args.table, &args.selection).await?;
     let jobs = args.jobs.unwrap_or_else(backfill::snapshot::default_jobs);
-    let order = Order::parse(&args.order).expect("clap checked");
+    let order = args.order;
     if args.freeze {
         let path = args.sql.as_ref().expect("clap requires --sql");
         let sql = std::fs::read_to_string(path)
@@ -87,7 +87,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
             all: args.all,
             jobs,
             order,
-            on_empty: backfill::plan::OnEmpty::parse(&args.on_empty).expect("clap checked"),
+            on_empty: args.on_empty,
             allow_schema_change: args.allow_schema_change,
             tables: parse_tables(&args.tables)?,
             lease: backfill::lock::LeaseTimes::from_env(),

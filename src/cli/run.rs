@@ -60,12 +60,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Execution order
-    #[arg(long, value_name = "ORDER", default_value = "oldest-first", value_parser = ["oldest-first", "newest-first"])]
-    pub order: String,
+    #[arg(long, value_name = "ORDER", value_enum, default_value_t = Order::OldestFirst)]
+    pub order: Order,
     /// When the transform returns no rows: fail (leave the partition, report it), delete
     /// the partition, or keep it as it was
-    #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = ["fail", "delete", "keep"])]
-    pub on_empty: String,
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = OnEmpty::Fail)]
+    pub on_empty: OnEmpty,
     /// Accept output columns or types that differ from the table's (reported per partition)
     #[arg(long)]
     pub allow_schema_change: bool,
@@ -102,8 +102,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         selection: args.selection.selection(),
         all: args.all,
         jobs: args.jobs.unwrap_or_else(backfill::snapshot::default_jobs),
-        order: Order::parse(&args.order).expect("clap checked"),
-        on_empty: OnEmpty::parse(&args.on_empty).expect("clap checked"),
+        order: args.order,
+        on_empty: args.on_empty,
         allow_schema_change: args.allow_schema_change,
         tables: parse_tables(&args.tables)?,
         lease: LeaseTimes::from_env(),

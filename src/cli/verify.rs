@@ -32,8 +32,8 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Expect one partition per hour, day or month on the first key and report gaps
-    #[arg(long, value_name = "STEP", value_parser = ["hour", "day", "month"])]
-    pub expect_every: Option<String>,
+    #[arg(long, value_name = "STEP", value_enum)]
+    pub expect_every: Option<Every>,
     /// A snapshot file to compare the table with (drift: changed, missing, new partitions)
     #[arg(long, value_name = "SNAPSHOT", conflicts_with = "run")]
     pub against: Option<std::path::PathBuf>,
@@ -132,7 +132,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
     let cache = args.cache.open(&table.location).await?;
     let bar = render::progress("verify", files, bytes);
     let options = VerifyOptions {
-        every: args.expect_every.as_deref().and_then(Every::parse),
+        every: args.expect_every,
         from: args.selection.from.clone(),
         to: args.selection.to.clone(),
         selection: args.selection.selection(),

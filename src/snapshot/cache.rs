@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::{path::Path, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -49,8 +49,19 @@ pub struct FileKey {
     pub changed: Option<String>,
 }
 
+/// What the files of a table mostly share: their logical schema and column types. A
+/// segment stores each shape once and its entries point at it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Shape {
+    /// `(name, logical type)` in checksum order.
+    pub schema: Vec<(String, String)>,
+    pub column_types: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub differs_in_v1: bool,
+}
+
 /// One file's contribution, as cached.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// Relative to the table root.
     pub path: String,
@@ -60,20 +71,29 @@ pub struct Entry {
     /// The sum of the rows' hashes, 32 hex digits.
     pub sum: String,
     /// Per-column sums, when they were computed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
-    /// `(name, logical type)` in checksum order.
-    pub schema: Vec<(String, String)>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub differs_in_v1: bool,
-    pub column_types: Vec<(String, String)>,
+    pub shape: Arc<Shape>,
+}
+
+/// An entry as a segment stores it: its shape by index.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    path: String,
+    key: FileKey,
+    checksum_version: u32,
+    rows: u64,
+    sum: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    columns: Option<Vec<String>>,
+    shape: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Segment {
     format: u32,
     table: String,
-    entries: Vec<Entry>,
+    shapes: Vec<Shape>,
+    entries: Vec<Stored>,
 }
 
 /// What the cache did for one command, for its report.
@@ -107,30 +127,19 @@ pub struct Cache {
     cached: AtomicUsize,
     /// `verify --deep`: files whose content differs from their entry of the same version.
     changed_in_place: Mutex<Vec<String>>,
+    last_shape: Mutex<Option<Arc<Shape>>>,
 }
 
 impl Cache {
     /// Loads the cache of the table at `table` from `dir` (default: its work area). Never
     /// fails: what cannot be read is noted and left out.
     pub async fn open(table: &Location, dir: Option<&Location>) -> Cache {
-        let (store, prefix) = match dir {
-            None => (table.clone(), table.work_root().join("cache")),
+        let mut cache = Cache::for_writing(table);
+        if let Some(d) = dir {
             // A shared cache folder holds each table's cache under the hash of its name.
-            Some(d) => (d.clone(), d.root.clone().join(table_hash(&table.display))),
-        };
-        let mut cache = Cache {
-            store,
-            dir: prefix,
-            table: table.display.clone(),
-            entries: HashMap::new(),
-            segments: Vec::new(),
-            bytes: 0,
-            notes: Mutex::new(Vec::new()),
-            new: Mutex::new(Vec::new()),
-            read: AtomicUsize::new(0),
-            cached: AtomicUsize::new(0),
-            changed_in_place: Mutex::new(Vec::new()),
-        };
+            cache.store = d.clone();
+            cache.dir = d.root.clone().join(table_hash(&table.display));
+        }
         let listed: Result<Vec<object_store::ObjectMeta>, _> =
             cache.store.store.list(Some(&cache.dir)).try_collect().await;
         let mut metas = match listed {
@@ -188,8 +197,25 @@ impl Cache {
                 continue;
             }
             cache.bytes += size;
-            cache.segments.push(path);
-            for e in seg.entries {
+            cache.segments.push(path.clone());
+            let shapes: Vec<Arc<Shape>> = seg.shapes.into_iter().map(Arc::new).collect();
+            for s in seg.entries {
+                let Some(shape) = shapes.get(s.shape) else {
+                    cache.note(format!(
+                        "checksum cache entry of {} in {path} ignored: damaged",
+                        s.path
+                    ));
+                    continue;
+                };
+                let e = Entry {
+                    path: s.path,
+                    key: s.key,
+                    checksum_version: s.checksum_version,
+                    rows: s.rows,
+                    sum: s.sum,
+                    columns: s.columns,
+                    shape: shape.clone(),
+                };
                 let v = cache.entries.entry(e.path.clone()).or_default();
                 if !v.contains(&e) {
                     v.push(e);
@@ -214,6 +240,7 @@ impl Cache {
             read: AtomicUsize::new(0),
             cached: AtomicUsize::new(0),
             changed_in_place: Mutex::new(Vec::new()),
+            last_shape: Mutex::new(None),
         }
     }
 
@@ -226,29 +253,13 @@ impl Cache {
         size: u64,
         scan: &FileScan,
     ) {
-        let path = table.child(relative);
-        let tag = if table.fs_path(&path).is_some() {
-            None
-        } else {
-            match table.store.head(&path).await {
-                Ok(m) => match (m.e_tag, m.version) {
-                    (None, None) => return,
-                    (e, v) => Some(format!(
-                        "{}:{}",
-                        e.unwrap_or_default(),
-                        v.unwrap_or_default()
-                    )),
-                },
-                Err(_) => return,
-            }
-        };
         let file = DataFile {
-            path,
+            path: table.child(relative),
             relative: relative.to_string(),
             size,
-            tag,
+            tag: None,
         };
-        if let Some(key) = self.key_of(table, &file).await {
+        if let Some(key) = self.key_now(table, &file).await {
             self.record(relative, key, crate::checksum::VERSION, scan, false);
         }
     }
@@ -266,8 +277,22 @@ impl Cache {
         self.notes.lock().expect("notes").push(note);
     }
 
-    /// The key of `file` as it is now; `None` if it cannot be told (then it is read).
+    /// The key of `file` as the listing (or, on local disk, the file) says now; `None` if
+    /// it cannot be told (then it is read, and not cached).
     pub async fn key_of(&self, table: &Location, file: &DataFile) -> Option<FileKey> {
+        if table.fs_path(&file.path).is_some() {
+            return self.key_now(table, file).await;
+        }
+        file.tag.clone().map(|tag| FileKey {
+            size: file.size,
+            tag,
+            changed: None,
+        })
+    }
+
+    /// The key of `file` as the storage says at this moment (local disk: the inode and
+    /// times; object stores: a HEAD), to tell whether it changed while it was read.
+    pub async fn key_now(&self, table: &Location, file: &DataFile) -> Option<FileKey> {
         if let Some(fs) = table.fs_path(&file.path) {
             let id = table.fs.identity(&fs).ok()?;
             let (version, changed) = id.rsplit_once(':')?;
@@ -277,8 +302,13 @@ impl Cache {
                 changed: Some(changed.to_string()),
             });
         }
-        file.tag.clone().map(|tag| FileKey {
-            size: file.size,
+        let m = table.store.head(&file.path).await.ok()?;
+        let tag = match (m.e_tag, m.version) {
+            (None, None) => return None,
+            (e, v) => format!("{}:{}", e.unwrap_or_default(), v.unwrap_or_default()),
+        };
+        Some(FileKey {
+            size: m.size,
             tag,
             changed: None,
         })
@@ -311,7 +341,8 @@ impl Cache {
     /// Keeps what reading `path` gave, for the next command.
     pub fn record(&self, path: &str, key: FileKey, version: u32, scan: &FileScan, columns: bool) {
         self.read.fetch_add(1, Ordering::Relaxed);
-        let entry = entry_of(path, key, version, scan, columns);
+        let shape = self.shape_of(scan);
+        let entry = entry_of(path, key, version, scan, columns, shape);
         // An entry of this version with per-column sums (or this very one) says it all.
         let known = self.entries.get(path).is_some_and(|v| {
             v.iter().any(|e| {
@@ -323,6 +354,36 @@ impl Cache {
         if !known {
             self.new.lock().expect("new entries").push(entry);
         }
+    }
+
+    /// The shape of `scan`: the last one recorded if it is the same (files of a table
+    /// mostly are), so entries share it and a segment stores it once.
+    fn shape_of(&self, scan: &FileScan) -> Arc<Shape> {
+        let mut last = self.last_shape.lock().expect("last shape");
+        if let Some(s) = last.as_ref() {
+            let same = s.differs_in_v1 == scan.differs_in_v1
+                && s.column_types == scan.column_types
+                && s.schema.len() == scan.schema.columns.len()
+                && s.schema
+                    .iter()
+                    .zip(&scan.schema.columns)
+                    .all(|((n, t), c)| *n == c.name && *t == c.logical_type);
+            if same {
+                return s.clone();
+            }
+        }
+        let shape = Arc::new(Shape {
+            schema: scan
+                .schema
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.logical_type.clone()))
+                .collect(),
+            column_types: scan.column_types.clone(),
+            differs_in_v1: scan.differs_in_v1,
+        });
+        *last = Some(shape.clone());
+        shape
     }
 
     /// Counts a file read with nothing to record (its key could not be told).
@@ -451,10 +512,39 @@ impl Cache {
     }
 
     async fn put(&self, entries: &[Entry]) -> Result<u64, String> {
+        let mut shapes: Vec<Shape> = Vec::new();
+        // By pointer first (entries share their shapes), then by content.
+        let mut by_ptr: HashMap<*const Shape, usize> = HashMap::new();
+        let mut index: HashMap<&Shape, usize> = HashMap::new();
+        let mut stored = Vec::with_capacity(entries.len());
+        for e in entries {
+            let ptr = Arc::as_ptr(&e.shape);
+            let i = match by_ptr.get(&ptr) {
+                Some(i) => *i,
+                None => {
+                    let i = *index.entry(&e.shape).or_insert_with(|| {
+                        shapes.push((*e.shape).clone());
+                        shapes.len() - 1
+                    });
+                    by_ptr.insert(ptr, i);
+                    i
+                }
+            };
+            stored.push(Stored {
+                path: e.path.clone(),
+                key: e.key.clone(),
+                checksum_version: e.checksum_version,
+                rows: e.rows,
+                sum: e.sum.clone(),
+                columns: e.columns.clone(),
+                shape: i,
+            });
+        }
         let seg = Segment {
             format: FORMAT,
             table: self.table.clone(),
-            entries: entries.to_vec(),
+            shapes,
+            entries: stored,
         };
         let body = serde_json::to_vec(&seg).expect("a segment serialises");
         let size = body.len() as u64;
@@ -518,7 +608,14 @@ fn hex(v: u128) -> String {
     format!("{v:032x}")
 }
 
-fn entry_of(path: &str, key: FileKey, version: u32, scan: &FileScan, columns: bool) -> Entry {
+fn entry_of(
+    path: &str,
+    key: FileKey,
+    version: u32,
+    scan: &FileScan,
+    columns: bool,
+    shape: Arc<Shape>,
+) -> Entry {
     Entry {
         path: path.to_string(),
         key,
@@ -526,14 +623,7 @@ fn entry_of(path: &str, key: FileKey, version: u32, scan: &FileScan, columns: bo
         rows: scan.part.rows,
         sum: hex(scan.part.sum),
         columns: columns.then(|| scan.part.columns.iter().map(|c| hex(*c)).collect()),
-        schema: scan
-            .schema
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.logical_type.clone()))
-            .collect(),
-        differs_in_v1: scan.differs_in_v1,
-        column_types: scan.column_types.clone(),
+        shape,
     }
 }
 
@@ -543,12 +633,13 @@ fn scan_of(e: &Entry, columns: bool) -> Option<FileScan> {
         (Some(cols), true) => cols.iter().map(|c| parse(c)).collect::<Option<Vec<_>>>()?,
         _ => Vec::new(),
     };
-    if columns && part_columns.len() != e.schema.len() {
+    if columns && part_columns.len() != e.shape.schema.len() {
         return None;
     }
     Some(FileScan {
         schema: LogicalSchema::from_columns(
-            e.schema
+            e.shape
+                .schema
                 .iter()
                 .map(|(name, t)| LogicalColumn {
                     name: name.clone(),
@@ -561,7 +652,7 @@ fn scan_of(e: &Entry, columns: bool) -> Option<FileScan> {
             sum: parse(&e.sum)?,
             columns: part_columns,
         },
-        differs_in_v1: e.differs_in_v1,
-        column_types: e.column_types.clone(),
+        differs_in_v1: e.shape.differs_in_v1,
+        column_types: e.shape.column_types.clone(),
     })
 }

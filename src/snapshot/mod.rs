@@ -313,10 +313,10 @@ pub async fn scan_files(
                     )))
                 });
                 if let (Some(c), Ok(scan)) = (&cache, &result) {
-                    // Recorded only if the file was the same version before and after it
-                    // was read: one replaced meanwhile is not cached under either key.
+                    // Recorded only if the file was the same version when it was listed
+                    // and after it was read: one replaced meanwhile is not cached.
                     let after = match &key {
-                        Some(_) => c.key_of(&loc, &unit).await,
+                        Some(_) => c.key_now(&loc, &unit).await,
                         None => None,
                     };
                     match (key, after) {

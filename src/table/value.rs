@@ -60,25 +60,27 @@ pub fn unescape_value(raw: &str) -> Option<String> {
 }
 
 /// The type of a partition key's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+///
+/// One list of names and aliases for the command line (clap, any case) and snapshot and
+/// journal files (serde).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     Date,
     #[serde(alias = "integer", alias = "bigint", alias = "int64")]
+    #[value(alias = "integer", alias = "bigint", alias = "int64")]
     Int,
     #[serde(alias = "str", alias = "text", alias = "varchar")]
+    #[value(alias = "str", alias = "text", alias = "varchar")]
     String,
 }
 
 impl KeyType {
-    /// A key type as `--key-type` spells it (the names serde accepts, in any case).
+    /// A key type as `--partition-type` spells it: a name or alias, in any case.
     pub fn parse(s: &str) -> Option<KeyType> {
-        match s.to_ascii_lowercase().as_str() {
-            "date" => Some(KeyType::Date),
-            "int" | "integer" | "bigint" | "int64" => Some(KeyType::Int),
-            "string" | "str" | "text" | "varchar" => Some(KeyType::String),
-            _ => None,
-        }
+        <KeyType as clap::ValueEnum>::from_str(s, true).ok()
     }
 
     pub fn name(self) -> &'static str {

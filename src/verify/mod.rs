@@ -17,7 +17,7 @@ use crate::snapshot::{self, ScanOptions, Snapshot};
 use crate::table::{KeyType, Table, Typed};
 
 /// The step of an expected partition sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Every {
     Hour,
@@ -26,15 +26,6 @@ pub enum Every {
 }
 
 impl Every {
-    pub fn parse(s: &str) -> Option<Every> {
-        match s {
-            "hour" => Some(Every::Hour),
-            "day" => Some(Every::Day),
-            "month" => Some(Every::Month),
-            _ => None,
-        }
-    }
-
     fn truncate(self, t: NaiveDateTime) -> NaiveDateTime {
         let d = t.date();
         match self {
