@@ -240,6 +240,7 @@ pub fn rewrite_request(sql: String, jobs: usize) -> crate::run::RunRequest {
         order: crate::plan::Order::OldestFirst,
         on_empty: crate::plan::OnEmpty::Keep,
         allow_schema_change: false,
+        allow_nondeterministic: false,
         tables: vec![],
         lease: crate::lock::LeaseTimes::default(),
         progress: None,

@@ -134,6 +134,10 @@ pub enum Error {
     #[error("journal {path}: {reason}; the run cannot be resumed safely")]
     JournalDamaged { path: String, reason: String },
 
+    /// The transform calls volatile functions and the run was not told to accept that.
+    #[error("the transform calls {functions}, which give other values on every call: a resumed run would mix two versions of the fix, and a rerun would never find a partition unchanged; make it deterministic (hash a column instead of random(), for instance), or pass --allow-nondeterministic")]
+    Nondeterministic { functions: String },
+
     /// A partition is no longer what the plan froze: another job changed it.
     #[error(
         "partition {partition} changed since the plan was made ({reason}); it was left as it is"

@@ -71,6 +71,9 @@ pub struct RunSettings {
     /// `NAME=TABLE` registered for joins.
     pub tables: Vec<(String, String)>,
     pub jobs: usize,
+    /// What the SQL's preflight found (journals before it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<crate::run::Preflight>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -43,6 +43,10 @@ pub struct PlanArgs {
     /// Accept output columns or types that differ from the table's
     #[arg(long)]
     pub allow_schema_change: bool,
+    /// Go on although the SQL calls volatile functions (random(), uuid()...), which give
+    /// other rows on every run: refused by default, recorded in the journal when allowed
+    #[arg(long)]
+    pub allow_nondeterministic: bool,
     /// Freeze the plan into a run for workers (`run --run ID --partition P`); needs --sql
     #[arg(long, requires = "sql")]
     pub freeze: bool,
@@ -63,6 +67,9 @@ struct TransformCheck {
     output_columns: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     schema_change: Option<String>,
+    /// Volatile functions the SQL calls (only with --allow-nondeterministic).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    volatile: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -89,6 +96,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
             order,
             on_empty: args.on_empty,
             allow_schema_change: args.allow_schema_change,
+            allow_nondeterministic: args.allow_nondeterministic,
             tables: parse_tables(&args.tables)?,
             lease: backfill::lock::LeaseTimes::from_env(),
             progress: None,
@@ -113,8 +121,14 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
             let sql = std::fs::read_to_string(path)
                 .with_context(|| format!("reading --sql {}", path.display()))?;
             let t = Transform::new(&sql, &parse_tables(&args.tables)?).await?;
-            let (schema, change) =
-                run::check_sql(&table, &selected, &t, args.allow_schema_change).await?;
+            let (schema, change, preflight) = run::check_sql(
+                &table,
+                &selected,
+                &t,
+                args.allow_schema_change,
+                args.allow_nondeterministic,
+            )
+            .await?;
             Some(TransformCheck {
                 ok: true,
                 output_columns: schema
@@ -123,6 +137,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
                     .map(|f| format!("{}:{}", f.name(), f.data_type()))
                     .collect(),
                 schema_change: change,
+                volatile: preflight.volatile,
             })
         }
         None => None,
@@ -147,6 +162,12 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
                 Some(c) => format!("transform: ok; schema change (allowed): {c}\n"),
             };
             render::out(&text);
+            if !t.volatile.is_empty() {
+                render::out(&format!(
+                    "transform: calls volatile functions (allowed): {}; every run gives other rows\n",
+                    t.volatile.join(", ")
+                ));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

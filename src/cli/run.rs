@@ -41,7 +41,7 @@ pub struct RunArgs {
     )]
     pub sql: Option<std::path::PathBuf>,
     /// Work on partitions (--partition, or --shard) of this frozen run (`backfill plan --freeze`)
-    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["all", "jobs", "order", "on_empty", "allow_schema_change", "tables"])]
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["all", "jobs", "order", "on_empty", "allow_schema_change", "allow_nondeterministic", "tables"])]
     pub run: Option<String>,
     /// With --run: the K-th of N shards of the run's partitions (those at plan positions
     /// K, K+N, K+2N...; K from 0), for orchestrators that map fewer tasks than partitions
@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// Accept output columns or types that differ from the table's (reported per partition)
     #[arg(long)]
     pub allow_schema_change: bool,
+    /// Go on although the SQL calls volatile functions (random(), uuid()...), which give
+    /// other rows on every run: refused by default, recorded in the journal when allowed
+    #[arg(long)]
+    pub allow_nondeterministic: bool,
     /// Register another table for joins, as NAME=TABLE (repeatable)
     #[arg(long = "table", value_name = "NAME=TABLE")]
     pub tables: Vec<String>,
@@ -105,6 +109,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         order: args.order,
         on_empty: args.on_empty,
         allow_schema_change: args.allow_schema_change,
+        allow_nondeterministic: args.allow_nondeterministic,
         tables: parse_tables(&args.tables)?,
         lease: LeaseTimes::from_env(),
         progress: bar.as_ref().map(|(_, p)| Arc::clone(p)),

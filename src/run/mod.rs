@@ -50,6 +50,8 @@ pub struct RunRequest {
     pub order: Order,
     pub on_empty: OnEmpty,
     pub allow_schema_change: bool,
+    /// Go on although the transform calls volatile functions.
+    pub allow_nondeterministic: bool,
     pub tables: Vec<(String, String)>,
     pub lease: LeaseTimes,
     pub progress: Option<Progress>,
@@ -145,6 +147,9 @@ pub struct RunReport {
     /// Time spent per phase, summed over partitions (they overlap with `--jobs` > 1).
     pub phases: Phases,
     pub wall_ms: f64,
+    /// What the SQL's preflight found before any partition was touched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Preflight>,
 }
 
 impl RunReport {
@@ -154,7 +159,9 @@ impl RunReport {
             .as_ref()
             .map(|s| s.sql_hash.clone())
             .unwrap_or_default();
-        RunReport::new_for(&plan.run_id, &plan.table, &sql_hash, partitions, wall_ms)
+        let mut r = RunReport::new_for(&plan.run_id, &plan.table, &sql_hash, partitions, wall_ms);
+        r.preflight = plan.settings.as_ref().and_then(|s| s.preflight.clone());
+        r
     }
 
     fn new_for(
@@ -197,6 +204,7 @@ impl RunReport {
             summary: s,
             phases,
             wall_ms,
+            preflight: None,
         }
     }
 
@@ -211,6 +219,7 @@ impl RunReport {
 
     /// The same run's report over other partitions (a worker doing several).
     pub fn set_partitions(&mut self, partitions: Vec<PartitionReport>) {
+        let preflight = self.preflight.take();
         *self = RunReport::new_for(
             &self.run_id,
             &self.table,
@@ -218,6 +227,7 @@ impl RunReport {
             partitions,
             self.wall_ms,
         );
+        self.preflight = preflight;
     }
 }
 
@@ -246,13 +256,25 @@ pub fn check_scope(selection: &Selection, all: bool, selected: usize) -> Result<
     Ok(())
 }
 
-/// Plans the SQL over the first selected partition's schema, without data.
+/// What planning the SQL found before any partition was touched.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
+pub struct Preflight {
+    /// The volatile functions it calls, with where (empty: none).
+    pub volatile: Vec<String>,
+    /// Whether the run went on with them (`--allow-nondeterministic`).
+    pub allowed: bool,
+}
+
+/// Plans the SQL over the first selected partition's schema, without data: the output
+/// columns, the schema change, and the volatile functions it calls (refused unless
+/// `allow_nondeterministic`).
 pub async fn check_sql(
     table: &Table,
     selected: &[usize],
     transform: &Transform,
     allow_schema_change: bool,
-) -> Result<(arrow::datatypes::SchemaRef, Option<String>)> {
+    allow_nondeterministic: bool,
+) -> Result<(arrow::datatypes::SchemaRef, Option<String>, Preflight)> {
     // The first readable file gives the schema; unreadable ones fail their partition later.
     let mut found = None;
     for p in selected.iter().map(|i| &table.partitions[*i]) {
@@ -275,6 +297,18 @@ pub async fn check_sql(
     // The schema as every partition is read for the transform (INT96 as microseconds).
     let file_schema = crate::table::reader::logical_schema(&read);
     let out = transform.check(&table.keys, first, &file_schema).await?;
+    let volatile = transform
+        .volatile_functions(&table.keys, first, &file_schema)
+        .await?;
+    if !volatile.is_empty() && !allow_nondeterministic {
+        return Err(Error::Nondeterministic {
+            functions: volatile.join(", "),
+        });
+    }
+    let preflight = Preflight {
+        allowed: !volatile.is_empty(),
+        volatile,
+    };
     let conformed = transform::conform(&table.keys, first, &file_schema, &out, Vec::new(), true)
         .map_err(Error::Usage)?;
     if conformed.schema_change.is_some() && !allow_schema_change {
@@ -283,7 +317,7 @@ pub async fn check_sql(
             conformed.schema_change.unwrap_or_default()
         )));
     }
-    Ok((out, conformed.schema_change))
+    Ok((out, conformed.schema_change, preflight))
 }
 
 /// The plan of run `run_id` over the selected partitions, with the request's settings.
@@ -292,6 +326,7 @@ async fn plan_run(
     selected: &[usize],
     req: &RunRequest,
     run_id: &str,
+    preflight: Preflight,
 ) -> Result<Plan> {
     let mut plan =
         plan::build(table, selected, &req.selection, req.order, req.jobs, run_id).await?;
@@ -303,6 +338,7 @@ async fn plan_run(
         allow_schema_change: req.allow_schema_change,
         tables: req.tables.clone(),
         jobs: req.jobs,
+        preflight: Some(preflight),
     });
     Ok(plan)
 }
@@ -312,12 +348,19 @@ pub async fn run(table: &Table, selected: &[usize], req: RunRequest) -> Result<R
     let started = Instant::now();
     check_scope(&req.selection, req.all, selected.len())?;
     let transform = Transform::new(&req.sql, &req.tables).await?;
-    check_sql(table, selected, &transform, req.allow_schema_change).await?;
+    let (_, _, preflight) = check_sql(
+        table,
+        selected,
+        &transform,
+        req.allow_schema_change,
+        req.allow_nondeterministic,
+    )
+    .await?;
     let run_id = journal::new_run_id();
     let loc = table.location.clone();
     let lock = Lock::acquire(&loc, &run_id, req.lease).await?;
     let result = async {
-        let plan = plan_run(table, selected, &req, &run_id).await?;
+        let plan = plan_run(table, selected, &req, &run_id, preflight).await?;
         refuse_unfinished(&loc, &run_id, &plan).await?;
         let journal = Journal::create(&loc, &plan).await?;
         Ok::<_, Error>((plan, journal))

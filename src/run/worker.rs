@@ -24,9 +24,16 @@ use super::{
 pub async fn freeze(table: &Table, selected: &[usize], req: RunRequest) -> Result<Plan> {
     check_scope(&req.selection, req.all, selected.len())?;
     let transform = Transform::new(&req.sql, &req.tables).await?;
-    check_sql(table, selected, &transform, req.allow_schema_change).await?;
+    let (_, _, preflight) = check_sql(
+        table,
+        selected,
+        &transform,
+        req.allow_schema_change,
+        req.allow_nondeterministic,
+    )
+    .await?;
     let run_id = journal::new_run_id();
-    let mut plan = plan_run(table, selected, &req, &run_id).await?;
+    let mut plan = plan_run(table, selected, &req, &run_id, preflight).await?;
     plan.frozen = true;
     // A new run's folder: no other process writes it, so no lock is needed.
     Journal::create(&table.location, &plan).await?;

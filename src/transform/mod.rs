@@ -231,6 +231,56 @@ impl Transform {
         df.clone().create_physical_plan().await.map_err(sql_error)?;
         Ok(Arc::new(df.schema().as_arrow().clone()))
     }
+
+    /// The volatile functions the SQL calls (`random()`, `uuid()`...: another value on
+    /// every call), each with the clause it is in, as `random() in the SELECT list`.
+    /// Stable ones such as `now()` are not: the plan folds them to one value per run.
+    pub async fn volatile_functions(
+        &self,
+        keys: &[PartitionKey],
+        partition: &Partition,
+        file_schema: &SchemaRef,
+    ) -> Result<Vec<String>> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::logical_expr::{Expr, Volatility};
+        let df = self
+            .dataframe(keys, partition, file_schema, &[], true)
+            .await?;
+        let mut found: Vec<String> = Vec::new();
+        let plan = df.logical_plan().clone();
+        plan.apply_with_subqueries(|node| {
+            let clause = clause_of(node);
+            node.apply_expressions(|e| {
+                e.apply(|e| {
+                    if let Expr::ScalarFunction(f) = e {
+                        if f.func.signature().volatility == Volatility::Volatile {
+                            found.push(format!("{}() in {clause}", f.name()));
+                        }
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })
+            })?;
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map_err(sql_error)?;
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+}
+
+/// Where in the query a plan node comes from, for messages.
+fn clause_of(node: &LogicalPlan) -> &'static str {
+    match node {
+        LogicalPlan::Projection(_) => "the SELECT list",
+        LogicalPlan::Filter(_) => "a WHERE or HAVING condition",
+        LogicalPlan::Sort(_) => "an ORDER BY",
+        LogicalPlan::Aggregate(_) => "a GROUP BY or aggregate",
+        LogicalPlan::Window(_) => "a window function",
+        LogicalPlan::Join(_) => "a JOIN condition",
+        LogicalPlan::Limit(_) => "a LIMIT",
+        _ => "the query",
+    }
 }
 
 fn register(

@@ -122,6 +122,7 @@ fn request(sql: &str, selection: Selection, all: bool) -> RunRequest {
         order: Order::OldestFirst,
         on_empty: OnEmpty::Fail,
         allow_schema_change: false,
+        allow_nondeterministic: false,
         tables: vec![],
         lease: lease(),
         progress: None,

@@ -765,3 +765,78 @@ fn a_journal_of_the_previous_format_resumes_and_rolls_back() {
         ]
     );
 }
+
+#[test]
+fn a_transform_calling_volatile_functions_is_refused_before_anything_is_touched() {
+    let (dir, table) = small_table(2);
+    let before = file_hashes(&table);
+    std::fs::write(
+        dir.path().join("r.sql"),
+        "SELECT id, name FROM source WHERE random() < 0.5 ORDER BY uuid()",
+    )
+    .unwrap();
+    for cmd in [
+        &["plan", "t", "--sql", "r.sql"][..],
+        &["plan", "t", "--sql", "r.sql", "--all", "--freeze"],
+        &["run", "t", "--sql", "r.sql", "--all"],
+    ] {
+        let out = run_in(dir.path(), cmd);
+        assert_eq!(out.code, 2, "{cmd:?}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(
+                "the transform calls random() in a WHERE or HAVING condition, uuid() in an ORDER BY"
+            ) && out.stderr.contains("--allow-nondeterministic"),
+            "{cmd:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(file_hashes(&table), before);
+    let runs = run_in(dir.path(), &["runs", "t", "--json"]);
+    assert!(runs.stdout.contains("\"runs\": []"), "{}", runs.stdout);
+    // now() is one value per run: not refused.
+    std::fs::write(
+        dir.path().join("n.sql"),
+        "SELECT id, name FROM source WHERE now() > TIMESTAMP '2000-01-01'",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["plan", "t", "--sql", "n.sql"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Allowed, the run goes on and says what it accepted, in its report and its journal.
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "t",
+            "--sql",
+            "r.sql",
+            "--all",
+            "--allow-nondeterministic",
+            "--json",
+        ],
+    );
+    assert!(
+        out.code == 0 || out.code == 1,
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["preflight"],
+        serde_json::json!({
+            "volatile": ["random() in a WHERE or HAVING condition", "uuid() in an ORDER BY"],
+            "allowed": true
+        })
+    );
+    let run = std::fs::read_dir(dir.path().join(".backfill/t/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let journal = std::fs::read_to_string(run.join("journal/log.jsonl")).unwrap();
+    assert!(
+        journal.contains(r#""preflight":{"volatile":["random() in a WHERE or HAVING condition","uuid() in an ORDER BY"],"allowed":true}"#),
+        "{journal}"
+    );
+}

@@ -24,6 +24,7 @@ fn request(sql: &str, jobs: usize) -> backfill::run::RunRequest {
         order: Default::default(),
         on_empty: Default::default(),
         allow_schema_change: false,
+        allow_nondeterministic: false,
         tables: vec![],
         lease: LeaseTimes::default(),
         progress: None,

@@ -37,6 +37,7 @@ fn request() -> RunRequest {
         order: Order::OldestFirst,
         on_empty: OnEmpty::Fail,
         allow_schema_change: false,
+        allow_nondeterministic: false,
         tables: vec![],
         lease: lease(),
         progress: None,
