@@ -296,10 +296,7 @@ pub async fn check_sql(
     };
     // The schema as every partition is read for the transform (INT96 as microseconds).
     let file_schema = crate::table::reader::logical_schema(&read);
-    let out = transform.check(&table.keys, first, &file_schema).await?;
-    let volatile = transform
-        .volatile_functions(&table.keys, first, &file_schema)
-        .await?;
+    let (out, volatile) = transform.check(&table.keys, first, &file_schema).await?;
     if !volatile.is_empty() && !allow_nondeterministic {
         return Err(Error::Nondeterministic {
             functions: volatile.join(", "),
@@ -318,6 +315,26 @@ pub async fn check_sql(
         )));
     }
     Ok((out, conformed.schema_change, preflight))
+}
+
+/// What every new run checks before it plans: its scope, and its SQL against the table
+/// (columns, schema change, volatile functions).
+async fn prepare(
+    table: &Table,
+    selected: &[usize],
+    req: &RunRequest,
+) -> Result<(Transform, Preflight)> {
+    check_scope(&req.selection, req.all, selected.len())?;
+    let transform = Transform::new(&req.sql, &req.tables).await?;
+    let (_, _, preflight) = check_sql(
+        table,
+        selected,
+        &transform,
+        req.allow_schema_change,
+        req.allow_nondeterministic,
+    )
+    .await?;
+    Ok((transform, preflight))
 }
 
 /// The plan of run `run_id` over the selected partitions, with the request's settings.
@@ -346,16 +363,7 @@ async fn plan_run(
 /// Starts a run over the selected partitions.
 pub async fn run(table: &Table, selected: &[usize], req: RunRequest) -> Result<RunReport> {
     let started = Instant::now();
-    check_scope(&req.selection, req.all, selected.len())?;
-    let transform = Transform::new(&req.sql, &req.tables).await?;
-    let (_, _, preflight) = check_sql(
-        table,
-        selected,
-        &transform,
-        req.allow_schema_change,
-        req.allow_nondeterministic,
-    )
-    .await?;
+    let (transform, preflight) = prepare(table, selected, &req).await?;
     let run_id = journal::new_run_id();
     let loc = table.location.clone();
     let lock = Lock::acquire(&loc, &run_id, req.lease).await?;

@@ -15,23 +15,12 @@ use crate::transform::{ms, Transform};
 
 use super::execute::{process, Ctx, Slots, WRITE_BUDGET_MB};
 use super::history::{final_report, run_state};
-use super::{
-    check_scope, check_sql, no_settings, plan_run, PartitionReport, RunReport, RunRequest,
-};
+use super::{no_settings, plan_run, prepare, PartitionReport, RunReport, RunRequest};
 
 /// Plans a run and freezes it into its journal for workers, without touching a partition:
 /// `run --run ID --partition P` then does P, on any machine, any number at once.
 pub async fn freeze(table: &Table, selected: &[usize], req: RunRequest) -> Result<Plan> {
-    check_scope(&req.selection, req.all, selected.len())?;
-    let transform = Transform::new(&req.sql, &req.tables).await?;
-    let (_, _, preflight) = check_sql(
-        table,
-        selected,
-        &transform,
-        req.allow_schema_change,
-        req.allow_nondeterministic,
-    )
-    .await?;
+    let (_, preflight) = prepare(table, selected, &req).await?;
     let run_id = journal::new_run_id();
     let mut plan = plan_run(table, selected, &req, &run_id, preflight).await?;
     plan.frozen = true;

@@ -155,29 +155,34 @@ impl Cache {
         metas.retain(|m| m.location.as_ref().ends_with(".json"));
         metas.sort_by(|a, b| a.location.cmp(&b.location));
         let store = cache.store.store.clone();
-        let loaded: Vec<(Path, u64, Result<Segment, String>)> = futures::stream::iter(metas)
-            .map(|m| {
-                let store = store.clone();
-                async move {
-                    let got = match store.get(&m.location).await {
-                        Ok(g) => g.bytes().await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    let seg = got.and_then(|b| {
-                        serde_json::from_slice::<Segment>(&b).map_err(|e| format!("damaged ({e})"))
-                    });
-                    (m.location, m.size, seg)
-                }
-            })
-            .buffered(16)
-            .collect()
-            .await;
+        // `Err(None)`: the segment is gone (a concurrent merge deleted it).
+        let loaded: Vec<(Path, u64, Result<Segment, Option<String>>)> =
+            futures::stream::iter(metas)
+                .map(|m| {
+                    let store = store.clone();
+                    async move {
+                        let got = match store.get(&m.location).await {
+                            Ok(g) => g.bytes().await,
+                            Err(e) => Err(e),
+                        };
+                        let seg = match got {
+                            Ok(b) => serde_json::from_slice::<Segment>(&b)
+                                .map_err(|e| Some(format!("damaged ({e})"))),
+                            Err(object_store::Error::NotFound { .. }) => Err(None),
+                            Err(e) => Err(Some(e.to_string())),
+                        };
+                        (m.location, m.size, seg)
+                    }
+                })
+                .buffered(16)
+                .collect()
+                .await;
         for (path, size, seg) in loaded {
             // A segment deleted by a concurrent merge is simply gone.
             let seg = match seg {
                 Ok(s) => s,
-                Err(e) if e.contains("not found") || e.contains("NotFound") => continue,
-                Err(e) => {
+                Err(None) => continue,
+                Err(Some(e)) => {
                     cache.note(format!("checksum cache segment {path} ignored: {e}"));
                     continue;
                 }

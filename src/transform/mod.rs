@@ -217,56 +217,49 @@ impl Transform {
         Ok(planned)
     }
 
-    /// Plans the SQL against a table schema without data (for `plan --sql`).
+    /// Plans the SQL against a table schema without data (for `plan --sql`): its output
+    /// schema, and the volatile functions it calls ([`volatile_functions`]).
     pub async fn check(
         &self,
         keys: &[PartitionKey],
         partition: &Partition,
         file_schema: &SchemaRef,
-    ) -> Result<SchemaRef> {
+    ) -> Result<(SchemaRef, Vec<String>)> {
         let df = self
             .dataframe(keys, partition, file_schema, &[], true)
             .await?;
+        let volatile = volatile_functions(df.logical_plan())?;
         // Build the physical plan too: it catches errors the logical plan lets through.
         df.clone().create_physical_plan().await.map_err(sql_error)?;
-        Ok(Arc::new(df.schema().as_arrow().clone()))
+        Ok((Arc::new(df.schema().as_arrow().clone()), volatile))
     }
+}
 
-    /// The volatile functions the SQL calls (`random()`, `uuid()`...: another value on
-    /// every call), each with the clause it is in, as `random() in the SELECT list`.
-    /// Stable ones such as `now()` are not: the plan folds them to one value per run.
-    pub async fn volatile_functions(
-        &self,
-        keys: &[PartitionKey],
-        partition: &Partition,
-        file_schema: &SchemaRef,
-    ) -> Result<Vec<String>> {
-        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-        use datafusion::logical_expr::{Expr, Volatility};
-        let df = self
-            .dataframe(keys, partition, file_schema, &[], true)
-            .await?;
-        let mut found: Vec<String> = Vec::new();
-        let plan = df.logical_plan().clone();
-        plan.apply_with_subqueries(|node| {
-            let clause = clause_of(node);
-            node.apply_expressions(|e| {
-                e.apply(|e| {
-                    if let Expr::ScalarFunction(f) = e {
-                        if f.func.signature().volatility == Volatility::Volatile {
-                            found.push(format!("{}() in {clause}", f.name()));
-                        }
+/// The volatile functions a plan calls (`random()`, `uuid()`...: another value on every
+/// call), each with the clause it is in, as `random() in the SELECT list`. Stable ones
+/// such as `now()` are not: the plan folds them to one value per run.
+fn volatile_functions(plan: &LogicalPlan) -> Result<Vec<String>> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr, Volatility};
+    let mut found: Vec<String> = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        let clause = clause_of(node);
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    if f.func.signature().volatility == Volatility::Volatile {
+                        found.push(format!("{}() in {clause}", f.name()));
                     }
-                    Ok(TreeNodeRecursion::Continue)
-                })
-            })?;
-            Ok(TreeNodeRecursion::Continue)
-        })
-        .map_err(sql_error)?;
-        found.sort();
-        found.dedup();
-        Ok(found)
-    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(sql_error)?;
+    found.sort();
+    found.dedup();
+    Ok(found)
 }
 
 /// Where in the query a plan node comes from, for messages.

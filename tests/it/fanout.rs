@@ -1057,20 +1057,7 @@ fn verify_run_checks_every_partition_holds_what_the_run_recorded() {
         let mut a = vec!["verify", "t", "--run", &run, "--json"];
         a.extend(args);
         let out = run_in(dir.path(), &a);
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let f = v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                format!(
-                    "{} {}",
-                    f["kind"].as_str().unwrap(),
-                    f["partition"].as_str().unwrap()
-                )
-            })
-            .collect();
-        (out.code, f)
+        (out.code, crate::support::finding_list(&out.stdout))
     };
     // One partition not done yet: the fan-out is not finished.
     assert_eq!(

@@ -215,18 +215,7 @@ fn rows_anomaly_flags_a_dropped_and_a_doubled_day_but_not_weekends_or_a_ramp() {
     let out = run_in(dir.path(), &["verify", "t", "--rows-anomaly", "--json"]);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let found: Vec<String> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            format!(
-                "{} {}",
-                f["kind"].as_str().unwrap(),
-                f["partition"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let found = crate::support::finding_list(&out.stdout);
     // region=us holds one row every day: steady, never an anomaly.
     assert_eq!(
         found,

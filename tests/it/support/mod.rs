@@ -120,6 +120,23 @@ pub fn snapshot_json(dir: &Path, table: &str, extra: &[&str]) -> serde_json::Val
     serde_json::from_str(&out.stdout).unwrap()
 }
 
+/// `"kind partition"` of each finding of a `verify --json` document.
+pub fn finding_list(verify_json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(verify_json).unwrap();
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["kind"].as_str().unwrap(),
+                f["partition"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
 /// `partition -> checksum` of a snapshot JSON document.
 pub fn checksums(snapshot: &serde_json::Value) -> Vec<(String, String)> {
     snapshot["partitions"]
