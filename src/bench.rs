@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use arrow::array::{
     ArrayRef, Date32Array, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
@@ -276,6 +275,8 @@ pub struct BenchReport {
     /// from 0 to 1: what checksums add to a run where storage is not the limit.
     pub checksum_share: f64,
     pub peak_rss_mb: f64,
+    /// Partitions of the rewrite that failed or were not reached (the bench exits 1).
+    pub failed: usize,
 }
 
 /// Peak resident memory of this process, from /proc (Linux), in MiB.
@@ -309,9 +310,7 @@ pub fn report(
     jobs: usize,
     snapshot: (f64, u64),
     run: &RunReport,
-    started: Instant,
 ) -> BenchReport {
-    let _ = started;
     let rows = run.summary.rows_before;
     let mb = bytes as f64 / 1e6;
     let Phases {
@@ -374,5 +373,6 @@ pub fn report(
         partition_ms_p95: percentile(&durations, 0.95),
         checksum_share,
         peak_rss_mb: peak_rss_mb(),
+        failed: run.summary.failed + run.summary.skipped,
     }
 }

@@ -5,73 +5,107 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::snapshot::{PartitionSnapshot, Snapshot};
+use crate::table::PartitionId;
 
 /// The comparison of two snapshots.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Diff {
+    /// BEFORE as given: a snapshot file or a table.
     pub before: String,
+    /// AFTER as given.
     pub after: String,
+    /// Whether every partition is unchanged and none is missing or new.
     pub identical: bool,
+    /// Counts and row totals.
     pub summary: Summary,
     /// Partition keys differ between the sides (then every partition differs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys_changed: Option<KeysChanged>,
+    /// Partitions in both whose checksum differs.
     pub changed: Vec<Changed>,
     /// Only in BEFORE.
     pub missing: Vec<Side>,
     /// Only in AFTER.
     pub new: Vec<Side>,
-    pub unchanged: Vec<String>,
+    /// Partitions in both with the same checksum.
+    pub unchanged: Vec<PartitionId>,
 }
 
+/// What a diff counts.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Summary {
+    /// Partitions with the same checksum on both sides.
     pub unchanged: usize,
+    /// Partitions whose checksum differs.
     pub changed: usize,
+    /// Partitions only in BEFORE.
     pub missing: usize,
+    /// Partitions only in AFTER.
     pub new: usize,
+    /// Changed partitions whose schema differs too.
     pub schema_changed: usize,
+    /// Rows of BEFORE's partitions.
     pub rows_before: u64,
+    /// Rows of AFTER's partitions.
     pub rows_after: u64,
+    /// `rows_after - rows_before`.
     pub rows_delta: i64,
 }
 
+/// The partition keys of BEFORE and AFTER, when they differ.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct KeysChanged {
+    /// BEFORE's keys.
     pub before: Vec<String>,
+    /// AFTER's keys.
     pub after: Vec<String>,
 }
 
 /// A partition on both sides whose checksum differs.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Changed {
-    pub partition: String,
+    /// The partition.
+    pub partition: PartitionId,
+    /// Rows in BEFORE.
     pub rows_before: u64,
+    /// Rows in AFTER.
     pub rows_after: u64,
+    /// `rows_after - rows_before`.
     pub rows_delta: i64,
+    /// BEFORE's checksum.
     pub checksum_before: String,
+    /// AFTER's checksum.
     pub checksum_after: String,
     /// Columns whose checksum differs; `None` when a side has no per-column checksums.
     pub columns: Option<Vec<String>>,
+    /// Columns only AFTER has.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns_added: Vec<String>,
+    /// Columns only BEFORE has.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns_removed: Vec<String>,
+    /// Both schemas, when they differ.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<SchemaChange>,
 }
 
+/// A partition's schema on both sides (`name:type, ...`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SchemaChange {
+    /// BEFORE's schema.
     pub before: String,
+    /// AFTER's schema.
     pub after: String,
 }
 
 /// A partition present on one side only.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Side {
-    pub partition: String,
+    /// The partition.
+    pub partition: PartitionId,
+    /// Its rows.
     pub rows: u64,
+    /// Its checksum.
     pub checksum: String,
 }
 

@@ -9,15 +9,30 @@ use std::path::PathBuf;
 pub enum Error {
     /// The table location could not be parsed or opened.
     #[error("cannot open table {location}: {reason}")]
-    Location { location: String, reason: String },
+    Location {
+        /// The location as given.
+        location: String,
+        /// Why, in words.
+        reason: String,
+    },
 
     /// Nothing exists at the table location.
     #[error("table {location} not found: {reason}")]
-    TableNotFound { location: String, reason: String },
+    TableNotFound {
+        /// The location as given.
+        location: String,
+        /// Why, in words.
+        reason: String,
+    },
 
     /// The folder layout breaks the Hive rules (depths or key order differ).
     #[error("table layout is not Hive-partitioned at {path}: {reason}")]
-    Layout { path: String, reason: String },
+    Layout {
+        /// The file, object or folder it is about.
+        path: String,
+        /// Why, in words.
+        reason: String,
+    },
 
     /// A partition value or flag could not be understood.
     #[error("{0}")]
@@ -30,42 +45,76 @@ pub enum Error {
     /// A Parquet file could not be read.
     #[error("cannot read {path} (partition {partition}): {reason}; check the file or remove it from the table")]
     Unreadable {
+        /// The partition it is about.
         partition: String,
+        /// The file, object or folder it is about.
         path: String,
+        /// Why, in words.
         reason: String,
     },
 
     /// The files of one partition do not share one schema.
     #[error("partition {partition} mixes schemas: {first} has [{first_schema}] but {second} has [{second_schema}]; rewrite the odd file so the partition has one schema")]
     MixedSchema {
+        /// The partition it is about.
         partition: String,
+        /// One file.
         first: String,
+        /// Its schema.
         first_schema: String,
+        /// A file whose schema differs.
         second: String,
+        /// Its schema.
         second_schema: String,
     },
 
     /// A column type the checksum spec does not cover.
     #[error("column {column} has type {data_type}, which checksum v1 does not cover")]
-    UnsupportedType { column: String, data_type: String },
+    UnsupportedType {
+        /// The column.
+        column: String,
+        /// Its type.
+        data_type: String,
+    },
 
     /// A snapshot file could not be read or written.
     #[error("snapshot {path}: {reason}")]
-    Snapshot { path: PathBuf, reason: String },
+    Snapshot {
+        /// The file, object or folder it is about.
+        path: PathBuf,
+        /// Why, in words.
+        reason: String,
+    },
 
     /// Storage failed underneath.
     #[error("storage error at {path}: {error}{hint}")]
     Storage {
+        /// The file, object or folder it is about.
         path: String,
+        /// The underlying error.
         #[source]
         error: object_store::Error,
+        /// What to check, for errors whose cause is known (may be empty).
         hint: &'static str,
+    },
+
+    /// The transform's SQL failed in DataFusion (planned against the table, or run on a
+    /// partition): the user's SQL is what to fix.
+    #[error(
+        "the transform SQL failed: {error}; it runs over the table `source` (the partition's rows)"
+    )]
+    Transform {
+        /// The underlying error.
+        #[source]
+        error: datafusion::error::DataFusionError,
     },
 
     /// A query in DataFusion failed.
     #[error("{context}: {error}")]
     Query {
+        /// What was being done.
         context: String,
+        /// The underlying error.
         #[source]
         error: datafusion::error::DataFusionError,
     },
@@ -73,7 +122,9 @@ pub enum Error {
     /// Local I/O failed.
     #[error("{path}: {error}")]
     Io {
+        /// The file, object or folder it is about.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         error: std::io::Error,
     },
@@ -81,8 +132,11 @@ pub enum Error {
     /// Another run holds the table's lock.
     #[error("table {table} is being changed by run {run_id} ({holder}); wait for it to finish, or if it crashed, `backfill resume {table} {run_id}` once its lock expires")]
     Locked {
+        /// The table, as the user named it.
         table: String,
+        /// The run it is about.
         run_id: String,
+        /// Who holds the lock: run, process and host.
         holder: String,
     },
 
@@ -90,37 +144,60 @@ pub enum Error {
     /// mix that run's old and new files.
     #[error("partition {partition} holds an unfinished {step} of run {run_id}, so its files are not one version of the data; nothing was read or written. Run `backfill resume {table} {run_id}` to finish it (or `backfill rollback {table} {run_id}` to undo it), then run again")]
     Unfinished {
+        /// The table, as the user named it.
         table: String,
+        /// The partition it is about.
         partition: String,
+        /// The run it is about.
         run_id: String,
+        /// `commit`, `delete` or `rollback`.
         step: &'static str,
     },
 
     /// This run lost its lease or a newer run wrote to its journal: stop writing.
     #[error("run {run_id} lost its lock on the table ({reason}); nothing more was written; read `backfill runs` before resuming")]
-    LockLost { run_id: String, reason: String },
+    LockLost {
+        /// The run it is about.
+        run_id: String,
+        /// Why, in words.
+        reason: String,
+    },
 
     /// A commit step failed and its outcome is not known: read the journal first.
     #[error("commit of partition {partition} in run {run_id} did not finish ({reason}); the journal knows the state: run `backfill resume` (or `rollback`) for run {run_id}")]
     OutcomeUnknown {
+        /// The run it is about.
         run_id: String,
+        /// The partition it is about.
         partition: String,
+        /// Why, in words.
         reason: String,
     },
 
     /// No run of that id in the table's journal.
     #[error("no run {run_id} in the journal of {table}; `backfill runs {table}` lists them")]
-    NoRun { table: String, run_id: String },
+    NoRun {
+        /// The table, as the user named it.
+        table: String,
+        /// The run it is about.
+        run_id: String,
+    },
 
     /// No run of the table is interrupted or has failed partitions.
     #[error("no interrupted run in the journal of {table}; `backfill runs {table}` lists them")]
-    NothingToResume { table: String },
+    NothingToResume {
+        /// The table, as the user named it.
+        table: String,
+    },
 
     /// The run is over: rolled back or released. `next` says what to do instead.
     #[error("run {run_id} was {how}; {next}")]
     RunClosed {
+        /// The run it is about.
         run_id: String,
+        /// `rolled back` or `released`.
         how: &'static str,
+        /// What to do instead.
         next: &'static str,
     },
 
@@ -128,34 +205,62 @@ pub enum Error {
     #[error(
         "run {run_id} is not finished{detail}; resume or roll it back before releasing its backups"
     )]
-    RunNotFinished { run_id: String, detail: String },
+    RunNotFinished {
+        /// The run it is about.
+        run_id: String,
+        /// Which partitions are not, in words.
+        detail: String,
+    },
 
     /// A journal (or one of its records) cannot be read as this backfill writes them.
     #[error("journal {path}: {reason}; the run cannot be resumed safely")]
-    JournalDamaged { path: String, reason: String },
+    JournalDamaged {
+        /// The file, object or folder it is about.
+        path: String,
+        /// Why, in words.
+        reason: String,
+    },
 
     /// The transform calls volatile functions and the run was not told to accept that.
     #[error("the transform calls {functions}, which give other values on every call: a resumed run would mix two versions of the fix, and a rerun would never find a partition unchanged; make it deterministic (hash a column instead of random(), for instance), or pass --allow-nondeterministic")]
-    Nondeterministic { functions: String },
+    Nondeterministic {
+        /// The volatile functions, each with where it is.
+        functions: String,
+    },
 
     /// A partition is no longer what the plan froze: another job changed it.
     #[error(
         "partition {partition} changed since the plan was made ({reason}); it was left as it is"
     )]
-    PartitionChanged { partition: String, reason: String },
+    PartitionChanged {
+        /// The partition it is about.
+        partition: String,
+        /// Why, in words.
+        reason: String,
+    },
 
     /// The transform's output for a partition cannot be written in its place.
     #[error("partition {partition}: {reason}; it was left as it was")]
-    OutputRejected { partition: String, reason: String },
+    OutputRejected {
+        /// The partition it is about.
+        partition: String,
+        /// Why, in words.
+        reason: String,
+    },
 
     /// A staged file does not prove to hold what was written: it is never committed.
     #[error("{what}; the partition was left as it was")]
-    ProofFailed { what: String },
+    ProofFailed {
+        /// What the proof found.
+        what: String,
+    },
 
     /// Encoding or decoding Parquet failed.
     #[error("{context}: {error}")]
     Parquet {
+        /// What was being done.
         context: String,
+        /// The underlying error.
         #[source]
         error: parquet::errors::ParquetError,
     },
@@ -163,20 +268,30 @@ pub enum Error {
     /// An Arrow computation (a cast, a batch) failed.
     #[error("{context}: {error}")]
     Arrow {
+        /// What was being done.
         context: String,
+        /// The underlying error.
         #[source]
         error: arrow::error::ArrowError,
     },
 
     /// A table lock that does not read as one (a partial write by something else).
     #[error("lock {path} is not readable ({reason}); delete it if no run is active")]
-    LockDamaged { path: String, reason: String },
+    LockDamaged {
+        /// The file, object or folder it is about.
+        path: String,
+        /// Why, in words.
+        reason: String,
+    },
 
     /// The storage lacks something the commit protocol needs.
     #[error("{store} {lacks}; nothing was written to the table; {next}")]
     Unsupported {
+        /// The store.
         store: String,
+        /// What it lacks.
         lacks: String,
+        /// What to do instead.
         next: &'static str,
     },
 
@@ -186,6 +301,7 @@ pub enum Error {
     Internal(String),
 }
 
+/// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

@@ -64,20 +64,37 @@
 //!
 //! The library never prints; the binary renders what these return.
 
+//! ## The library's API
+//!
+//! What a program embedding `backfill` calls: [`storage::Location`], [`table::discover`]
+//! and [`table::Table::select`], [`plan`], [`run`] (run, resume, rollback, history),
+//! [`snapshot`], [`diff`], [`verify`], [`checksum`], and [`Error`]. The modules hidden from
+//! these docs (`commit`, `stage`, `transform`, `lock`, `bench`, `demo`, and the file reader
+//! in `table`) are the pipeline's internals: public so the binary and the tests can reach
+//! them, not promised to stay as they are.
+
+#![warn(missing_docs, unreachable_pub)]
+
+#[doc(hidden)]
 pub mod bench;
 pub mod checksum;
+#[doc(hidden)]
 pub mod commit;
+#[doc(hidden)]
 pub mod demo;
 pub mod diff;
 mod error;
+#[doc(hidden)]
 pub mod lock;
 pub mod plan;
 pub mod run;
 pub mod selection;
 pub mod snapshot;
+#[doc(hidden)]
 pub mod stage;
 pub mod storage;
 pub mod table;
+#[doc(hidden)]
 pub mod transform;
 pub mod verify;
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::selection::Selection;
 use crate::storage::Location;
-use crate::table::{DataFile, Partition, PartitionKey, Table, Typed};
+use crate::table::{DataFile, Partition, PartitionId, PartitionKey, PartitionValues, Table};
 
 /// Execution order of partitions.
 ///
@@ -39,48 +39,68 @@ pub enum OnEmpty {
     Keep,
 }
 
+/// One data file of a planned partition, as its footer described it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedFile {
     /// File name inside the partition folder.
     pub name: String,
+    /// Bytes.
     pub size: u64,
+    /// Rows, from the footer.
     pub rows: u64,
     /// Why the footer could not be read (the partition will fail; others proceed).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
 }
 
+/// One partition of a plan, frozen: the files the run will replace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedPartition {
-    pub partition: String,
-    /// Unescaped values in key order; `None` is NULL.
-    pub raw_values: Vec<Option<String>>,
+    /// The partition.
+    pub partition: PartitionId,
+    /// The partition's values as its folder names say them (typed again, never guessed,
+    /// when the plan is carried out).
+    pub raw_values: PartitionValues,
+    /// Its data files when the plan was made.
     pub files: Vec<PlannedFile>,
+    /// Bytes of its files.
     pub bytes: u64,
+    /// Rows of its files.
     pub rows: u64,
 }
 
 /// Options a run was started with, frozen in its plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
+    /// The transform's SQL text.
     pub sql: String,
+    /// The first 16 hex digits of the SQL's BLAKE3.
     pub sql_hash: String,
+    /// The execution order.
     pub order: Order,
+    /// The policy for a transform that returns no rows.
     pub on_empty: OnEmpty,
+    /// Whether other columns or types than the table's are accepted.
     pub allow_schema_change: bool,
     /// `NAME=TABLE` registered for joins.
     pub tables: Vec<(String, String)>,
+    /// Partitions computed at once.
     pub jobs: usize,
     /// What the SQL's preflight found (journals before it have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preflight: Option<crate::run::Preflight>,
 }
 
+/// A plan's totals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct PlanTotals {
+    /// Partitions.
     pub partitions: usize,
+    /// Data files.
     pub files: usize,
+    /// Bytes of the data files.
     pub bytes: u64,
+    /// Rows, from the footers.
     pub rows: u64,
 }
 
@@ -90,15 +110,23 @@ pub struct PlanTotals {
 /// - `started_at` is the run's clock: anything time-dependent reads it, not "now".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The run's id (`(plan)` for a plan that is only shown).
     pub run_id: String,
+    /// The table, as the user named it.
     pub table: String,
+    /// When the plan was made (RFC 3339): the run's clock.
     pub started_at: String,
+    /// The selection flags as given.
     pub selection: Selection,
+    /// The partition keys and their types.
     pub keys: Vec<PartitionKey>,
+    /// The partitions, in execution order.
     pub partitions: Vec<PlannedPartition>,
+    /// Their totals.
     pub totals: PlanTotals,
     /// Estimated wall time of a run, from rows and the measured rewrite rate.
     pub estimated_seconds: f64,
+    /// The run's settings (every journalled plan has them).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub settings: Option<RunSettings>,
     /// Frozen by `plan --freeze` for workers (`run --run ID --partition P`): each
@@ -117,21 +145,21 @@ pub async fn footer_rows(loc: &Location, file: &DataFile) -> Result<u64> {
     Ok(meta.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
-/// Builds the plan of the selected partitions: reads every footer (in parallel).
+/// Builds the plan of the partitions of `table` (narrowed to `selection`): reads every
+/// footer (in parallel).
 pub async fn build(
     table: &Table,
-    selected: &[usize],
     selection: &Selection,
     order: Order,
     jobs: usize,
     run_id: &str,
 ) -> Result<Plan> {
-    let mut parts: Vec<&Partition> = selected.iter().map(|i| &table.partitions[*i]).collect();
+    let mut parts: Vec<&Partition> = table.partitions.iter().collect();
     if order == Order::NewestFirst {
         parts.reverse();
     }
     let loc = Arc::new(table.location.clone());
-    let units: Vec<(usize, DataFile, String)> = parts
+    let units: Vec<(usize, DataFile, PartitionId)> = parts
         .iter()
         .enumerate()
         .flat_map(|(i, p)| p.files.iter().map(move |f| (i, f.clone(), p.id.clone())))
@@ -205,23 +233,15 @@ impl PlannedPartition {
     /// longer reads as its key's type is an error, never a NULL: the transform sees the
     /// partition's values.
     pub fn to_partition(&self, loc: &Location, keys: &[PartitionKey]) -> Result<Partition> {
-        let typed = keys
-            .iter()
-            .zip(&self.raw_values)
-            .map(|(k, v)| {
-                Typed::read(v.as_deref(), k.key_type).ok_or_else(|| {
-                    Error::JournalDamaged {
-                        path: format!("plan of partition {}", self.partition),
-                        reason: format!(
-                            "the planned value {:?} of key {} does not read as a {}, so the plan cannot be carried out as it was made",
-                            v,
-                            k.name,
-                            k.key_type.name()
-                        ),
-                    }
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let typed = self
+            .raw_values
+            .typed(keys)
+            .map_err(|e| Error::JournalDamaged {
+                path: format!("plan of partition {}", self.partition),
+                reason: format!(
+                    "the planned {e}, so the plan cannot be carried out as it was made"
+                ),
+            })?;
         let files = self
             .files
             .iter()

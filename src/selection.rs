@@ -18,23 +18,30 @@ use crate::table::{KeyType, PartitionKey, Typed};
 /// The selection flags as the user gave them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Selection {
+    /// `--where`: a SQL predicate over the partition keys.
     #[serde(rename = "where", skip_serializing_if = "Option::is_none", default)]
     pub filter: Option<String>,
+    /// `--from`: the first value of the first key (inclusive).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub from: Option<String>,
+    /// `--to`: the last value of the first key (inclusive).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub to: Option<String>,
+    /// `--partition`: exact partitions, or leading keys.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub partitions: Vec<String>,
 }
 
 /// A partition as selection sees it: its id and its typed values.
 pub struct Candidate<'a> {
+    /// Its id.
     pub id: &'a str,
+    /// Its values, typed, in key order.
     pub typed: &'a [Typed],
 }
 
 impl Selection {
+    /// Whether no flag was given.
     pub fn is_everything(&self) -> bool {
         self.filter.is_none()
             && self.from.is_none()
@@ -62,6 +69,44 @@ impl Selection {
         } else {
             parts.join(" ")
         }
+    }
+
+    /// Checks what can be checked without the table: `--where` parses as a SQL
+    /// expression, each `--partition` is `key=value[/key2=value2]`. The keys and values
+    /// are checked against the table by [`Selection::apply`].
+    pub fn check(&self) -> Result<()> {
+        if let Some(filter) = &self.filter {
+            use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+            let parsed = Parser::new(&GenericDialect {})
+                .try_with_sql(filter)
+                .and_then(|mut p| {
+                    let e = p.parse_expr()?;
+                    p.expect_token(&datafusion::sql::sqlparser::tokenizer::Token::EOF)?;
+                    Ok(e)
+                });
+            if let Err(e) = parsed {
+                return Err(Error::Usage(format!(
+                    "--where {filter:?} is not a SQL predicate ({e}); e.g. --where \"region = 'eu' AND event_date >= DATE '2024-01-03'\""
+                )));
+            }
+        }
+        for spec in &self.partitions {
+            let parts: Vec<&str> = spec.split('/').filter(|p| !p.is_empty()).collect();
+            if parts.is_empty() {
+                return Err(Error::Usage(
+                    "--partition needs key=value[/key2=value2], e.g. --partition event_date=2024-01-03".into(),
+                ));
+            }
+            if let Some(part) = parts
+                .iter()
+                .find(|p| !matches!(p.split_once('='), Some((k, _)) if !k.is_empty()))
+            {
+                return Err(Error::Usage(format!(
+                    "--partition {spec:?}: {part:?} is not key=value; e.g. --partition event_date=2024-01-03/region=eu"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Indices of the candidates the selection keeps, in the candidates' order.

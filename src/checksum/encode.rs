@@ -22,8 +22,8 @@ use arrow::datatypes::{
 
 use crate::error::{Error, Result};
 
-pub const NULL: u8 = 0x00;
-pub const PRESENT: u8 = 0x01;
+pub(crate) const NULL: u8 = 0x00;
+pub(crate) const PRESENT: u8 = 0x01;
 
 /// The logical type name a column is hashed as; part of the checksum (docs/CHECKSUM.md, "Types").
 pub fn logical_type(field_name: &str, dt: &DataType) -> Result<String> {
@@ -82,7 +82,7 @@ fn unsupported(name: &str, dt: &DataType) -> Error {
 }
 
 /// One column of one batch, normalised for encoding.
-pub enum Col {
+pub(crate) enum Col {
     Null,
     Bool(BooleanArray),
     Int(Int64Array),
@@ -125,7 +125,7 @@ pub enum Col {
 
 /// Whether a column of type `dt` hashes differently under checksum v1: v1 hashed
 /// Decimal256 values of precision <= 38 32 bytes wide.
-pub fn differs_in_v1(dt: &DataType) -> bool {
+pub(crate) fn differs_in_v1(dt: &DataType) -> bool {
     use DataType::*;
     match dt {
         Decimal256(p, _) => *p <= 38,
@@ -178,7 +178,7 @@ where
 impl Col {
     /// Normalises `array` (column `name`, for messages); `v1`: as checksum version 1
     /// hashed it (Decimal256 32 bytes wide whatever its precision).
-    pub fn new(name: &str, array: &ArrayRef, v1: bool) -> Result<Col> {
+    pub(crate) fn new(name: &str, array: &ArrayRef, v1: bool) -> Result<Col> {
         use DataType::*;
         let dt = array.data_type();
         Ok(match dt {
@@ -376,7 +376,7 @@ impl Col {
     }
 
     /// Encoded length of value `i`, marker included.
-    pub fn len(&self, i: usize) -> usize {
+    pub(crate) fn len(&self, i: usize) -> usize {
         if self.is_null(i) {
             return 1;
         }
@@ -404,7 +404,7 @@ impl Col {
     }
 
     /// Writes value `i` at the start of `out`; returns the bytes written (= `len(i)`).
-    pub fn write(&self, i: usize, out: &mut [u8]) -> usize {
+    pub(crate) fn write(&self, i: usize, out: &mut [u8]) -> usize {
         if self.is_null(i) {
             out[0] = NULL;
             return 1;
@@ -458,7 +458,7 @@ impl Col {
 
 impl Col {
     /// Adds every value's encoded length to `lens` (one entry per row).
-    pub fn add_lens(&self, lens: &mut [usize]) {
+    pub(crate) fn add_lens(&self, lens: &mut [usize]) {
         macro_rules! fixed {
             ($a:expr, $w:expr) => {
                 add_fixed($a.nulls(), lens, $w)
@@ -500,7 +500,7 @@ impl Col {
     }
 
     /// Writes value `first + k` at `buf[cursor[k]..]` for every `k`, advancing the cursors.
-    pub fn write_all(&self, first: usize, buf: &mut [u8], cursor: &mut [usize]) {
+    pub(crate) fn write_all(&self, first: usize, buf: &mut [u8], cursor: &mut [usize]) {
         macro_rules! fixed {
             ($a:expr, $f:expr) => {{
                 let a = $a;
@@ -638,7 +638,7 @@ fn bytes(out: &mut [u8], b: &[u8]) -> usize {
 }
 
 /// The sorted order and logical types of a schema's columns.
-pub fn sorted_fields(fields: &[std::sync::Arc<Field>]) -> Vec<usize> {
+pub(crate) fn sorted_fields(fields: &[std::sync::Arc<Field>]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..fields.len()).collect();
     idx.sort_by(|a, b| {
         fields[*a]

@@ -28,7 +28,7 @@ pub fn padded(len: usize) -> usize {
 ///
 /// `buf` holds the padded messages back to back; `starts` has one entry per message
 /// plus the end. Reuses `scratch` between calls.
-pub struct Kernel {
+pub(super) struct Kernel {
     platform: Platform,
     groups: Vec<Vec<usize>>,
     out: Vec<u8>,
@@ -55,7 +55,7 @@ macro_rules! dispatch {
 
 impl Kernel {
     /// Sums the message hashes into `sum`, one per `starts` window.
-    pub fn sum(&mut self, buf: &[u8], starts: &[usize], sum: &mut u128) {
+    pub(super) fn sum(&mut self, buf: &[u8], starts: &[usize], sum: &mut u128) {
         for g in &mut self.groups {
             g.clear();
         }
@@ -107,7 +107,7 @@ impl Kernel {
 }
 
 #[inline]
-pub fn prefix(h: &[u8]) -> u128 {
+pub(super) fn prefix(h: &[u8]) -> u128 {
     u128::from_le_bytes(h[..16].try_into().expect("32-byte hash"))
 }
 

@@ -29,7 +29,9 @@ const COLUMN_DOMAIN: &[u8] = b"backfill-column-checksum-v1";
 /// One column as the checksum sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogicalColumn {
+    /// The column's name.
     pub name: String,
+    /// Its logical type (docs/CHECKSUM.md, "Encoding").
     pub logical_type: String,
 }
 
@@ -39,11 +41,13 @@ pub struct LogicalColumn {
 /// - `index[i]` is where column `i` sits in the Arrow schema it was built from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LogicalSchema {
+    /// The columns, in checksum order (by name).
     pub columns: Vec<LogicalColumn>,
     index: Vec<usize>,
 }
 
 impl LogicalSchema {
+    /// The logical schema of an Arrow schema; fails on a type the spec does not cover.
     pub fn of(schema: &Schema) -> Result<LogicalSchema> {
         let index = encode::sorted_fields(schema.fields());
         let columns = index
@@ -87,12 +91,16 @@ impl LogicalSchema {
 /// - `columns` is empty unless per-column sums were asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Part {
+    /// Rows.
     pub rows: u64,
+    /// The sum of the rows' hashes, modulo 2^128.
     pub sum: u128,
+    /// Per-column sums, when asked for.
     pub columns: Vec<u128>,
 }
 
 impl Part {
+    /// Adds another part (of another file or row group).
     pub fn add(&mut self, other: &Part) {
         self.rows += other.rows;
         self.sum = self.sum.wrapping_add(other.sum);
@@ -120,6 +128,7 @@ pub struct Hasher {
 }
 
 impl Hasher {
+    /// A hasher for batches of `schema`, with per-column sums if `per_column`.
     pub fn new(schema: &Schema, per_column: bool) -> Result<Hasher> {
         Hasher::for_version(schema, per_column, VERSION)
     }
@@ -148,10 +157,12 @@ impl Hasher {
         })
     }
 
+    /// The logical schema being hashed.
     pub fn schema(&self) -> &LogicalSchema {
         &self.schema
     }
 
+    /// Adds a batch's rows.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         let n = batch.num_rows();
         if n == 0 {
@@ -239,6 +250,7 @@ impl Hasher {
         }
     }
 
+    /// The schema and the part of every row added.
     pub fn finish(self) -> (LogicalSchema, Part) {
         (self.schema, self.part)
     }

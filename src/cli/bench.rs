@@ -53,7 +53,6 @@ pub struct BenchArgs {
 }
 
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
-    let started = Instant::now();
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let (path, generated) = match &args.table {
@@ -78,14 +77,12 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let jobs = args.jobs.unwrap_or_else(snapshot::default_jobs);
     let loc = Location::open(path.to_str().context("scratch path is not UTF-8")?)?;
     let table = backfill::table::discover(&loc, &Default::default()).await?;
-    let all: Vec<usize> = (0..table.partitions.len()).collect();
-    let bytes: u64 = table.partitions.iter().map(|p| p.bytes()).sum();
-    super::heap::size_for(table.largest_partition(&all));
+    let bytes = table.bytes();
+    super::heap::size_for(table.largest_partition());
 
     let t = Instant::now();
     let snap = snapshot::snapshot(
         &table,
-        &all,
         &ScanOptions {
             jobs,
             ..Default::default()
@@ -101,9 +98,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         None => bench::default_sql_of(&table).await?,
     };
     let req = bench::rewrite_request(sql, jobs);
-    let report = run::run(&table, &all, req)
-        .await
-        .context("running the rewrite")?;
+    let report = run::run(&table, req).await.context("running the rewrite")?;
     let bench = bench::report(
         &path.display().to_string(),
         generated,
@@ -111,16 +106,6 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         jobs,
         (snapshot_s, snap.totals.rows),
         &report,
-        started,
     );
-    if args.json {
-        render::json(&bench);
-    } else {
-        render::out(&render::bench(&bench));
-    }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(render::emit(&bench, args.json))
 }

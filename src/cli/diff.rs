@@ -3,9 +3,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use backfill::selection::Selection;
 use backfill::snapshot::{self, ScanOptions, Snapshot};
+use backfill::storage::Location;
 
-use super::{render, save_cache, select, CacheArgs, SelectionArgs};
+use super::{render, save_cache, CacheArgs, SelectionArgs};
 
 /// Compare two snapshots or tables, partition by partition
 ///
@@ -29,93 +31,96 @@ pub struct DiffArgs {
 }
 
 /// A side given as a snapshot file.
-fn file_side(arg: &str, selection: &SelectionArgs) -> Result<Option<Snapshot>> {
+fn file_side(arg: &str, selection: &Selection) -> Result<Option<Snapshot>> {
     let path = std::path::Path::new(arg);
     if !path.is_file() {
         return Ok(None);
     }
     let mut snap = Snapshot::read(path)?;
-    snap.retain_selected(&selection.selection())?;
+    snap.retain_selected(selection)?;
     Ok(Some(snap))
 }
 
 /// A side given as a table, hashed as checksum `version`.
 async fn table_side(
-    arg: &str,
-    selection: &SelectionArgs,
-    cache_args: &CacheArgs,
+    loc: Location,
+    args: &DiffArgs,
+    selection: &Selection,
+    cache_dir: Option<Location>,
     version: u32,
-    json: bool,
 ) -> Result<Snapshot> {
-    let loc = backfill::storage::Location::open(arg)?;
-    let table = backfill::table::discover(&loc, &selection.discover_options()?)
+    let table = backfill::table::discover(&loc, &args.selection.discover_options())
         .await
         .with_context(|| format!("discovering partitions of {}", loc.display))?;
-    let selected = match select(&table, &selection.selection()) {
-        Ok(s) => s,
-        Err(e) if matches!(e.downcast_ref(), Some(backfill::Error::EmptySelection(_))) => {
-            Vec::new()
-        }
-        Err(e) => return Err(e),
+    let table = match table.clone().select(selection) {
+        Ok(t) => t,
+        // A side may lack the selected partitions; the diff says they are missing.
+        Err(backfill::Error::EmptySelection(_)) => table.retain(|_| false),
+        Err(e) => return Err(e.into()),
     };
-    super::heap::for_reading(table.largest_partition(&selected));
+    super::heap::for_reading(table.largest_partition());
     // Per-column checksums let the diff say which columns changed.
-    let cache = cache_args.open(&table.location).await?;
+    let cache = args.cache.open(&table.location, cache_dir).await?;
     let options = ScanOptions {
         columns: true,
         checksum_version: version,
         cache: cache.clone(),
         ..ScanOptions::default()
     };
-    let snap = snapshot::snapshot(&table, &selected, &options)
+    let snap = snapshot::snapshot(&table, &options)
         .await
         .with_context(|| format!("taking a snapshot of {}", loc.display))?;
-    save_cache(&cache, &table, false, json).await;
+    save_cache(&cache, &table, false, args.json).await;
     Ok(snap)
 }
 
+/// A side as given: a snapshot file, or a table opened (not yet read).
+enum Side {
+    File(Snapshot),
+    Table(Location),
+}
+
+fn side(arg: &str, selection: &Selection) -> Result<Side> {
+    Ok(match file_side(arg, selection)? {
+        Some(s) => Side::File(s),
+        None => Side::Table(Location::open(arg)?),
+    })
+}
+
 pub async fn run(args: DiffArgs) -> Result<ExitCode> {
-    let before_file = file_side(&args.before, &args.selection)
+    let selection = args.selection.selection()?;
+    let before = side(&args.before, &selection)
         .with_context(|| format!("reading BEFORE ({})", args.before))?;
-    let after_file = file_side(&args.after, &args.selection)
-        .with_context(|| format!("reading AFTER ({})", args.after))?;
+    let after =
+        side(&args.after, &selection).with_context(|| format!("reading AFTER ({})", args.after))?;
+    let cache_dir = args.cache.location()?;
     // A table is hashed as the snapshot file it is compared with was (a v1 file against
     // a table compares v1 with v1).
-    let version = before_file
-        .as_ref()
-        .or(after_file.as_ref())
-        .map_or(backfill::checksum::VERSION, |s| s.checksum_version);
-    let before = match before_file {
-        Some(s) => s,
-        None => table_side(
-            &args.before,
-            &args.selection,
-            &args.cache,
-            version,
-            args.json,
-        )
-        .await
-        .with_context(|| format!("reading BEFORE ({})", args.before))?,
+    let version = [&before, &after]
+        .iter()
+        .find_map(|s| match s {
+            Side::File(s) => Some(s.checksum_version),
+            Side::Table(_) => None,
+        })
+        .unwrap_or(backfill::checksum::VERSION);
+    let read = |side: Side, name: &'static str, arg: &str| {
+        let context = format!("reading {name} ({arg})");
+        let (args, selection, cache_dir) = (&args, &selection, cache_dir.clone());
+        async move {
+            match side {
+                Side::File(s) => Ok(s),
+                Side::Table(loc) => table_side(loc, args, selection, cache_dir, version)
+                    .await
+                    .context(context),
+            }
+        }
     };
-    let after = match after_file {
-        Some(s) => s,
-        None => table_side(
-            &args.after,
-            &args.selection,
-            &args.cache,
-            version,
-            args.json,
-        )
-        .await
-        .with_context(|| format!("reading AFTER ({})", args.after))?,
-    };
-    if !args.selection.selection().is_everything()
-        && before.partitions.is_empty()
-        && after.partitions.is_empty()
-    {
+    let before = read(before, "BEFORE", &args.before).await?;
+    let after = read(after, "AFTER", &args.after).await?;
+    if !selection.is_everything() && before.partitions.is_empty() && after.partitions.is_empty() {
         return Err(backfill::Error::EmptySelection(format!(
             "{} on either side",
-            args.selection.selection().describe()
+            selection.describe()
         ))
         .into());
     }
@@ -125,14 +130,5 @@ pub async fn run(args: DiffArgs) -> Result<ExitCode> {
     let mut d = backfill::diff::diff(&before, &after);
     d.before = args.before.clone();
     d.after = args.after.clone();
-    if args.json {
-        render::json(&d);
-    } else {
-        render::out(&render::diff(&d));
-    }
-    Ok(if d.identical {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(render::emit(&d, args.json))
 }

@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use backfill::selection::Selection;
 use backfill::snapshot::{Cache, CacheReport};
 use backfill::storage::Location;
-use backfill::table::{self, DiscoverOptions, Table};
+use backfill::table::{self, DiscoverOptions, KeyType, Table};
 
 /// Backfill partitioned Parquet tables safely, and prove what changed.
 ///
@@ -65,22 +65,28 @@ pub struct CacheArgs {
 }
 
 impl CacheArgs {
-    /// The table's checksum cache, loaded; `None` with `--no-cache`.
-    pub async fn open(&self, table: &Location) -> Result<Option<Arc<Cache>>> {
+    /// Where `--cache-dir` points, checked before anything is read.
+    pub fn location(&self) -> Result<Option<Location>> {
+        let Some(d) = self.cache_dir.as_deref() else {
+            return Ok(None);
+        };
+        // A local folder is made on first use; a bucket must exist.
+        if !d.contains("://") {
+            std::fs::create_dir_all(d).with_context(|| format!("creating --cache-dir {d}"))?;
+        }
+        Ok(Some(Location::open(d).context("opening --cache-dir")?))
+    }
+
+    /// The table's checksum cache (in `dir`, from [`CacheArgs::location`], or the table's
+    /// work area), loaded; `None` with `--no-cache`.
+    pub async fn open(
+        &self,
+        table: &Location,
+        dir: Option<Location>,
+    ) -> Result<Option<Arc<Cache>>> {
         if self.no_cache {
             return Ok(None);
         }
-        let dir = match self.cache_dir.as_deref() {
-            None => None,
-            Some(d) => {
-                // A local folder is made on first use; a bucket must exist.
-                if !d.contains("://") {
-                    std::fs::create_dir_all(d)
-                        .with_context(|| format!("creating --cache-dir {d}"))?;
-                }
-                Some(Location::open(d).context("opening --cache-dir")?)
-            }
-        };
         Ok(Some(Arc::new(Cache::open(table, dir.as_ref()).await)))
     }
 }
@@ -123,50 +129,88 @@ pub struct SelectionArgs {
     #[arg(
         long = "partition-type",
         value_name = "KEY:TYPE",
-        help_heading = "Selection"
+        help_heading = "Selection",
+        value_parser = key_type_spec
     )]
-    pub partition_type: Vec<String>,
+    pub partition_type: Vec<(String, KeyType)>,
+}
+
+/// `--partition-type KEY:TYPE`, checked as the command line is parsed.
+fn key_type_spec(spec: &str) -> std::result::Result<(String, KeyType), String> {
+    let (k, t) = spec
+        .split_once(':')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| "should be KEY:TYPE, e.g. event_date:date".to_string())?;
+    let ty =
+        KeyType::parse(t).ok_or_else(|| format!("unknown type {t:?}; use date, int or string"))?;
+    Ok((k.to_string(), ty))
 }
 
 impl SelectionArgs {
-    pub fn selection(&self) -> Selection {
-        Selection {
+    /// The selection, its flags checked (before anything is read).
+    pub fn selection(&self) -> Result<Selection> {
+        let selection = Selection {
             filter: self.filter.clone(),
             from: self.from.clone(),
             to: self.to.clone(),
             partitions: self.partitions.clone(),
-        }
+        };
+        selection.check()?;
+        Ok(selection)
     }
 
-    pub fn discover_options(&self) -> Result<DiscoverOptions> {
-        let mut options = DiscoverOptions::default();
-        for spec in &self.partition_type {
-            options.add_type(spec)?;
+    pub fn discover_options(&self) -> DiscoverOptions {
+        DiscoverOptions {
+            key_types: self.partition_type.iter().cloned().collect(),
         }
-        Ok(options)
     }
 }
 
-/// Opens and discovers a table, then applies the selection: the partitions to act on.
-pub async fn open_selected(location: &str, args: &SelectionArgs) -> Result<(Table, Vec<usize>)> {
-    let loc = Location::open(location)?;
-    let table = table::discover(&loc, &args.discover_options()?)
+/// Discovers a table and narrows it to the selection: the partitions to act on.
+pub async fn discover_selected(
+    loc: &Location,
+    args: &SelectionArgs,
+    selection: &Selection,
+) -> Result<Table> {
+    let table = table::discover(loc, &args.discover_options())
         .await
         .with_context(|| format!("discovering partitions of {}", loc.display))?;
-    let selected = select(&table, &args.selection())?;
-    Ok((table, selected))
+    Ok(table.select(selection)?)
 }
 
-pub fn select(table: &Table, selection: &Selection) -> Result<Vec<usize>> {
-    let candidates: Vec<_> = table
-        .partitions
-        .iter()
-        .map(|p| backfill::selection::Candidate {
-            id: &p.id,
-            typed: &p.typed,
-        })
-        .collect();
-    Ok(selection.apply(&table.keys, &candidates)?)
+/// `--table NAME=TABLE`, checked as the command line is parsed.
+pub fn lookup_table(spec: &str) -> std::result::Result<(String, String), String> {
+    match spec.split_once('=') {
+        Some((n, t)) if !n.is_empty() && !t.is_empty() => {
+            let local = t.strip_prefix("file://").unwrap_or(t);
+            if t.contains("://")
+                && !["s3://", "file://", "memory://"]
+                    .iter()
+                    .any(|s| t.starts_with(s))
+            {
+                return Err(format!(
+                    "{t}: unknown scheme; use a local path, file:// or s3://"
+                ));
+            }
+            if !t.contains("://") || t.starts_with("file://") {
+                std::path::Path::new(local)
+                    .try_exists()
+                    .ok()
+                    .filter(|e| *e)
+                    .ok_or_else(|| format!("{t}: no such file or folder"))?;
+            }
+            Ok((n.to_string(), t.to_string()))
+        }
+        _ => Err("should be NAME=TABLE, e.g. rates=lake/rates".into()),
+    }
+}
+
+/// Reads `--sql FILE` and checks it is one query (before anything else is read).
+pub fn read_sql(path: &std::path::Path) -> Result<String> {
+    let sql = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --sql {}", path.display()))?;
+    backfill::transform::check_syntax(&sql)?;
+    Ok(sql)
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -182,17 +226,4 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs(a) => runs::run(a).await,
         Command::Bench(a) => bench::run(a).await,
     }
-}
-
-/// Parses `--table NAME=TABLE` flags.
-pub fn parse_tables(specs: &[String]) -> Result<Vec<(String, String)>> {
-    specs
-        .iter()
-        .map(|s| match s.split_once('=') {
-            Some((n, t)) if !n.is_empty() && !t.is_empty() => Ok((n.to_string(), t.to_string())),
-            _ => Err(anyhow::anyhow!(
-                "--table {s:?} should be NAME=TABLE, e.g. rates=lake/rates"
-            )),
-        })
-        .collect()
 }

@@ -6,9 +6,10 @@ use serde::Serialize;
 
 use backfill::plan::{self, OnEmpty, Order};
 use backfill::run;
+use backfill::storage::Location;
 use backfill::transform::Transform;
 
-use super::{open_selected, parse_tables, render, SelectionArgs};
+use super::{discover_selected, render, SelectionArgs};
 
 /// Show which partitions a backfill would rewrite, in order, and what it would cost
 ///
@@ -38,8 +39,8 @@ pub struct PlanArgs {
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Register another table for joins, as NAME=TABLE (repeatable)
-    #[arg(long = "table", value_name = "NAME=TABLE")]
-    pub tables: Vec<String>,
+    #[arg(long = "table", value_name = "NAME=TABLE", value_parser = super::lookup_table)]
+    pub tables: Vec<(String, String)>,
     /// Accept output columns or types that differ from the table's
     #[arg(long)]
     pub allow_schema_change: bool,
@@ -72,58 +73,85 @@ struct TransformCheck {
     volatile: Vec<String>,
 }
 
+/// What `plan` reports: the plan, what the SQL check found, and for a frozen plan what
+/// workers run next.
 #[derive(Serialize)]
-struct PlanOutput {
+struct PlanReport {
     #[serde(flatten)]
     plan: plan::Plan,
     #[serde(skip_serializing_if = "Option::is_none")]
     transform: Option<TransformCheck>,
+    #[serde(skip)]
+    jobs: usize,
+    /// The table as the user named it, for the commands a frozen plan's workers run.
+    #[serde(skip)]
+    named: String,
+}
+
+impl render::Report for PlanReport {
+    fn human(&self) -> String {
+        let mut text = render::plan(&self.plan, self.jobs);
+        if let Some(t) = &self.transform {
+            text.push_str(&match &t.schema_change {
+                None => "transform: ok; its output columns equal the table's\n".to_string(),
+                Some(c) => format!("transform: ok; schema change (allowed): {c}\n"),
+            });
+            if !t.volatile.is_empty() {
+                text.push_str(&format!(
+                    "transform: calls volatile functions (allowed): {}; every run gives other rows\n",
+                    t.volatile.join(", ")
+                ));
+            }
+        }
+        if self.plan.frozen {
+            text.push_str(&format!(
+                "frozen as run {id}: each worker runs `backfill run {t} --run {id} --partition P`; `backfill resume {t} {id}` finishes what they leave\n",
+                id = self.plan.run_id,
+                t = self.named
+            ));
+        }
+        text
+    }
 }
 
 pub async fn run(args: PlanArgs) -> Result<ExitCode> {
-    let (table, selected) = open_selected(&args.table, &args.selection).await?;
+    let selection = args.selection.selection()?;
+    let sql = args.sql.as_deref().map(super::read_sql).transpose()?;
+    let loc = Location::open(&args.table)?;
+    let table = discover_selected(&loc, &args.selection, &selection).await?;
     let jobs = args.jobs.unwrap_or_else(backfill::snapshot::default_jobs);
     let order = args.order;
     if args.freeze {
-        let path = args.sql.as_ref().expect("clap requires --sql");
-        let sql = std::fs::read_to_string(path)
-            .with_context(|| format!("reading --sql {}", path.display()))?;
+        let sql = sql.expect("clap requires --sql");
         let req = backfill::run::RunRequest {
             sql,
-            selection: args.selection.selection(),
+            selection,
             all: args.all,
             jobs,
             order,
             on_empty: args.on_empty,
             allow_schema_change: args.allow_schema_change,
             allow_nondeterministic: args.allow_nondeterministic,
-            tables: parse_tables(&args.tables)?,
+            tables: args.tables.clone(),
             lease: backfill::lock::LeaseTimes::from_env(),
             progress: None,
         };
-        let plan = run::freeze(&table, &selected, req)
+        let plan = run::freeze(&table, req)
             .await
             .with_context(|| format!("freezing a run on {}", table.location))?;
-        if args.json {
-            render::json(&plan);
-        } else {
-            render::out(&render::plan(&plan, jobs));
-            render::out(&format!(
-                "frozen as run {id}: each worker runs `backfill run {t} --run {id} --partition P`; `backfill resume {t} {id}` finishes what they leave\n",
-                id = plan.run_id,
-                t = args.table
-            ));
-        }
-        return Ok(ExitCode::SUCCESS);
+        let report = PlanReport {
+            plan,
+            transform: None,
+            jobs,
+            named: args.table.clone(),
+        };
+        return Ok(render::emit(&report, args.json));
     }
-    let transform = match &args.sql {
-        Some(path) => {
-            let sql = std::fs::read_to_string(path)
-                .with_context(|| format!("reading --sql {}", path.display()))?;
-            let t = Transform::new(&sql, &parse_tables(&args.tables)?).await?;
+    let transform = match sql {
+        Some(sql) => {
+            let t = Transform::new(&sql, &args.tables).await?;
             let (schema, change, preflight) = run::check_sql(
                 &table,
-                &selected,
                 &t,
                 args.allow_schema_change,
                 args.allow_nondeterministic,
@@ -142,33 +170,12 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let plan = plan::build(
-        &table,
-        &selected,
-        &args.selection.selection(),
-        order,
+    let plan = plan::build(&table, &selection, order, jobs, "(plan)").await?;
+    let report = PlanReport {
+        plan,
+        transform,
         jobs,
-        "(plan)",
-    )
-    .await?;
-    let out = PlanOutput { plan, transform };
-    if args.json {
-        render::json(&out);
-    } else {
-        render::out(&render::plan(&out.plan, jobs));
-        if let Some(t) = &out.transform {
-            let text = match &t.schema_change {
-                None => "transform: ok; its output columns equal the table's\n".to_string(),
-                Some(c) => format!("transform: ok; schema change (allowed): {c}\n"),
-            };
-            render::out(&text);
-            if !t.volatile.is_empty() {
-                render::out(&format!(
-                    "transform: calls volatile functions (allowed): {}; every run gives other rows\n",
-                    t.volatile.join(", ")
-                ));
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+        named: args.table.clone(),
+    };
+    Ok(render::emit(&report, args.json))
 }

@@ -1,12 +1,107 @@
 //! The one module that prints: tables for people, JSON for scripts, progress on a terminal.
 
 use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 
+use backfill::bench::BenchReport;
 use backfill::diff::Diff;
 use backfill::plan::Plan;
-use backfill::run::{PartitionReport, RollbackReport, RunDetail, RunInfo, RunReport};
+use backfill::run::{PartitionReport, RollbackReport, RunDetail, RunHistory, RunInfo, RunReport};
 use backfill::snapshot::{CacheReport, Progress, Snapshot};
 use backfill::verify::VerifyReport;
+
+/// What a command gives back: one JSON document for scripts (`--json`), text for people,
+/// and how the command exits (grep-style: 0 nothing to say, 1 differences or failures).
+pub trait Report: serde::Serialize {
+    /// The report for people: aligned tables and a summary line.
+    fn human(&self) -> String;
+    /// The exit code this report means.
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Prints a command's report, as JSON or as text, and gives its exit code: the one tail
+/// of every command that reports.
+pub fn emit<R: Report>(report: &R, as_json: bool) -> ExitCode {
+    if as_json {
+        json(report);
+    } else {
+        out(&report.human());
+    }
+    report.exit_code()
+}
+
+fn failed_if(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+impl Report for Snapshot {
+    fn human(&self) -> String {
+        snapshot(self)
+    }
+}
+
+impl Report for Diff {
+    fn human(&self) -> String {
+        diff(self)
+    }
+    fn exit_code(&self) -> ExitCode {
+        failed_if(!self.identical)
+    }
+}
+
+impl Report for VerifyReport {
+    fn human(&self) -> String {
+        verify(self)
+    }
+    fn exit_code(&self) -> ExitCode {
+        failed_if(!self.ok)
+    }
+}
+
+impl Report for RunReport {
+    fn human(&self) -> String {
+        run_report(self)
+    }
+    fn exit_code(&self) -> ExitCode {
+        failed_if(!self.ok())
+    }
+}
+
+impl Report for RollbackReport {
+    fn human(&self) -> String {
+        rollback(self)
+    }
+    fn exit_code(&self) -> ExitCode {
+        failed_if(self.skipped > 0)
+    }
+}
+
+impl Report for RunHistory {
+    fn human(&self) -> String {
+        runs(&self.runs)
+    }
+}
+
+impl Report for RunDetail {
+    fn human(&self) -> String {
+        run_detail(self)
+    }
+}
+
+impl Report for BenchReport {
+    fn human(&self) -> String {
+        bench(self)
+    }
+    fn exit_code(&self) -> ExitCode {
+        failed_if(self.failed > 0)
+    }
+}
 
 /// Writes to stdout; a closed pipe (`| head`) ends output quietly.
 pub fn out(text: &str) {
@@ -84,9 +179,9 @@ pub fn short(checksum: &str) -> String {
     checksum.chars().take(16).collect()
 }
 
-pub fn snapshot(s: &Snapshot, columns: bool) -> String {
+pub fn snapshot(s: &Snapshot) -> String {
     // With --columns, each column's checksum (first 8 hex digits) gets a column of its own.
-    let names: Vec<String> = if columns {
+    let names: Vec<String> = if s.has_columns() {
         let mut all: Vec<String> = s
             .partitions
             .iter()
@@ -103,7 +198,7 @@ pub fn snapshot(s: &Snapshot, columns: bool) -> String {
         .iter()
         .map(|p| {
             let mut row = vec![
-                p.partition.clone(),
+                p.partition.to_string(),
                 p.rows.to_string(),
                 p.files.to_string(),
                 bytes(p.bytes),
@@ -170,7 +265,7 @@ pub fn diff(d: &Diff) -> String {
         }
         rows.push(vec![
             "changed".into(),
-            c.partition.clone(),
+            c.partition.to_string(),
             c.rows_before.to_string(),
             c.rows_after.to_string(),
             format!("{:+}", c.rows_delta),
@@ -180,7 +275,7 @@ pub fn diff(d: &Diff) -> String {
     for m in &d.missing {
         rows.push(vec![
             "missing".into(),
-            m.partition.clone(),
+            m.partition.to_string(),
             m.rows.to_string(),
             "-".into(),
             format!("{:+}", -(m.rows as i64)),
@@ -190,7 +285,7 @@ pub fn diff(d: &Diff) -> String {
     for n in &d.new {
         rows.push(vec![
             "new".into(),
-            n.partition.clone(),
+            n.partition.to_string(),
             "-".into(),
             n.rows.to_string(),
             format!("{:+}", n.rows),
@@ -317,7 +412,7 @@ pub fn plan(p: &Plan, jobs: usize) -> String {
         .iter()
         .map(|q| {
             vec![
-                q.partition.clone(),
+                q.partition.to_string(),
                 q.files.len().to_string(),
                 bytes(q.bytes),
                 q.rows.to_string(),
@@ -345,28 +440,13 @@ fn opt(v: Option<u64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// Prints a run's report (JSON or table) and says how the command exits: 0 when every
-/// partition succeeded, 1 when some failed.
-pub fn run_outcome(report: &RunReport, as_json: bool) -> std::process::ExitCode {
-    if as_json {
-        json(report);
-    } else {
-        out(&run_report(report));
-    }
-    if report.ok() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::from(1)
-    }
-}
-
 pub fn run_report(r: &RunReport) -> String {
     let rows: Vec<Vec<String>> = r
         .partitions
         .iter()
         .map(|p| {
             vec![
-                p.partition.clone(),
+                p.partition.to_string(),
                 p.status.name().to_string(),
                 opt(p.rows_before),
                 opt(p.rows_after),
@@ -427,7 +507,7 @@ pub fn rollback(r: &RollbackReport) -> String {
         .iter()
         .map(|p| {
             vec![
-                p.partition.clone(),
+                p.partition.to_string(),
                 p.status.clone(),
                 p.reason.clone().unwrap_or_default(),
             ]
@@ -519,7 +599,7 @@ pub fn run_detail(run: &RunDetail) -> String {
         .iter()
         .map(|p| {
             vec![
-                p.partition.clone(),
+                p.partition.to_string(),
                 p.state.name().to_string(),
                 opt(&p.rows_before),
                 opt(&p.rows_after),

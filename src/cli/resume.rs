@@ -41,5 +41,5 @@ pub async fn run(args: ResumeArgs) -> Result<ExitCode> {
     let report = run::resume(&loc, &run_id, LeaseTimes::from_env(), None)
         .await
         .with_context(|| format!("resuming run {run_id} on {}", loc.display))?;
-    Ok(render::run_outcome(&report, args.json))
+    Ok(render::emit(&report, args.json))
 }

@@ -30,14 +30,5 @@ pub async fn run(args: RollbackArgs) -> Result<ExitCode> {
     let report = run::rollback(&loc, &args.run_id, LeaseTimes::from_env())
         .await
         .with_context(|| format!("rolling back run {} on {}", args.run_id, loc.display))?;
-    if args.json {
-        render::json(&report);
-    } else {
-        render::out(&render::rollback(&report));
-    }
-    Ok(if report.skipped == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(render::emit(&report, args.json))
 }

@@ -7,8 +7,9 @@ use clap::Args;
 use backfill::lock::LeaseTimes;
 use backfill::plan::{OnEmpty, Order};
 use backfill::run::{self, RunRequest};
+use backfill::storage::Location;
 
-use super::{open_selected, parse_tables, render, SelectionArgs};
+use super::{discover_selected, render, SelectionArgs};
 
 /// Rewrite the selected partitions with a SQL transform, safely and resumably
 ///
@@ -45,8 +46,8 @@ pub struct RunArgs {
     pub run: Option<String>,
     /// With --run: the K-th of N shards of the run's partitions (those at plan positions
     /// K, K+N, K+2N...; K from 0), for orchestrators that map fewer tasks than partitions
-    #[arg(long, value_name = "K/N", requires = "run")]
-    pub shard: Option<String>,
+    #[arg(long, value_name = "K/N", requires = "run", value_parser = shard)]
+    pub shard: Option<(usize, usize)>,
     /// When the table or the partition is busy (another run or worker holds it), keep
     /// trying for up to SECS seconds instead of exiting 75 at once
     #[arg(long, value_name = "SECS", default_value_t = 0)]
@@ -74,93 +75,92 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_nondeterministic: bool,
     /// Register another table for joins, as NAME=TABLE (repeatable)
-    #[arg(long = "table", value_name = "NAME=TABLE")]
-    pub tables: Vec<String>,
+    #[arg(long = "table", value_name = "NAME=TABLE", value_parser = super::lookup_table)]
+    pub tables: Vec<(String, String)>,
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--shard K/N`, checked as the command line is parsed.
+fn shard(spec: &str) -> std::result::Result<(usize, usize), String> {
+    spec.split_once('/')
+        .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+        .filter(|(k, n)| *n > 0 && k < n)
+        .ok_or_else(|| "should be K/N with 0 <= K < N, e.g. --shard 0/8".to_string())
 }
 
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(run_id) = &args.run {
         return work(&args, run_id).await;
     }
+    let selection = args.selection.selection()?;
     let path = args
         .sql
         .as_ref()
         .expect("clap requires --sql without --run");
-    let sql = std::fs::read_to_string(path)
-        .with_context(|| format!("reading --sql {}", path.display()))?;
-    let (table, selected) = open_selected(&args.table, &args.selection).await?;
-    let ids: Vec<&str> = selected
-        .iter()
-        .map(|i| table.partitions[*i].id.as_str())
-        .collect();
+    let sql = super::read_sql(path)?;
+    let loc = Location::open(&args.table)?;
+    let table = discover_selected(&loc, &args.selection, &selection).await?;
     if !args.json {
+        let ids: Vec<&str> = table.partitions.iter().map(|p| p.id.as_str()).collect();
         render::resolved(&ids);
     }
-    super::heap::size_for(table.largest_partition(&selected));
-    let bar = render::run_progress(selected.len() as u64);
+    super::heap::size_for(table.largest_partition());
+    let bar = render::run_progress(table.partitions.len() as u64);
     let req = RunRequest {
         sql,
-        selection: args.selection.selection(),
+        selection,
         all: args.all,
         jobs: args.jobs.unwrap_or_else(backfill::snapshot::default_jobs),
         order: args.order,
         on_empty: args.on_empty,
         allow_schema_change: args.allow_schema_change,
         allow_nondeterministic: args.allow_nondeterministic,
-        tables: parse_tables(&args.tables)?,
+        tables: args.tables.clone(),
         lease: LeaseTimes::from_env(),
         progress: bar.as_ref().map(|(_, p)| Arc::clone(p)),
     };
-    let report = waiting(args.wait, || run::run(&table, &selected, req.clone()))
+    let report = waiting(args.wait, || run::run(&table, req.clone()))
         .await
         .with_context(|| format!("running a backfill on {}", table.location))?;
     if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
-    Ok(render::run_outcome(&report, args.json))
+    Ok(render::emit(&report, args.json))
 }
 
 /// A worker's task: the given partitions of a frozen run, one after the other.
 async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
     let s = &args.selection;
-    let loc = backfill::storage::Location::open(&args.table)?;
-    let wanted: Vec<String> = match &args.shard {
-        Some(shard) => {
-            let (k, n) = shard
-                .split_once('/')
-                .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
-                .filter(|(k, n)| *n > 0 && k < n)
-                .ok_or_else(|| {
-                    backfill::Error::Usage(format!(
-                        "--shard {shard:?} should be K/N with 0 <= K < N, e.g. --shard 0/8"
-                    ))
-                })?;
-            if !s.partitions.is_empty() {
-                anyhow::bail!(backfill::Error::Usage(
-                    "--shard and --partition both name the partitions: give one of them".into()
-                ));
-            }
-            run::planned_partitions(&loc, run_id)
-                .await?
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| i % n == k)
-                .map(|(_, p)| p)
-                .collect()
-        }
-        None => s.partitions.clone(),
-    };
-    if wanted.is_empty() && args.shard.is_some() {
-        let report = run::RunReport::empty(run_id, &loc.display);
-        return Ok(render::run_outcome(&report, args.json));
+    if args.shard.is_some() && !s.partitions.is_empty() {
+        anyhow::bail!(backfill::Error::Usage(
+            "--shard and --partition both name the partitions: give one of them".into()
+        ));
     }
-    if wanted.is_empty() || s.filter.is_some() || s.from.is_some() || s.to.is_some() {
+    if (args.shard.is_none() && s.partitions.is_empty())
+        || s.filter.is_some()
+        || s.from.is_some()
+        || s.to.is_some()
+    {
         anyhow::bail!(backfill::Error::Usage(format!(
             "--run {run_id} takes the partitions to work on as --partition K=V[/K2=V2], as `backfill plan --freeze --json` listed them, or as --shard K/N (the run's plan has the rest)"
         )));
+    }
+    let loc = Location::open(&args.table)?;
+    let wanted: Vec<String> = match args.shard {
+        Some((k, n)) => run::planned_partitions(&loc, run_id)
+            .await?
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % n == k)
+            .map(|(_, p)| p.to_string())
+            .collect(),
+        None => s.partitions.clone(),
+    };
+    if wanted.is_empty() {
+        let report = run::RunReport::empty(run_id, &loc.display);
+        return Ok(render::emit(&report, args.json));
     }
     let mut partitions = Vec::new();
     let mut last = None;
@@ -175,7 +175,7 @@ async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
     }
     let mut report = last.expect("at least one partition");
     report.set_partitions(partitions);
-    Ok(render::run_outcome(&report, args.json))
+    Ok(render::emit(&report, args.json))
 }
 
 /// `f`'s result, tried again every second while it is busy (retryable), for up to `secs`.

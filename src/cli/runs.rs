@@ -44,20 +44,10 @@ pub async fn run(args: RunsArgs) -> Result<ExitCode> {
         let detail = run::run_detail(&loc, id)
             .await
             .with_context(|| format!("reading run {id} of {}", loc.display))?;
-        if args.json {
-            render::json(&detail);
-        } else {
-            render::out(&render::run_detail(&detail));
-        }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(render::emit(&detail, args.json));
     }
-    let runs = run::history(&loc)
+    let history = run::history(&loc)
         .await
         .with_context(|| format!("reading the journal of {}", loc.display))?;
-    if args.json {
-        render::json(&serde_json::json!({ "table": loc.display, "runs": runs }));
-    } else {
-        render::out(&render::runs(&runs));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(render::emit(&history, args.json))
 }

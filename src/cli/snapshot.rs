@@ -4,8 +4,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use backfill::snapshot::{self, ScanOptions};
+use backfill::storage::Location;
 
-use super::{open_selected, render, save_cache, CacheArgs, SelectionArgs};
+use super::{discover_selected, render, save_cache, CacheArgs, SelectionArgs};
 
 /// Per-partition row counts and content checksums of a table
 ///
@@ -46,15 +47,13 @@ pub struct SnapshotArgs {
 }
 
 pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
-    let (table, selected) = open_selected(&args.table, &args.selection).await?;
-    super::heap::for_reading(table.largest_partition(&selected));
-    let files: u64 = selected
-        .iter()
-        .map(|i| table.partitions[*i].files.len() as u64)
-        .sum();
-    let bytes: u64 = selected.iter().map(|i| table.partitions[*i].bytes()).sum();
-    let cache = args.cache.open(&table.location).await?;
-    let bar = render::progress("snapshot", files, bytes);
+    let selection = args.selection.selection()?;
+    let loc = Location::open(&args.table)?;
+    let cache_dir = args.cache.location()?;
+    let table = discover_selected(&loc, &args.selection, &selection).await?;
+    super::heap::for_reading(table.largest_partition());
+    let cache = args.cache.open(&table.location, cache_dir).await?;
+    let bar = render::progress("snapshot", table.files() as u64, table.bytes());
     let options = ScanOptions {
         columns: args.columns,
         jobs: args.jobs.unwrap_or_else(snapshot::default_jobs),
@@ -63,7 +62,7 @@ pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
         cache: cache.clone(),
         deep: false,
     };
-    let mut snap = snapshot::snapshot(&table, &selected, &options)
+    let mut snap = snapshot::snapshot(&table, &options)
         .await
         .with_context(|| format!("taking a snapshot of {}", table.location))?;
     if let Some((bar, _)) = bar {
@@ -74,13 +73,9 @@ pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
         snap.write(path)
             .with_context(|| format!("writing the snapshot to {}", path.display()))?;
     }
-    if args.json {
-        render::json(&snap);
-    } else {
-        render::out(&render::snapshot(&snap, args.columns));
-        if let Some(path) = &args.out {
-            render::note(&format!("snapshot written to {}", path.display()));
-        }
+    let code = render::emit(&snap, args.json);
+    if let (Some(path), false) = (&args.out, args.json) {
+        render::note(&format!("snapshot written to {}", path.display()));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -8,7 +8,7 @@ use backfill::storage::Location;
 use backfill::table;
 use backfill::verify::{self, Every, VerifyOptions};
 
-use super::{open_selected, render, save_cache, CacheArgs, SelectionArgs};
+use super::{discover_selected, render, save_cache, CacheArgs, SelectionArgs};
 
 /// Check a table (or the partitions another job wrote) for problems
 ///
@@ -82,18 +82,20 @@ fn positive(s: &str) -> std::result::Result<f64, String> {
 }
 
 pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
+    let selection = args.selection.selection()?;
     let against = args
         .against
         .as_deref()
         .map(|p| Snapshot::read(p).with_context(|| "reading --against"))
         .transpose()?;
-    let (table, selected, run) = match &args.run {
-        None => {
-            let (table, selected) = open_selected(&args.table, &args.selection).await?;
-            (table, selected, None)
-        }
+    let loc = Location::open(&args.table)?;
+    let cache_dir = args.cache.location()?;
+    let (table, run) = match &args.run {
+        None => (
+            discover_selected(&loc, &args.selection, &selection).await?,
+            None,
+        ),
         Some(id) => {
-            let loc = Location::open(&args.table)?;
             let run = backfill::run::run_detail(&loc, id)
                 .await
                 .with_context(|| format!("reading run {id} of {}", loc.display))?;
@@ -102,7 +104,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
                     "run {id} was journalled by an older backfill whose checksum version the journal does not say; check the table against a snapshot instead (`backfill verify TABLE --against FILE`)"
                 );
             }
-            let table = table::discover(&loc, &args.selection.discover_options()?)
+            let table = table::discover(&loc, &args.selection.discover_options())
                 .await
                 .with_context(|| format!("discovering partitions of {}", loc.display))?;
             let planned: std::collections::HashSet<&str> = run
@@ -110,32 +112,22 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|p| p.partition.as_str())
                 .collect();
-            let selected = (0..table.partitions.len())
-                .filter(|i| planned.contains(table.partitions[*i].id.as_str()))
-                .collect();
-            (table, selected, Some(run))
+            let table = table.retain(|p| planned.contains(p.id.as_str()));
+            (table, Some(run))
         }
     };
-    super::heap::for_reading(table.largest_partition(&selected));
-    let ids: Vec<&str> = selected
-        .iter()
-        .map(|i| table.partitions[*i].id.as_str())
-        .collect();
+    super::heap::for_reading(table.largest_partition());
     if !args.json {
+        let ids: Vec<&str> = table.partitions.iter().map(|p| p.id.as_str()).collect();
         render::resolved(&ids);
     }
-    let files: u64 = selected
-        .iter()
-        .map(|i| table.partitions[*i].files.len() as u64)
-        .sum();
-    let bytes: u64 = selected.iter().map(|i| table.partitions[*i].bytes()).sum();
-    let cache = args.cache.open(&table.location).await?;
-    let bar = render::progress("verify", files, bytes);
+    let cache = args.cache.open(&table.location, cache_dir).await?;
+    let bar = render::progress("verify", table.files() as u64, table.bytes());
     let options = VerifyOptions {
         every: args.expect_every,
         from: args.selection.from.clone(),
         to: args.selection.to.clone(),
-        selection: args.selection.selection(),
+        selection,
         scan: ScanOptions {
             columns: against.as_ref().is_some_and(|s| s.has_columns()),
             jobs: args.jobs.unwrap_or_else(snapshot::default_jobs),
@@ -157,21 +149,12 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
             window: args.anomaly_window.map(|w| w as usize),
         }),
     };
-    let mut report = verify::verify(&table, &selected, &options)
+    let mut report = verify::verify(&table, &options)
         .await
         .with_context(|| format!("verifying {}", table.location))?;
     if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
     report.cache = save_cache(&options.scan.cache, &table, args.prune_cache, args.json).await;
-    if args.json {
-        render::json(&report);
-    } else {
-        render::out(&render::verify(&report));
-    }
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(render::emit(&report, args.json))
 }

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::storage::fs::{Fs, Open};
 use crate::storage::{blocking, Location};
+use crate::table::PartitionId;
 
 /// Rows and checksum of one side of a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +70,7 @@ fn format_1() -> u32 {
 /// New content equals the old: nothing written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unchanged {
-    pub partition: String,
+    pub partition: PartitionId,
     pub before: Side,
     pub phases: Phases,
 }
@@ -78,7 +79,7 @@ pub struct Unchanged {
 /// data files they replace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Committing {
-    pub partition: String,
+    pub partition: PartitionId,
     pub new_files: Vec<String>,
     pub old_files: Vec<String>,
     pub before: Side,
@@ -90,13 +91,13 @@ pub struct Committing {
 /// Object stores: the new files are live beside the old ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Added {
-    pub partition: String,
+    pub partition: PartitionId,
 }
 
 /// The partition is wholly new.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Committed {
-    pub partition: String,
+    pub partition: PartitionId,
     pub before: Side,
     pub after: Side,
     pub phases: Phases,
@@ -105,7 +106,7 @@ pub struct Committed {
 /// `--on-empty delete`: about to remove the partition (files kept as backup).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deleting {
-    pub partition: String,
+    pub partition: PartitionId,
     pub old_files: Vec<String>,
     pub before: Side,
 }
@@ -113,14 +114,14 @@ pub struct Deleting {
 /// The partition is gone; its files are the backup.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deleted {
-    pub partition: String,
+    pub partition: PartitionId,
     pub before: Side,
 }
 
 /// The transform gave nothing; `--on-empty keep` left the partition as it was.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Kept {
-    pub partition: String,
+    pub partition: PartitionId,
     pub before: Side,
     pub reason: String,
 }
@@ -128,20 +129,20 @@ pub struct Kept {
 /// The partition was left as it was.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failed {
-    pub partition: String,
+    pub partition: PartitionId,
     pub error: String,
 }
 
 /// A record naming only its partition (`rolling_back`, `rolled_back`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Of {
-    pub partition: String,
+    pub partition: PartitionId,
 }
 
 /// `rollback` left a partition as it is (reason says why).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollbackSkipped {
-    pub partition: String,
+    pub partition: PartitionId,
     pub reason: String,
 }
 
@@ -183,7 +184,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn partition(&self) -> Option<&str> {
+    pub fn partition(&self) -> Option<&PartitionId> {
         use Event::*;
         Some(match self {
             Unchanged(e) => &e.partition,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::journal::{Committing, Deleting, Event, Record};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::table::PartitionId;
 
 /// The change a run made (or set out to make) to a partition: what undo puts back.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,9 +113,9 @@ pub struct RunState {
     pub plan: Plan,
     /// The journal's format (see [`super::journal::FORMAT`]).
     pub format: u32,
-    pub partitions: BTreeMap<String, PartitionState>,
+    pub partitions: BTreeMap<PartitionId, PartitionState>,
     /// Partitions in the order their first commit or delete was journalled.
-    pub change_order: Vec<String>,
+    pub change_order: Vec<PartitionId>,
     /// The counts of the last `Finished` record, if the run ever finished.
     pub finished: Option<(usize, usize, usize)>,
     /// Whether a rollback began, and whether one finished.
@@ -202,11 +203,11 @@ impl RunState {
                 state.rolling_back = true;
             }
             if change.is_some() && !state.change_order.iter().any(|x| x == p) {
-                state.change_order.push(p.to_string());
+                state.change_order.push(p.clone());
             }
             let entry = state
                 .partitions
-                .entry(p.to_string())
+                .entry(p.clone())
                 .or_insert_with(|| PartitionState {
                     last: r.event.clone(),
                     change: None,
@@ -240,10 +241,10 @@ impl RunState {
     }
 
     /// Every partition left mid-step, by partition.
-    pub fn open_steps(&self) -> impl Iterator<Item = (&str, OpenStep)> {
+    pub fn open_steps(&self) -> impl Iterator<Item = (&PartitionId, OpenStep)> {
         self.partitions
             .iter()
-            .filter_map(|(p, s)| s.open_step().map(|o| (p.as_str(), o)))
+            .filter_map(|(p, s)| s.open_step().map(|o| (p, o)))
     }
 
     /// How many partitions' last record matches `f`.
@@ -328,7 +329,7 @@ mod tests {
         let s = RunState::from_records("r", &records).unwrap();
         assert_eq!(s.change_order, ["a", "b"]);
         assert_eq!(s.partitions["a"].change, Some(Change::Commit(a2.clone())));
-        let open: Vec<(&str, OpenStep)> = s.open_steps().collect();
+        let open: Vec<(&str, OpenStep)> = s.open_steps().map(|(p, o)| (p.as_str(), o)).collect();
         assert_eq!(
             open,
             [

@@ -17,7 +17,7 @@ use crate::lock::Lock;
 use crate::plan::{OnEmpty, Plan, PlannedPartition, RunSettings};
 use crate::storage::Location;
 use crate::table::read;
-use crate::table::PartitionKey;
+use crate::table::{Partition, PartitionId, PartitionKey};
 use crate::transform::{self, ms, Transform};
 
 use super::{PartitionReport, Progress, Status};
@@ -41,7 +41,7 @@ pub(super) struct Ctx {
 pub(super) async fn execute(
     ctx: &Arc<Ctx>,
     plan: &Plan,
-    done: &HashMap<String, PartitionReport>,
+    done: &HashMap<PartitionId, PartitionReport>,
 ) -> Vec<PartitionReport> {
     let jobs = ctx.settings.jobs.max(1);
     let slots = Arc::new(Slots {
@@ -122,6 +122,9 @@ pub(super) async fn process(ctx: &Ctx, p: &PlannedPartition, slots: &Slots) -> P
     report
 }
 
+/// A partition's pipeline, step by step; each step returns what the next one needs, and
+/// a partition leaves it at the first step that settles it (kept, deleted, unchanged) or
+/// fails.
 async fn process_inner(
     ctx: &Ctx,
     p: &PlannedPartition,
@@ -129,24 +132,73 @@ async fn process_inner(
     report: &mut PartitionReport,
 ) -> Result<()> {
     ctx.lock.check()?;
-    let id = p.partition.as_str();
-    // The partition must still be what the plan froze.
+    check_still_planned(ctx, p).await?;
+    let partition = p.to_partition(&ctx.loc, &ctx.keys)?;
+    let compute = slots.compute.acquire().await.map_err(closed)?;
+
+    let (source, before) = read_before(ctx, &partition, report).await?;
+    let conformed = transform_rows(ctx, &partition, &source, report).await?;
+    if conformed.rows == 0 {
+        drop(compute);
+        report.rows_after = Some(0);
+        report.status = settle_empty(ctx, p, before).await?;
+        return Ok(());
+    }
+    let candidate = checksum_after(source, conformed, report)?;
+    if candidate.after == before {
+        drop(compute);
+        ctx.journal
+            .note(Event::Unchanged(Unchanged {
+                partition: p.partition.clone(),
+                before,
+                phases: report.phases.clone(),
+            }))
+            .await?;
+        report.status = Status::Unchanged;
+        return Ok(());
+    }
+    let proven = encode_and_prove(candidate, partition.bytes() as usize, report)?;
+    let mb = u32::try_from(proven.file.len() >> 20).unwrap_or(u32::MAX);
+    let _writing = slots
+        .writing
+        .acquire_many(mb.clamp(1, WRITE_BUDGET_MB))
+        .await
+        .map_err(closed)?;
+    // What is left is storage work: let the next partition compute meanwhile.
+    drop(compute);
+    let staged = stage(ctx, p, proven, report).await?;
+    commit_staged(ctx, p, before, staged, report).await?;
+    report.status = Status::Rewritten;
+    Ok(())
+}
+
+fn closed(e: tokio::sync::AcquireError) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// The partition must still hold the files the plan froze, or it is left alone.
+async fn check_still_planned(ctx: &Ctx, p: &PlannedPartition) -> Result<()> {
     let mut planned: Vec<(String, u64)> =
         p.files.iter().map(|f| (f.name.clone(), f.size)).collect();
     planned.sort();
-    let live = commit::live_files(&ctx.loc, id).await?;
+    let live = commit::live_files(&ctx.loc, &p.partition).await?;
     if live != planned {
         return Err(Error::PartitionChanged {
-            partition: id.into(),
+            partition: p.partition.to_string(),
             reason: "its files differ".into(),
         });
     }
-    let partition = p.to_partition(&ctx.loc, &ctx.keys)?;
-    let closed = |e: tokio::sync::AcquireError| Error::Internal(e.to_string());
-    let compute = slots.compute.acquire().await.map_err(closed)?;
+    Ok(())
+}
 
+/// Reads the old files once: the rows, and on the way the before-checksum.
+async fn read_before(
+    ctx: &Ctx,
+    partition: &Partition,
+    report: &mut PartitionReport,
+) -> Result<(read::Source, Side)> {
     let t = Instant::now();
-    let mut source = read::read_partition(&ctx.loc, &partition).await?;
+    let source = read::read_partition(&ctx.loc, partition).await?;
     report.phases.read_ms = ms(t) - source.checksum_ms;
     report.phases.checksum_ms = source.checksum_ms;
     let before = Side {
@@ -155,75 +207,94 @@ async fn process_inner(
     };
     report.rows_before = Some(before.rows);
     report.checksum_before = Some(before.checksum.clone());
+    Ok((source, before))
+}
 
+/// Runs the SQL and makes its output fit the table, or rejects it with the reason.
+async fn transform_rows(
+    ctx: &Ctx,
+    partition: &Partition,
+    source: &read::Source,
+    report: &mut PartitionReport,
+) -> Result<transform::Conformed> {
     let t = Instant::now();
-    let (out_schema, batches) = ctx.transform.apply(&ctx.keys, &partition, &source).await?;
+    let (out_schema, batches) = ctx.transform.apply(&ctx.keys, partition, source).await?;
     let conformed = transform::conform(
         &ctx.keys,
-        &partition,
+        partition,
         &source.schema,
         &out_schema,
         batches,
         ctx.settings.allow_schema_change,
     )
     .map_err(|e| Error::OutputRejected {
-        partition: id.into(),
+        partition: partition.id.to_string(),
         reason: e.to_string(),
     })?;
     report.phases.transform_ms = ms(t);
     report.schema_change = conformed.schema_change.clone();
-    let old_files: Vec<String> = p.files.iter().map(|f| f.name.clone()).collect();
+    Ok(conformed)
+}
 
-    if conformed.rows == 0 {
-        report.rows_after = Some(0);
-        match ctx.settings.on_empty {
-            OnEmpty::Fail => {
-                return Err(Error::OutputRejected {
-                    partition: id.into(),
-                    reason: "the transform returned no rows (choose --on-empty delete or keep)"
-                        .into(),
-                })
-            }
-            OnEmpty::Keep => {
-                drop(compute);
-                ctx.journal
-                    .append(Event::Kept(Kept {
-                        partition: id.into(),
-                        before,
-                        reason: "the transform returned no rows".into(),
-                    }))
-                    .await?;
-                report.status = Status::Kept;
-                return Ok(());
-            }
-            OnEmpty::Delete => {
-                drop(compute);
-                ctx.lock.check()?;
-                let t = Instant::now();
-                let deleting = Deleting {
-                    partition: id.into(),
-                    old_files,
-                    before: before.clone(),
-                };
-                commit::remove(&ctx.loc, &ctx.run, &ctx.journal, &deleting)
-                    .await
-                    .map_err(|e| unknown(ctx, id, e))?;
-                ctx.journal
-                    .append(Event::Deleted(Deleted {
-                        partition: id.into(),
-                        before,
-                    }))
-                    .await
-                    .map_err(|e| unknown(ctx, id, e))?;
-                report.phases.commit_ms = ms(t);
-                report.status = Status::Deleted;
-                return Ok(());
-            }
+/// A transform that returned no rows, settled by `--on-empty`.
+async fn settle_empty(ctx: &Ctx, p: &PlannedPartition, before: Side) -> Result<Status> {
+    let id = &p.partition;
+    match ctx.settings.on_empty {
+        OnEmpty::Fail => Err(Error::OutputRejected {
+            partition: id.to_string(),
+            reason: "the transform returned no rows (choose --on-empty delete or keep)".into(),
+        }),
+        OnEmpty::Keep => {
+            ctx.journal
+                .append(Event::Kept(Kept {
+                    partition: id.clone(),
+                    before,
+                    reason: "the transform returned no rows".into(),
+                }))
+                .await?;
+            Ok(Status::Kept)
+        }
+        OnEmpty::Delete => {
+            ctx.lock.check()?;
+            let deleting = Deleting {
+                partition: id.clone(),
+                old_files: p.files.iter().map(|f| f.name.clone()).collect(),
+                before: before.clone(),
+            };
+            commit::remove(&ctx.loc, &ctx.run, &ctx.journal, &deleting)
+                .await
+                .map_err(|e| unknown(ctx, id, e))?;
+            ctx.journal
+                .append(Event::Deleted(Deleted {
+                    partition: id.clone(),
+                    before,
+                }))
+                .await
+                .map_err(|e| unknown(ctx, id, e))?;
+            Ok(Status::Deleted)
         }
     }
+}
 
-    // Which columns the new file copies is known now; the old rows can go (the memory of
-    // a large partition is held while it is rewritten).
+/// New rows whose after-checksum is known, with what encoding them needs.
+struct Candidate {
+    conformed: transform::Conformed,
+    after: Side,
+    /// The new file's logical schema and checksum part, for the checksum cache.
+    part: (checksum::LogicalSchema, checksum::Part),
+    layout: read::Layout,
+    props: parquet::file::properties::WriterProperties,
+    /// Column chunks copied from the old files, and those files.
+    reuse: Option<(crate::stage::reuse::Reuse, Vec<read::SourceFile>)>,
+}
+
+/// The after-checksum of the new rows; the old rows are let go here (a large partition's
+/// memory is held while it is rewritten), keeping only the files chunks are copied from.
+fn checksum_after(
+    mut source: read::Source,
+    conformed: transform::Conformed,
+    report: &mut PartitionReport,
+) -> Result<Candidate> {
     let props = crate::stage::properties(&source.layout);
     let layout = std::mem::take(&mut source.layout);
     let reuse = crate::stage::reuse::plan(
@@ -233,11 +304,8 @@ async fn process_inner(
         &conformed.schema,
         &conformed.batches,
         &props,
-    );
-    let files = match reuse {
-        Some(_) => std::mem::take(&mut source.files),
-        None => Vec::new(),
-    };
+    )
+    .map(|r| (r, std::mem::take(&mut source.files)));
     drop(source);
 
     let t = Instant::now();
@@ -250,72 +318,119 @@ async fn process_inner(
         rows: part.rows,
         checksum: checksum::digest(&logical, &part),
     };
-    let written_part = (logical, part);
     report.phases.checksum_ms += ms(t);
     report.rows_after = Some(after.rows);
     report.checksum_after = Some(after.checksum.clone());
-    if after == before {
-        drop(compute);
-        ctx.journal
-            .note(Event::Unchanged(Unchanged {
-                partition: id.into(),
-                before,
-                phases: report.phases.clone(),
-            }))
-            .await?;
-        report.status = Status::Unchanged;
-        return Ok(());
-    }
+    Ok(Candidate {
+        conformed,
+        after,
+        part: (logical, part),
+        layout,
+        props,
+        reuse,
+    })
+}
 
+/// A new file, encoded and proven to decode to the rows it was made from.
+struct Proven {
+    file: bytes::Bytes,
+    after: Side,
+    schema_change: Option<String>,
+    /// What a snapshot would find in the file, for the checksum cache.
+    scan: Option<crate::snapshot::FileScan>,
+}
+
+fn encode_and_prove(
+    candidate: Candidate,
+    size_hint: usize,
+    report: &mut PartitionReport,
+) -> Result<Proven> {
     let t = Instant::now();
+    let Candidate {
+        conformed,
+        after,
+        part,
+        layout,
+        props,
+        reuse,
+    } = candidate;
     // Copied columns are done with once the after-checksum is taken.
     let batches = match &reuse {
-        Some(r) => r
+        Some((r, _)) => r
             .encoded_only(conformed.batches)
             .map_err(|e| Error::Internal(e.to_string()))?,
         None => conformed.batches,
     };
-    let reuse = reuse.as_ref().map(|r| (r, &files[..]));
+    let reuse = reuse.as_ref().map(|(r, files)| (r, &files[..]));
     let file = crate::stage::encode(
         &conformed.schema,
         &batches,
         &layout,
         props,
         reuse,
-        partition.bytes() as usize,
+        size_hint,
     )?;
     crate::stage::check_decodes(&file, &conformed.schema, &batches, reuse)?;
-    // What a snapshot would find in the new file, for the checksum cache.
-    let written = crate::snapshot::scan_of_written(&file, written_part.0, written_part.1).ok();
-    let written_size = file.len() as u64;
-    drop(files);
-    drop(batches);
+    let scan = crate::snapshot::scan_of_written(&file, part.0, part.1).ok();
     report.phases.encode_ms = ms(t);
-    let mb = u32::try_from(file.len() >> 20).unwrap_or(u32::MAX);
-    let _writing = slots
-        .writing
-        .acquire_many(mb.clamp(1, WRITE_BUDGET_MB))
-        .await
-        .map_err(closed)?;
-    // What is left is storage work: let the next partition compute meanwhile.
-    drop(compute);
-    let t = Instant::now();
-    commit::clear_stage(&ctx.loc, &ctx.run, id).await?;
-    let name = format!("part-{}-0.parquet", ctx.journal.run_id());
-    let live_name = format!("{id}/{name}");
-    let path = ctx.run.stage(id).join(name.as_str());
-    crate::stage::write(&ctx.loc, &path, file).await?;
-    report.phases.write_ms = ms(t);
+    Ok(Proven {
+        file,
+        after,
+        schema_change: conformed.schema_change,
+        scan,
+    })
+}
 
+/// A proven file written to the run's stage, fsynced and read back.
+struct Staged {
+    name: String,
+    size: u64,
+    after: Side,
+    schema_change: Option<String>,
+    scan: Option<crate::snapshot::FileScan>,
+}
+
+async fn stage(
+    ctx: &Ctx,
+    p: &PlannedPartition,
+    proven: Proven,
+    report: &mut PartitionReport,
+) -> Result<Staged> {
+    let t = Instant::now();
+    commit::clear_stage(&ctx.loc, &ctx.run, &p.partition).await?;
+    let name = format!("part-{}-0.parquet", ctx.journal.run_id());
+    let path = ctx.run.stage(&p.partition).join(name.as_str());
+    let size = proven.file.len() as u64;
+    crate::stage::write(&ctx.loc, &path, proven.file).await?;
+    report.phases.write_ms = ms(t);
+    Ok(Staged {
+        name,
+        size,
+        after: proven.after,
+        schema_change: proven.schema_change,
+        scan: proven.scan,
+    })
+}
+
+/// Journals the swap, makes it, journals its end, and records the new file in the
+/// checksum cache.
+async fn commit_staged(
+    ctx: &Ctx,
+    p: &PlannedPartition,
+    before: Side,
+    staged: Staged,
+    report: &mut PartitionReport,
+) -> Result<()> {
+    let id = &p.partition;
     ctx.lock.check()?;
     let t = Instant::now();
     let committing = Committing {
-        partition: id.into(),
-        new_files: vec![name],
-        old_files,
+        partition: id.clone(),
+        new_files: vec![staged.name.clone()],
+        old_files: p.files.iter().map(|f| f.name.clone()).collect(),
         before: before.clone(),
-        after: after.clone(),
-        schema_change: conformed.schema_change,
+        after: staged.after.clone(),
+        schema_change: staged.schema_change,
     };
     commit::commit(&ctx.loc, &ctx.run, &ctx.journal, &committing)
         .await
@@ -323,28 +438,28 @@ async fn process_inner(
     report.phases.commit_ms = ms(t);
     ctx.journal
         .note(Event::Committed(Committed {
-            partition: id.into(),
+            partition: id.clone(),
             before,
-            after,
+            after: staged.after,
             phases: report.phases.clone(),
         }))
         .await
         .map_err(|e| unknown(ctx, id, e))?;
-    report.status = Status::Rewritten;
-    if let (Some(cache), Some(scan)) = (&ctx.cache, &written) {
+    if let (Some(cache), Some(scan)) = (&ctx.cache, &staged.scan) {
+        let live_name = format!("{id}/{}", staged.name);
         cache
-            .record_written(&ctx.loc, &live_name, written_size, scan)
+            .record_written(&ctx.loc, &live_name, staged.size, scan)
             .await;
     }
     Ok(())
 }
 
-fn unknown(ctx: &Ctx, partition: &str, e: Error) -> Error {
+fn unknown(ctx: &Ctx, partition: &PartitionId, e: Error) -> Error {
     match e {
         Error::LockLost { .. } | Error::OutcomeUnknown { .. } => e,
         e => Error::OutcomeUnknown {
             run_id: ctx.journal.run_id().into(),
-            partition: partition.into(),
+            partition: partition.to_string(),
             reason: e.to_string(),
         },
     }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::lock::{LeaseTimes, Lock};
 use crate::plan::Plan;
 use crate::storage::Location;
+use crate::table::PartitionId;
 
 use futures::TryStreamExt;
 
@@ -85,7 +86,7 @@ pub(super) async fn run_state(
             .plan
             .partitions
             .iter()
-            .filter(|p| only.is_none_or(|o| o == p.partition)),
+            .filter(|p| only.is_none_or(|o| p.partition == o)),
     )
     .map(|p| journal::read_partition(loc, id, &p.partition))
     .buffered(16)
@@ -98,8 +99,10 @@ pub(super) async fn run_state(
 /// or a rollback: on object stores its files may be part old and part new.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnfinishedStep {
+    /// The run whose step it is.
     pub run_id: String,
-    pub partition: String,
+    /// The partition.
+    pub partition: PartitionId,
     /// `commit`, `delete` or `rollback`.
     pub step: &'static str,
 }
@@ -112,7 +115,7 @@ pub async fn unfinished_steps(loc: &Location) -> Result<Vec<UnfinishedStep>> {
         for (partition, step) in run.open_steps() {
             out.push(UnfinishedStep {
                 run_id: run.run_id.clone(),
-                partition: partition.to_string(),
+                partition: partition.clone(),
                 step: step.step(),
             });
         }
@@ -138,7 +141,7 @@ pub(super) async fn refuse_unfinished(loc: &Location, run_id: &str, plan: &Plan)
     {
         Some(u) => Err(Error::Unfinished {
             table: loc.display.clone(),
-            partition: u.partition,
+            partition: u.partition.to_string(),
             run_id: u.run_id,
             step: u.step,
         }),
@@ -149,21 +152,43 @@ pub(super) async fn refuse_unfinished(loc: &Location, run_id: &str, plan: &Plan)
 /// One line of the run history.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {
+    /// The run's id.
     pub run_id: String,
+    /// When it started (RFC 3339).
     pub started_at: String,
+    /// The first 16 hex digits of its SQL's BLAKE3.
     pub sql_hash: String,
+    /// Its selection, as flags.
     pub selection: String,
+    /// Partitions planned.
     pub partitions: usize,
+    /// Partitions committed or deleted.
     pub rewritten: usize,
+    /// Partitions found unchanged.
     pub unchanged: usize,
+    /// Partitions that failed.
     pub failed: usize,
+    /// `finished`, `finished_with_failures`, `interrupted`, `open` or `rolled_back`.
     pub status: String,
+    /// Whether its backups were released.
     pub released: bool,
 }
 
+/// A table's run history, as `runs` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunHistory {
+    /// The table, as the user named it.
+    pub table: String,
+    /// Oldest first.
+    pub runs: Vec<RunInfo>,
+}
+
 /// The run history of a table, oldest first.
-pub async fn history(loc: &Location) -> Result<Vec<RunInfo>> {
-    Ok(run_states(loc).await?.iter().map(info).collect())
+pub async fn history(loc: &Location) -> Result<RunHistory> {
+    Ok(RunHistory {
+        table: loc.display.clone(),
+        runs: run_states(loc).await?.iter().map(info).collect(),
+    })
 }
 
 fn info(run: &RunState) -> RunInfo {
@@ -212,24 +237,32 @@ fn info(run: &RunState) -> RunInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartitionState {
+    /// Committed: the new files are live.
     Rewritten,
+    /// Its new content equals the old: nothing was written.
     Unchanged,
+    /// Removed (`--on-empty delete`).
     Deleted,
     /// Left as it was (`--on-empty keep`).
     Kept,
+    /// Put back by a rollback.
     RolledBack,
     /// Not processed yet.
     Pending,
+    /// Failed, left as it was.
     Failed,
     /// Between the first and last step of a commit, a delete or a rollback.
     MidCommit,
+    /// Between the start and the end of a delete.
     MidDelete,
+    /// Between the start and the end of a rollback.
     MidRollback,
     /// Rollback found the partition changed since and left it.
     RollbackSkipped,
 }
 
 impl PartitionState {
+    /// The state's name in output (`mid_commit`...).
     pub fn name(self) -> &'static str {
         match self {
             PartitionState::Pending => "pending",
@@ -250,15 +283,21 @@ impl PartitionState {
 /// One partition of a run as its journal leaves it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionProgress {
-    pub partition: String,
+    /// The partition.
+    pub partition: PartitionId,
+    /// Where the run left it.
     pub state: PartitionState,
+    /// Rows before the run, where the journal says.
     pub rows_before: Option<u64>,
+    /// Checksum before the run, where the journal says.
     pub checksum_before: Option<String>,
     /// What the partition holds now, as the run recorded it: its new content, its old
     /// content (unchanged, kept, rolled back), or nothing (deleted). `None` where the
     /// journal does not say (pending, failed, mid-step, rollback skipped).
     pub rows_after: Option<u64>,
+    /// Checksum after the run, where the journal says.
     pub checksum_after: Option<String>,
+    /// The error, reason or note the journal gives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -266,12 +305,15 @@ pub struct PartitionProgress {
 /// One run in full: its history line and each planned partition, in plan order.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunDetail {
+    /// The run's history line.
     #[serde(flatten)]
     pub info: RunInfo,
+    /// The table, as the user named it.
     pub table: String,
     /// The checksum version of the journal's checksums; `None` for journals of format 1,
     /// written by versions that computed v1 or v2.
     pub checksum_version: Option<u32>,
+    /// Every planned partition, in plan order.
     pub partitions: Vec<PartitionProgress>,
 }
 

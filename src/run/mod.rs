@@ -15,7 +15,7 @@ mod worker;
 
 pub use history::{
     history, release, run_detail, unfinished_steps, PartitionProgress, PartitionState, RunDetail,
-    RunInfo, UnfinishedStep,
+    RunHistory, RunInfo, UnfinishedStep,
 };
 pub use resume::{largest_planned_partition, resumable, resume};
 pub use rollback::{rollback, RollbackEntry, RollbackReport};
@@ -36,43 +36,59 @@ use crate::lock::{LeaseTimes, Lock};
 use crate::plan::{self, OnEmpty, Order, Plan, RunSettings};
 use crate::selection::Selection;
 use crate::snapshot::Cache;
-use crate::table::Table;
+use crate::table::{PartitionId, Table};
 use crate::transform::{self, ms, Transform};
 
 /// What the user asked a run to do.
 #[derive(Clone)]
 pub struct RunRequest {
+    /// The transform's SQL text.
     pub sql: String,
+    /// The selection flags, recorded in the plan.
     pub selection: Selection,
     /// Required to act on a whole table without a selection.
     pub all: bool,
+    /// Partitions computed at once.
     pub jobs: usize,
+    /// The execution order.
     pub order: Order,
+    /// The policy for a transform that returns no rows.
     pub on_empty: OnEmpty,
+    /// Accept other columns or types than the table's.
     pub allow_schema_change: bool,
     /// Go on although the transform calls volatile functions.
     pub allow_nondeterministic: bool,
+    /// `NAME=TABLE` tables registered for joins.
     pub tables: Vec<(String, String)>,
+    /// How long leases live (object stores).
     pub lease: LeaseTimes,
+    /// Called as each partition finishes.
     pub progress: Option<Progress>,
 }
 
 /// Called after each partition finishes.
 pub type Progress = Arc<dyn Fn(&PartitionReport) + Send + Sync>;
 
+/// What became of a partition in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Its new files are live.
     Rewritten,
+    /// Its new content equals the old: nothing was written.
     Unchanged,
+    /// It failed and was left as it was.
     Failed,
+    /// It was removed (`--on-empty delete`).
     Deleted,
+    /// It was kept as it was (`--on-empty keep`).
     Kept,
     /// Not reached (the run stopped before it).
     Skipped,
 }
 
 impl Status {
+    /// The status's name in output.
     pub fn name(self) -> &'static str {
         match self {
             Status::Rewritten => "rewritten",
@@ -85,18 +101,29 @@ impl Status {
     }
 }
 
+/// One partition of a run's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionReport {
-    pub partition: String,
+    /// The partition.
+    pub partition: PartitionId,
+    /// What became of it.
     pub status: Status,
+    /// Rows before, once read.
     pub rows_before: Option<u64>,
+    /// Rows after, once transformed.
     pub rows_after: Option<u64>,
+    /// Checksum before, once read.
     pub checksum_before: Option<String>,
+    /// Checksum after, once transformed.
     pub checksum_after: Option<String>,
+    /// Wall time of its pipeline.
     pub duration_ms: f64,
+    /// Time per phase.
     pub phases: Phases,
+    /// What differs from the table's columns (allowed by `--allow-schema-change`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_change: Option<String>,
+    /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// What a worker found and did instead of transforming (done already by an earlier
@@ -123,29 +150,47 @@ impl PartitionReport {
     }
 }
 
+/// A run's counts and row totals.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
+    /// Partitions planned.
     pub partitions: usize,
+    /// Partitions rewritten.
     pub rewritten: usize,
+    /// Partitions unchanged.
     pub unchanged: usize,
+    /// Partitions failed.
     pub failed: usize,
+    /// Partitions deleted.
     pub deleted: usize,
+    /// Partitions kept.
     pub kept: usize,
+    /// Partitions not reached.
     pub skipped: usize,
+    /// Rows before.
     pub rows_before: u64,
+    /// Rows after (a partition left as it was counts its old rows).
     pub rows_after: u64,
+    /// `rows_after - rows_before`.
     pub rows_delta: i64,
 }
 
+/// What a run, resume or worker reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// The run's id.
     pub run_id: String,
+    /// The table, as the user named it.
     pub table: String,
+    /// The first 16 hex digits of the SQL's BLAKE3.
     pub sql_hash: String,
+    /// Each partition, in plan order.
     pub partitions: Vec<PartitionReport>,
+    /// Counts and row totals.
     pub summary: RunSummary,
     /// Time spent per phase, summed over partitions (they overlap with `--jobs` > 1).
     pub phases: Phases,
+    /// Wall time of the whole run.
     pub wall_ms: f64,
     /// What the SQL's preflight found before any partition was touched.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,6 +253,7 @@ impl RunReport {
         }
     }
 
+    /// Whether every partition succeeded (none failed or skipped).
     pub fn ok(&self) -> bool {
         self.summary.failed == 0 && self.summary.skipped == 0
     }
@@ -239,18 +285,19 @@ fn no_settings(run_id: &str) -> Error {
     }
 }
 
+/// The first 16 hex digits of the BLAKE3 of `sql`: how runs name their SQL.
 pub fn sql_hash(sql: &str) -> String {
     blake3::hash(sql.as_bytes()).to_hex()[..16].to_string()
 }
 
 /// Refuses a whole-table run without `--all`, and an empty one.
-pub fn check_scope(selection: &Selection, all: bool, selected: usize) -> Result<()> {
+pub fn check_scope(selection: &Selection, all: bool, partitions: usize) -> Result<()> {
     if selection.is_everything() && !all {
         return Err(Error::Usage(
             "no selection: give --where, --from/--to or --partition, or --all to rewrite every partition".into(),
         ));
     }
-    if selected == 0 {
+    if partitions == 0 {
         return Err(Error::EmptySelection("the table has no partitions".into()));
     }
     Ok(())
@@ -265,19 +312,18 @@ pub struct Preflight {
     pub allowed: bool,
 }
 
-/// Plans the SQL over the first selected partition's schema, without data: the output
-/// columns, the schema change, and the volatile functions it calls (refused unless
+/// Plans the SQL over the first partition's schema, without data: the output columns, the
+/// schema change, and the volatile functions it calls (refused unless
 /// `allow_nondeterministic`).
 pub async fn check_sql(
     table: &Table,
-    selected: &[usize],
     transform: &Transform,
     allow_schema_change: bool,
     allow_nondeterministic: bool,
 ) -> Result<(arrow::datatypes::SchemaRef, Option<String>, Preflight)> {
     // The first readable file gives the schema; unreadable ones fail their partition later.
     let mut found = None;
-    for p in selected.iter().map(|i| &table.partitions[*i]) {
+    for p in &table.partitions {
         for file in &p.files {
             let read = crate::table::reader::open_footer(&table.location, file, &p.id).await;
             if let Ok(read) = read {
@@ -319,16 +365,11 @@ pub async fn check_sql(
 
 /// What every new run checks before it plans: its scope, and its SQL against the table
 /// (columns, schema change, volatile functions).
-async fn prepare(
-    table: &Table,
-    selected: &[usize],
-    req: &RunRequest,
-) -> Result<(Transform, Preflight)> {
-    check_scope(&req.selection, req.all, selected.len())?;
+async fn prepare(table: &Table, req: &RunRequest) -> Result<(Transform, Preflight)> {
+    check_scope(&req.selection, req.all, table.partitions.len())?;
     let transform = Transform::new(&req.sql, &req.tables).await?;
     let (_, _, preflight) = check_sql(
         table,
-        selected,
         &transform,
         req.allow_schema_change,
         req.allow_nondeterministic,
@@ -340,13 +381,11 @@ async fn prepare(
 /// The plan of run `run_id` over the selected partitions, with the request's settings.
 async fn plan_run(
     table: &Table,
-    selected: &[usize],
     req: &RunRequest,
     run_id: &str,
     preflight: Preflight,
 ) -> Result<Plan> {
-    let mut plan =
-        plan::build(table, selected, &req.selection, req.order, req.jobs, run_id).await?;
+    let mut plan = plan::build(table, &req.selection, req.order, req.jobs, run_id).await?;
     plan.settings = Some(RunSettings {
         sql: req.sql.clone(),
         sql_hash: sql_hash(&req.sql),
@@ -360,15 +399,15 @@ async fn plan_run(
     Ok(plan)
 }
 
-/// Starts a run over the selected partitions.
-pub async fn run(table: &Table, selected: &[usize], req: RunRequest) -> Result<RunReport> {
+/// Starts a run over the partitions of `table` (narrowed to the request's selection).
+pub async fn run(table: &Table, req: RunRequest) -> Result<RunReport> {
     let started = Instant::now();
-    let (transform, preflight) = prepare(table, selected, &req).await?;
+    let (transform, preflight) = prepare(table, &req).await?;
     let run_id = journal::new_run_id();
     let loc = table.location.clone();
     let lock = Lock::acquire(&loc, &run_id, req.lease).await?;
     let result = async {
-        let plan = plan_run(table, selected, &req, &run_id, preflight).await?;
+        let plan = plan_run(table, &req, &run_id, preflight).await?;
         refuse_unfinished(&loc, &run_id, &plan).await?;
         let journal = Journal::create(&loc, &plan).await?;
         Ok::<_, Error>((plan, journal))

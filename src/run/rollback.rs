@@ -7,24 +7,34 @@ use crate::commit::{self, OpenStep, Recovered, RunState};
 use crate::error::{Error, Result};
 use crate::lock::{LeaseTimes, Lock};
 use crate::storage::Location;
+use crate::table::PartitionId;
 
 use super::history::run_state;
 
 /// What rollback did to one partition.
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackEntry {
-    pub partition: String,
+    /// The partition.
+    pub partition: PartitionId,
+    /// `rolled_back`, `skipped` or `untouched`.
     pub status: String,
+    /// Why it was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
+/// What a rollback reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackReport {
+    /// The run rolled back.
     pub run_id: String,
+    /// The table, as the user named it.
     pub table: String,
+    /// Each partition the run changed, newest change first.
     pub partitions: Vec<RollbackEntry>,
+    /// Partitions put back.
     pub rolled_back: usize,
+    /// Partitions skipped (changed by something else since).
     pub skipped: usize,
 }
 
@@ -60,7 +70,7 @@ async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport>
             continue;
         };
         let entry = |status: &str, reason: Option<String>| RollbackEntry {
-            partition: p.to_string(),
+            partition: p.clone(),
             status: status.into(),
             reason,
         };
@@ -98,7 +108,7 @@ async fn rollback_locked(loc: &Location, run_id: &str) -> Result<RollbackReport>
             Some(reason) => {
                 journal
                     .append(Event::RollbackSkipped(RollbackSkipped {
-                        partition: p.to_string(),
+                        partition: p.clone(),
                         reason: reason.clone(),
                     }))
                     .await?;

@@ -10,7 +10,7 @@ use crate::lock::{LeaseTimes, Lock};
 use crate::plan::{Plan, PlannedPartition};
 use crate::snapshot::Cache;
 use crate::storage::Location;
-use crate::table::Table;
+use crate::table::{PartitionId, Table};
 use crate::transform::{ms, Transform};
 
 use super::execute::{process, Ctx, Slots, WRITE_BUDGET_MB};
@@ -19,10 +19,10 @@ use super::{no_settings, plan_run, prepare, PartitionReport, RunReport, RunReque
 
 /// Plans a run and freezes it into its journal for workers, without touching a partition:
 /// `run --run ID --partition P` then does P, on any machine, any number at once.
-pub async fn freeze(table: &Table, selected: &[usize], req: RunRequest) -> Result<Plan> {
-    let (_, preflight) = prepare(table, selected, &req).await?;
+pub async fn freeze(table: &Table, req: RunRequest) -> Result<Plan> {
+    let (_, preflight) = prepare(table, &req).await?;
     let run_id = journal::new_run_id();
-    let mut plan = plan_run(table, selected, &req, &run_id, preflight).await?;
+    let mut plan = plan_run(table, &req, &run_id, preflight).await?;
     plan.frozen = true;
     // A new run's folder: no other process writes it, so no lock is needed.
     Journal::create(&table.location, &plan).await?;
@@ -30,7 +30,7 @@ pub async fn freeze(table: &Table, selected: &[usize], req: RunRequest) -> Resul
 }
 
 /// The partitions frozen run `run_id` planned, in plan order.
-pub async fn planned_partitions(loc: &Location, run_id: &str) -> Result<Vec<String>> {
+pub async fn planned_partitions(loc: &Location, run_id: &str) -> Result<Vec<PartitionId>> {
     let records = journal::read(loc, run_id).await?;
     if records.is_empty() {
         return Err(Error::NoRun {

@@ -39,6 +39,7 @@ pub const MAX_SEGMENTS: usize = 16;
 /// What identifies one version of a file without reading it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileKey {
+    /// Bytes.
     pub size: u64,
     /// Object stores: `etag:version`; local disk: `inode:mtime` (nanoseconds).
     pub tag: String,
@@ -55,7 +56,9 @@ pub struct FileKey {
 pub struct Shape {
     /// `(name, logical type)` in checksum order.
     pub schema: Vec<(String, String)>,
+    /// Each top-level column's type as readers see it.
     pub column_types: Vec<(String, String)>,
+    /// Whether checksum v1 would hash these columns differently.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub differs_in_v1: bool,
 }
@@ -65,13 +68,17 @@ pub struct Shape {
 pub struct Entry {
     /// Relative to the table root.
     pub path: String,
+    /// The file's key when the entry was made.
     pub key: FileKey,
+    /// The checksum version of `sum`.
     pub checksum_version: u32,
+    /// Rows.
     pub rows: u64,
     /// The sum of the rows' hashes, 32 hex digits.
     pub sum: String,
     /// Per-column sums, when they were computed.
     pub columns: Option<Vec<String>>,
+    /// Schema and column types, shared between entries.
     pub shape: Arc<Shape>,
 }
 
@@ -107,6 +114,7 @@ pub struct CacheReport {
     pub files_cached: usize,
     /// Entries and bytes in the cache after this command.
     pub entries: usize,
+    /// Bytes of the cache's segments.
     pub bytes: u64,
     /// Why the cache was skipped or an entry ignored (never an error).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -14,51 +14,73 @@ use serde::{Deserialize, Serialize};
 use crate::checksum::{self, Hasher, LogicalSchema, Part};
 use crate::error::{Error, Result};
 use crate::storage::Location;
-use crate::table::{DataFile, Partition, PartitionKey, Table};
+use crate::table::{DataFile, Partition, PartitionId, PartitionKey, Table};
 
 pub mod cache;
 
 pub use cache::{Cache, CacheReport};
 
+/// What a snapshot file's `format` says.
 pub const FORMAT: &str = "backfill-snapshot";
 
 /// A snapshot, as written by `snapshot --out` and read by `diff` and `verify --against`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Snapshot {
+    /// Always [`FORMAT`].
     pub format: String,
+    /// The snapshot file's version.
     pub version: u32,
+    /// The checksum version of every checksum in it.
     pub checksum_version: u32,
+    /// The table, as the user named it.
     pub table: String,
+    /// When it was taken (RFC 3339).
     pub taken_at: String,
+    /// The partition keys and their types.
     pub keys: Vec<PartitionKey>,
+    /// Each partition, in table order.
     pub partitions: Vec<PartitionSnapshot>,
+    /// Parquet files outside the `key=value` layout, never read.
     #[serde(default)]
     pub outside_layout: Vec<String>,
+    /// Totals over the partitions.
     pub totals: Totals,
     /// How many files were read and how many came from the checksum cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheReport>,
 }
 
+/// A snapshot's totals.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Totals {
+    /// Partitions.
     pub partitions: usize,
+    /// Rows.
     pub rows: u64,
+    /// Data files.
     pub files: usize,
+    /// Bytes of the data files.
     pub bytes: u64,
 }
 
 /// One partition in a snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PartitionSnapshot {
-    pub partition: String,
+    /// The partition.
+    pub partition: PartitionId,
+    /// Its values by key, typed: dates as `YYYY-MM-DD`, ints as numbers, NULL as null.
     pub values: serde_json::Map<String, serde_json::Value>,
+    /// Rows.
     pub rows: u64,
+    /// The checksum (64 hex digits), as docs/CHECKSUM.md defines it.
     pub checksum: String,
+    /// Data files.
     pub files: usize,
+    /// Bytes of the data files.
     pub bytes: u64,
     /// `name:type, ...` in checksum order.
     pub schema: String,
+    /// Each column's checksum (with `--columns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<BTreeMap<String, ColumnSnapshot>>,
     /// A column of this partition hashes differently under checksum v1 (a Decimal256 of
@@ -67,22 +89,27 @@ pub struct PartitionSnapshot {
     pub differs_in_v1: bool,
 }
 
+/// One column's checksum.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ColumnSnapshot {
+    /// The column's logical type (docs/CHECKSUM.md).
     #[serde(rename = "type")]
     pub logical_type: String,
+    /// The checksum (64 hex digits).
     pub checksum: String,
 }
 
 /// Called as files finish: (files done, bytes done) since the last call.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
+/// How to read files for a snapshot.
 #[derive(Clone)]
 pub struct ScanOptions {
     /// Also compute per-column checksums.
     pub columns: bool,
     /// Files read at once.
     pub jobs: usize,
+    /// Called as files finish.
     pub progress: Option<Progress>,
     /// The checksum version computed: [`checksum::VERSION`], or 1 to compare with
     /// snapshots taken before it.
@@ -107,6 +134,7 @@ impl Default for ScanOptions {
     }
 }
 
+/// Files read at once by default: the number of cores.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -116,8 +144,11 @@ pub fn default_jobs() -> usize {
 /// What reading one file gave.
 #[derive(Debug, Clone)]
 pub struct FileScan {
+    /// The file's logical schema.
     pub schema: LogicalSchema,
+    /// Its part of the partition's checksum.
     pub part: Part,
+    /// Whether checksum v1 would hash it differently.
     pub differs_in_v1: bool,
     /// Each top-level column's type as readers of the file see it: its Arrow type, and
     /// the Parquet annotation of a primitive column (`Uuid`, `Json`...), which the logical
@@ -257,7 +288,7 @@ pub async fn scan_files(
     partitions: &[&Partition],
     options: &ScanOptions,
 ) -> Vec<Vec<Result<FileScan>>> {
-    let units: Vec<(usize, usize, DataFile, String)> = partitions
+    let units: Vec<(usize, usize, DataFile, PartitionId)> = partitions
         .iter()
         .enumerate()
         .flat_map(|(p, part)| {
@@ -300,7 +331,7 @@ pub async fn scan_files(
                         .await
                         .map_err(|e| match e {
                             Error::Unreadable { path, reason, .. } => Error::Unreadable {
-                                partition: id,
+                                partition: id.to_string(),
                                 path,
                                 reason,
                             },
@@ -371,7 +402,7 @@ pub fn combine(
             None => schema = Some((scan.schema.clone(), &file.relative)),
             Some((first, first_path)) if !first.same_columns(&scan.schema) => {
                 return Err(Error::MixedSchema {
-                    partition: partition.id.clone(),
+                    partition: partition.id.to_string(),
                     first: first_path.to_string(),
                     first_schema: first.describe(),
                     second: file.relative.clone(),
@@ -414,13 +445,9 @@ pub fn combine(
     })
 }
 
-/// Snapshots the selected partitions (indices into `table.partitions`).
-pub async fn snapshot(
-    table: &Table,
-    selected: &[usize],
-    options: &ScanOptions,
-) -> Result<Snapshot> {
-    let partitions: Vec<&Partition> = selected.iter().map(|i| &table.partitions[*i]).collect();
+/// Snapshots the partitions of `table` (narrowed to a selection by [`Table::select`]).
+pub async fn snapshot(table: &Table, options: &ScanOptions) -> Result<Snapshot> {
+    let partitions: Vec<&Partition> = table.partitions.iter().collect();
     let scans = scan_files(table, &partitions, options).await;
     let mut out = Vec::with_capacity(partitions.len());
     for (p, s) in partitions.iter().zip(scans) {
@@ -432,6 +459,7 @@ pub async fn snapshot(
 }
 
 impl Snapshot {
+    /// A snapshot of `partitions` of `table`, taken now.
     pub fn new(table: &Table, partitions: Vec<PartitionSnapshot>) -> Snapshot {
         let totals = Totals {
             partitions: partitions.len(),
@@ -510,6 +538,7 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Whether every partition has per-column checksums.
     pub fn has_columns(&self) -> bool {
         !self.partitions.is_empty() && self.partitions.iter().all(|p| p.columns.is_some())
     }
@@ -573,6 +602,7 @@ impl Snapshot {
         ))
     }
 
+    /// Writes the snapshot as JSON to `path` (a file `diff` and `verify --against` read).
     pub fn write(&self, path: &std::path::Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("snapshot serialises");
         crate::storage::fs::real()

@@ -32,12 +32,12 @@ fn is_twelve_bytes(t: &Type) -> bool {
 }
 
 /// Whether a leaf is INT96 or INTERVAL, written through this module.
-pub fn is_twelve_bytes_leaf(c: &ColumnDescriptor) -> bool {
+pub(super) fn is_twelve_bytes_leaf(c: &ColumnDescriptor) -> bool {
     c.physical_type() == PhysicalType::INT96 || interval::is_interval(c)
 }
 
 /// Whether Parquet type `t` holds an INT96 or INTERVAL leaf.
-pub fn holds_twelve_bytes(t: &Type) -> bool {
+pub(super) fn holds_twelve_bytes(t: &Type) -> bool {
     if t.is_primitive() {
         is_twelve_bytes(t)
     } else {
@@ -46,7 +46,7 @@ pub fn holds_twelve_bytes(t: &Type) -> bool {
 }
 
 /// `t` with each INT96 or INTERVAL leaf a plain 12-byte FIXED_LEN_BYTE_ARRAY.
-pub fn as_binary(t: &Type) -> Result<TypePtr> {
+pub(super) fn as_binary(t: &Type) -> Result<TypePtr> {
     map_parquet_leaves(t, &mut |leaf| {
         if is_twelve_bytes(leaf) {
             plain_leaf(leaf, PhysicalType::FIXED_LEN_BYTE_ARRAY, 12).map(Some)
@@ -58,7 +58,7 @@ pub fn as_binary(t: &Type) -> Result<TypePtr> {
 
 /// Arrow type `dt` (a column written as Parquet type `t`) with each INT96 or INTERVAL
 /// leaf a 12-byte fixed-size binary, as the Arrow writer encodes [`as_binary`] of `t`.
-pub fn binary_type(dt: &DataType, t: &Type) -> DataType {
+pub(super) fn binary_type(dt: &DataType, t: &Type) -> DataType {
     let mut leaves = Vec::new();
     twelve_bytes_leaves(t, &mut leaves);
     let mut leaves = leaves.into_iter();
@@ -81,7 +81,7 @@ fn twelve_bytes_leaves(t: &Type, out: &mut Vec<bool>) {
 /// `array` (of top-level column `column`) as [`binary_type`] describes it: each
 /// timestamp that stands for an INT96 leaf as its 12 INT96 bytes, each interval as its
 /// 12 INTERVAL bytes (refused by name where it does not fit, [`interval::to_bytes`]).
-pub fn to_binary(array: &ArrayRef, target: &DataType, column: &str) -> Result<ArrayRef> {
+pub(super) fn to_binary(array: &ArrayRef, target: &DataType, column: &str) -> Result<ArrayRef> {
     map_arrays(array, target, &mut |leaf, to| {
         Ok(match (leaf.data_type(), to) {
             (DataType::Timestamp(unit, _), DataType::FixedSizeBinary(12)) => {
@@ -138,7 +138,7 @@ fn int96_bytes(nanos: i128) -> Result<[u8; 12]> {
 
 /// Describes a chunk encoded from [`as_binary`]'s leaf as the INT96 or INTERVAL leaf
 /// `descr` it is.
-pub fn describe_as(close: &mut ColumnCloseResult, descr: ColumnDescPtr) -> Result<()> {
+pub(super) fn describe_as(close: &mut ColumnCloseResult, descr: ColumnDescPtr) -> Result<()> {
     let m = &close.metadata;
     let mut b = ColumnChunkMetaData::builder(descr)
         .set_compression_codec(m.compression_codec())

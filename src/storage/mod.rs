@@ -5,6 +5,7 @@
 //! printed, and [`Location`]'s `Display` shows only the scheme, bucket and prefix.
 //! Local filesystem calls go through [`fs::Fs`], the location's `fs`.
 
+#[doc(hidden)]
 pub mod fs;
 
 use std::sync::Arc;
@@ -16,8 +17,11 @@ use crate::error::{Error, Result};
 /// Which kind of store a location lives on; the commit protocol differs per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// A local folder.
     Local,
+    /// S3 or an S3-speaking server.
     S3,
+    /// An in-memory store (tests).
     Memory,
 }
 
@@ -27,9 +31,13 @@ pub enum Backend {
 /// - `display` is safe to print (no credentials).
 #[derive(Clone)]
 pub struct Location {
+    /// The object store.
     pub store: Arc<dyn ObjectStore>,
+    /// The table's root path in the store.
     pub root: Path,
+    /// Which kind of store.
     pub backend: Backend,
+    /// The location as safe to print (no credentials).
     pub display: String,
     /// For local tables, the absolute directory of the table.
     pub local_dir: Option<std::path::PathBuf>,

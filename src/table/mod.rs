@@ -9,9 +9,14 @@
 //!   a folder of `key=value` parts holding only such files is an empty partition;
 //! - Parquet files anywhere else are listed in [`Table::outside_layout`], never read.
 
+#[doc(hidden)]
 pub mod faithful;
+mod id;
+#[doc(hidden)]
 pub mod interval;
+#[doc(hidden)]
 pub mod read;
+#[doc(hidden)]
 pub mod reader;
 pub mod value;
 
@@ -22,12 +27,15 @@ use object_store::path::Path;
 
 use crate::error::{Error, Result};
 use crate::storage::Location;
+pub use id::{BadValue, PartitionId, PartitionValues};
 pub use value::{escape_value, unescape_value, KeyType, Typed, HIVE_NULL};
 
 /// One partition key and the type its values are read in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionKey {
+    /// The key's name.
     pub name: String,
+    /// The type its values are read in.
     #[serde(rename = "type")]
     pub key_type: KeyType,
 }
@@ -35,9 +43,11 @@ pub struct PartitionKey {
 /// One Parquet file of a partition.
 #[derive(Debug, Clone)]
 pub struct DataFile {
+    /// The file's path in the store.
     pub path: Path,
     /// Path relative to the table root, for messages.
     pub relative: String,
+    /// Bytes.
     pub size: u64,
     /// The store's version tag of the file from the listing (ETag, version), if it gave
     /// one; the checksum cache keys entries by it.
@@ -47,25 +57,31 @@ pub struct DataFile {
 /// One leaf folder of `key=value` pairs.
 ///
 /// - `id` is the folder path below the root exactly as stored (`k=v/k2=v2`);
-/// - `values[i]` is the unescaped value of key `i`, `None` for NULL;
-/// - `typed[i]` is that value read in the key's type.
+/// - `values` are the folder names' values, unescaped, in key order;
+/// - `typed[i]` is value `i` read in key `i`'s type.
 #[derive(Debug, Clone)]
 pub struct Partition {
-    pub id: String,
-    pub values: Vec<Option<String>>,
+    /// The folder path: the partition's identity.
+    pub id: PartitionId,
+    /// The values its folder names say.
+    pub values: PartitionValues,
+    /// Those values in their keys' types.
     pub typed: Vec<Typed>,
+    /// Its data files, by name.
     pub files: Vec<DataFile>,
     /// Files in the folder that are neither Parquet nor skipped by readers.
     pub stray: Vec<String>,
 }
 
 impl Partition {
+    /// Bytes of its data files.
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
 
+    /// Whether a value is NULL.
     pub fn has_null(&self) -> bool {
-        self.values.iter().any(Option::is_none)
+        self.values.has_null()
     }
 
     /// `{"key": value, ...}` in key order, typed.
@@ -80,7 +96,9 @@ impl Partition {
 /// A discovered table.
 #[derive(Debug, Clone)]
 pub struct Table {
+    /// Where the table is.
     pub location: Location,
+    /// Its partition keys, in folder order.
     pub keys: Vec<PartitionKey>,
     /// Sorted by typed values, oldest first for date keys, NULL last.
     pub partitions: Vec<Partition>,
@@ -91,6 +109,7 @@ pub struct Table {
 /// How to read partition values: explicit types per key; others are inferred.
 #[derive(Debug, Clone, Default)]
 pub struct DiscoverOptions {
+    /// Types given by `--partition-type`, by key.
     pub key_types: BTreeMap<String, KeyType>,
 }
 
@@ -306,11 +325,12 @@ fn build(
         }
         let id = dirs.join("/");
         let partition = folders.entry(id.clone()).or_insert_with(|| Partition {
-            id,
-            values: dirs
-                .iter()
-                .map(|d| unescape_value(d.split_once('=').unwrap().1))
-                .collect(),
+            id: PartitionId::new(id),
+            values: PartitionValues::new(
+                dirs.iter()
+                    .map(|d| unescape_value(d.split_once('=').unwrap().1))
+                    .collect(),
+            ),
             typed: Vec::new(),
             files: Vec::new(),
             stray: Vec::new(),
@@ -347,22 +367,22 @@ fn build(
     for (i, name) in key_names.iter().enumerate() {
         let key_type = match options.key_types.get(name) {
             Some(t) => *t,
-            None => KeyType::infer(partitions.iter().filter_map(|p| p.values[i].as_deref())),
+            None => KeyType::infer(
+                partitions
+                    .iter()
+                    .filter_map(|p| p.values.raw()[i].as_deref()),
+            ),
         };
-        for p in &mut partitions {
-            let typed = Typed::read(p.values[i].as_deref(), key_type).ok_or_else(|| {
-                Error::Usage(format!(
-                    "partition {}: value {:?} of key {name} is not a {key_type}; fix --partition-type",
-                    p.id,
-                    p.values[i].as_deref().unwrap_or_default()
-                ))
-            })?;
-            p.typed.push(typed);
-        }
         keys.push(PartitionKey {
             name: name.clone(),
             key_type,
         });
+    }
+    for p in &mut partitions {
+        p.typed = p
+            .values
+            .typed(&keys)
+            .map_err(|e| Error::Usage(format!("partition {}: {e}; fix --partition-type", p.id)))?;
     }
     partitions.sort_by(|a, b| a.typed.cmp(&b.typed).then_with(|| a.id.cmp(&b.id)));
     Ok(Table {
@@ -374,15 +394,55 @@ fn build(
 }
 
 impl Table {
-    /// The bytes of the largest of the `selected` partitions.
-    pub fn largest_partition(&self, selected: &[usize]) -> u64 {
-        selected
+    /// The table narrowed to the partitions `selection` picks, in table order: what every
+    /// command then acts on. Fails on bad flags, and with [`Error::EmptySelection`] when
+    /// flags were given and nothing matches.
+    pub fn select(mut self, selection: &crate::selection::Selection) -> Result<Table> {
+        let candidates: Vec<_> = self
+            .partitions
             .iter()
-            .map(|i| self.partitions[*i].bytes())
+            .map(|p| crate::selection::Candidate {
+                id: &p.id,
+                typed: &p.typed,
+            })
+            .collect();
+        let keep = selection.apply(&self.keys, &candidates)?;
+        let mut keep = keep.into_iter().peekable();
+        let mut i = 0;
+        self.partitions.retain(|_| {
+            let kept = keep.next_if_eq(&i).is_some();
+            i += 1;
+            kept
+        });
+        Ok(self)
+    }
+
+    /// The table narrowed to the partitions `keep` accepts.
+    pub fn retain(mut self, keep: impl FnMut(&Partition) -> bool) -> Table {
+        self.partitions.retain(keep);
+        self
+    }
+
+    /// The bytes of the largest partition.
+    pub fn largest_partition(&self) -> u64 {
+        self.partitions
+            .iter()
+            .map(Partition::bytes)
             .max()
             .unwrap_or(0)
     }
 
+    /// Data files in all partitions.
+    pub fn files(&self) -> usize {
+        self.partitions.iter().map(|p| p.files.len()).sum()
+    }
+
+    /// Bytes of all data files.
+    pub fn bytes(&self) -> u64 {
+        self.partitions.iter().map(Partition::bytes).sum()
+    }
+
+    /// The partition keys' names, in order.
     pub fn key_names(&self) -> Vec<String> {
         self.keys.iter().map(|k| k.name.clone()).collect()
     }

@@ -59,7 +59,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
     let mut batch_row_groups = Some(Vec::new());
     for (f, file) in partition.files.iter().enumerate() {
         let unreadable = |e: &dyn std::fmt::Display| Error::Unreadable {
-            partition: partition.id.clone(),
+            partition: partition.id.to_string(),
             path: file.relative.clone(),
             reason: e.to_string(),
         };
@@ -137,7 +137,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             }
             Some((_, first, first_path)) if !first.same_columns(hasher.schema()) => {
                 return Err(Error::MixedSchema {
-                    partition: partition.id.clone(),
+                    partition: partition.id.to_string(),
                     first: first_path.clone(),
                     first_schema: first.describe(),
                     second: file.relative.clone(),

@@ -68,10 +68,13 @@ pub fn unescape_value(raw: &str) -> Option<String> {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
+    /// `YYYY-MM-DD`.
     Date,
+    /// A signed 64-bit integer.
     #[serde(alias = "integer", alias = "bigint", alias = "int64")]
     #[value(alias = "integer", alias = "bigint", alias = "int64")]
     Int,
+    /// Anything else.
     #[serde(alias = "str", alias = "text", alias = "varchar")]
     #[value(alias = "str", alias = "text", alias = "varchar")]
     String,
@@ -83,6 +86,7 @@ impl KeyType {
         <KeyType as clap::ValueEnum>::from_str(s, true).ok()
     }
 
+    /// The type's name in output.
     pub fn name(self) -> &'static str {
         match self {
             KeyType::Date => "date",
@@ -120,9 +124,13 @@ impl fmt::Display for KeyType {
 /// A partition value read in its key's type. Orders as the key's type does, NULL last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Typed {
+    /// A date.
     Date(NaiveDate),
+    /// An integer.
     Int(i64),
+    /// A string.
     Str(String),
+    /// NULL (`__HIVE_DEFAULT_PARTITION__`).
     Null,
 }
 
@@ -198,6 +206,7 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
 
+/// Reads `YYYY-MM-DD`.
 pub fn parse_date(v: &str) -> Option<NaiveDate> {
     if v.len() != 10 {
         return None;
@@ -205,6 +214,7 @@ pub fn parse_date(v: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()
 }
 
+/// Reads an integer as partition values spell it.
 pub fn parse_int(v: &str) -> Option<i64> {
     if v.is_empty() || v.starts_with('+') {
         return None;

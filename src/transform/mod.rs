@@ -59,6 +59,42 @@ fn constant(value: &Typed, k: &PartitionKey, n: usize) -> ArrayRef {
     }
 }
 
+/// Checks the SQL without a table: one statement, a query (`SELECT`, `WITH`, `VALUES`),
+/// that parses. What it reads is checked when it is planned against the table.
+pub fn check_syntax(sql: &str) -> Result<()> {
+    use datafusion::sql::parser::{DFParser, Statement};
+    use datafusion::sql::sqlparser::ast;
+    if sql.trim().trim_end_matches(';').trim().is_empty() {
+        return Err(Error::Usage(
+            "the SQL file is empty; write a SELECT over the table `source`".into(),
+        ));
+    }
+    let fail = |reason: String| {
+        Error::Usage(format!(
+            "the transform SQL failed: {reason}; write one SELECT over the table `source` (the partition's rows)"
+        ))
+    };
+    let statements = DFParser::parse_sql(sql).map_err(|e| fail(e.to_string()))?;
+    match statements.len() {
+        1 => {}
+        n => return Err(fail(format!("the file holds {n} statements"))),
+    }
+    match &statements[0] {
+        Statement::Statement(s) if matches!(**s, ast::Statement::Query(_)) => Ok(()),
+        other => {
+            let text = other.to_string();
+            let head: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            Err(fail(format!(
+                "it is a {head} statement, not a query; the transform only reads"
+            )))
+        }
+    }
+}
+
 /// The compiled transform: SQL text and the tables it may join.
 #[derive(Clone)]
 pub struct Transform {
@@ -87,11 +123,7 @@ struct Planned {
 impl Transform {
     /// Prepares the transform and the `--table NAME=TABLE` tables (opened once per run).
     pub async fn new(sql: &str, tables: &[(String, String)]) -> Result<Transform> {
-        if sql.trim().is_empty() {
-            return Err(Error::Usage(
-                "the SQL file is empty; write a SELECT over the table `source`".into(),
-            ));
-        }
+        check_syntax(sql)?;
         let mut t = Transform {
             sql: sql.trim().trim_end_matches(';').to_string(),
             tables: Vec::new(),
@@ -323,10 +355,7 @@ fn query(context: &str, e: datafusion::error::DataFusionError) -> Error {
 }
 
 fn sql_error(e: datafusion::error::DataFusionError) -> Error {
-    Error::Usage(format!(
-        "the transform SQL failed: {}; it runs over the table `source` (the partition's rows)",
-        e.strip_backtrace()
-    ))
+    Error::Transform { error: e }
 }
 
 /// Adds the partition keys as constant typed columns (unless the files have them).

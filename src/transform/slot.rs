@@ -30,13 +30,13 @@ use datafusion::physical_plan::{
 
 /// Which of the two tables a slot stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Name {
+pub(super) enum Name {
     Source,
     ThisPartition,
 }
 
 impl Name {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Name::Source => "source",
             Name::ThisPartition => "this_partition",
@@ -46,7 +46,7 @@ impl Name {
 
 /// A table of the given schema whose rows are those of the execution's [`Rows`].
 #[derive(Debug)]
-pub struct Slot {
+pub(super) struct Slot {
     pub name: Name,
     pub schema: SchemaRef,
 }
@@ -90,7 +90,7 @@ impl TableProvider for Slot {
 
 /// The scan of a [`Slot`]; it has rows once [`fill`] gave them.
 #[derive(Debug, Clone)]
-pub struct SlotExec {
+pub(super) struct SlotExec {
     name: Name,
     schema: SchemaRef,
     projection: Option<Vec<usize>>,
@@ -161,7 +161,7 @@ impl ExecutionPlan for SlotExec {
 
 /// Whether a physical plan can run again for another partition: only nodes that keep no
 /// state between executions, over slots.
-pub fn reusable(plan: &Arc<dyn ExecutionPlan>) -> bool {
+pub(super) fn reusable(plan: &Arc<dyn ExecutionPlan>) -> bool {
     const STATELESS: [&str; 7] = [
         "SlotExec",
         "ProjectionExec",
@@ -177,7 +177,7 @@ pub fn reusable(plan: &Arc<dyn ExecutionPlan>) -> bool {
 /// A copy of `plan` for one partition: its slots' scans hold `source` and
 /// `this_partition`, and every other node is a fresh one (no metrics or state carried over
 /// from an earlier execution).
-pub fn fill(
+pub(super) fn fill(
     plan: &Arc<dyn ExecutionPlan>,
     source: Vec<RecordBatch>,
     this_partition: Vec<RecordBatch>,

@@ -15,6 +15,8 @@
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
+use crate::table::PartitionId;
+
 /// Earlier partitions needed before one is judged.
 pub const MIN_HISTORY: usize = 4;
 /// The default threshold, in robust standard deviations.
@@ -22,6 +24,7 @@ pub const THRESHOLD: f64 = 3.5;
 /// Default window: earlier partitions of the same weekday (date keys), or earlier
 /// partitions (other keys).
 pub const WINDOW_WEEKDAYS: usize = 8;
+/// Earlier partitions a partition is compared with when the first key is not a date.
 pub const WINDOW: usize = 14;
 
 /// The smallest spread, as a share of the median.
@@ -30,18 +33,21 @@ const MIN_SPREAD: f64 = 0.05;
 /// One partition as the check sees it.
 #[derive(Debug, Clone)]
 pub struct Point {
-    pub partition: String,
+    /// The partition.
+    pub partition: PartitionId,
     /// The values of the keys after the first, joined: partitions of one group are
     /// compared with each other.
     pub group: String,
     /// The first key's date, when it is one (weekday-aware); else `None`.
     pub date: Option<NaiveDate>,
+    /// Its rows.
     pub rows: u64,
 }
 
 /// How far from its window a partition may be.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct AnomalyOptions {
+    /// Robust standard deviations from the median that count as an anomaly.
     pub threshold: f64,
     /// Earlier partitions compared with (default [`WINDOW_WEEKDAYS`] or [`WINDOW`]).
     pub window: Option<usize>,
@@ -59,13 +65,19 @@ impl Default for AnomalyOptions {
 /// A partition whose row count is out of its expected range.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Anomaly {
-    pub partition: String,
+    /// The partition.
+    pub partition: PartitionId,
+    /// Its rows.
     pub rows: u64,
+    /// The low end of the expected range.
     pub expected_low: u64,
+    /// The high end of the expected range.
     pub expected_high: u64,
+    /// The median of the window.
     pub median: f64,
     /// The earlier partitions it was compared with, and how they were chosen.
     pub references: usize,
+    /// How the range was computed, in words.
     pub method: String,
 }
 
@@ -162,7 +174,7 @@ mod tests {
             .map(|(i, r)| {
                 let d = start + chrono::Duration::days(i as i64);
                 Point {
-                    partition: format!("day={d}"),
+                    partition: format!("day={d}").into(),
                     group: String::new(),
                     date: Some(d),
                     rows: *r,
@@ -188,7 +200,7 @@ mod tests {
     fn flagged(rows: &[u64]) -> Vec<String> {
         row_count_anomalies(&days(rows), &AnomalyOptions::default())
             .into_iter()
-            .map(|a| a.partition)
+            .map(|a| a.partition.to_string())
             .collect()
     }
 
@@ -236,7 +248,7 @@ mod tests {
         let mut us = days(&weekly(6).iter().map(|r| r * 10).collect::<Vec<_>>());
         for p in &mut us {
             p.group = "region=us".into();
-            p.partition.push_str("/region=us");
+            p.partition = format!("{}/region=us", p.partition).into();
         }
         us[36].rows = 10;
         points.extend(us);

@@ -20,8 +20,11 @@ use crate::table::{KeyType, Table, Typed};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Every {
+    /// One partition per hour
     Hour,
+    /// One partition per day
     Day,
+    /// One partition per month
     Month,
 }
 
@@ -100,28 +103,45 @@ fn parse_point(s: &str) -> Option<NaiveDateTime> {
 /// One thing verify found.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Finding {
+    /// What was found.
     pub kind: FindingKind,
+    /// The partition it is in, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// The file, relative to the table root, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// What, in words.
     pub detail: String,
 }
 
+/// The kinds of finding (README, "`verify` findings").
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
+    /// A step of `--expect-every` has no partition.
     MissingPartition,
+    /// A partition without rows.
     EmptyPartition,
+    /// A partition value is NULL.
     NullPartition,
+    /// A data file of 0 bytes.
     ZeroByteFile,
+    /// A data file that does not read to the end.
     UnreadableFile,
+    /// Files of one partition with different schemas.
     MixedSchema,
+    /// A column typed differently by different partitions.
     MixedColumnTypes,
+    /// A Parquet file outside the `key=value` layout.
     OutsideLayout,
+    /// A non-Parquet, non-hidden file in a partition.
     StrayFile,
+    /// Drift: the partition differs from the snapshot.
     Changed,
+    /// Drift: the partition is gone since the snapshot.
     Missing,
+    /// Drift: the partition is new since the snapshot.
     New,
     /// `--deep`: a file's content differs from its checksum cache entry while its size
     /// and version (ETag, or inode and modification time) did not change: bit rot, or a
@@ -136,6 +156,7 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// The kind's name in output.
     pub fn name(self) -> &'static str {
         match self {
             FindingKind::MissingPartition => "missing_partition",
@@ -158,34 +179,51 @@ impl FindingKind {
     }
 }
 
+/// What `verify` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    /// The table, as the user named it.
     pub table: String,
+    /// Whether nothing was found.
     pub ok: bool,
+    /// Partitions verified.
     pub partitions: usize,
+    /// Data files verified.
     pub files: usize,
+    /// Rows verified.
     pub rows: u64,
+    /// The expected sequence, with `--expect-every`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<Expected>,
+    /// Everything found.
     pub findings: Vec<Finding>,
     /// How many files were read and how many came from the checksum cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<crate::snapshot::CacheReport>,
 }
 
+/// The sequence `--expect-every` expected.
 #[derive(Debug, Clone, Serialize)]
 pub struct Expected {
+    /// The step.
     pub every: Every,
+    /// The first step.
     pub from: String,
+    /// The last step.
     pub to: String,
+    /// Steps in all.
     pub count: usize,
 }
 
+/// What to check besides the table's files.
 pub struct VerifyOptions {
+    /// Expect one partition per step of the first key.
     pub every: Option<Every>,
     /// Bounds of the expected sequence (`--from` / `--to`), else first and last present.
     pub from: Option<String>,
+    /// The last expected step (default: the last partition).
     pub to: Option<String>,
+    /// A snapshot to compare with (drift).
     pub against: Option<Snapshot>,
     /// Look for row counts far from their predecessors' (`--rows-anomaly`).
     pub anomalies: Option<anomaly::AnomalyOptions>,
@@ -194,6 +232,7 @@ pub struct VerifyOptions {
     pub run: Option<RunDetail>,
     /// The selection the partitions came from; applied to `against` too.
     pub selection: crate::selection::Selection,
+    /// How files are read.
     pub scan: ScanOptions,
 }
 
@@ -255,12 +294,8 @@ impl Every {
     }
 }
 
-/// Verifies the selected partitions of `table`.
-pub async fn verify(
-    table: &Table,
-    selected: &[usize],
-    options: &VerifyOptions,
-) -> Result<VerifyReport> {
+/// Verifies the partitions of `table` (narrowed to a selection by [`Table::select`]).
+pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyReport> {
     let mut findings = Vec::new();
     for path in &table.outside_layout {
         findings.push(finding(
@@ -271,14 +306,13 @@ pub async fn verify(
                 .into(),
         ));
     }
-    let partitions: Vec<&crate::table::Partition> =
-        selected.iter().map(|i| &table.partitions[*i]).collect();
+    let partitions: Vec<&crate::table::Partition> = table.partitions.iter().collect();
 
     let mut expected = None;
     if let Some(every) = options.every {
         let mut present = std::collections::BTreeSet::new();
         for p in &partitions {
-            if let Some(t) = point_of(table, &p.typed, &p.values, every)? {
+            if let Some(t) = point_of(table, &p.typed, p.values.raw(), every)? {
                 present.insert(every.truncate(t));
             }
         }
@@ -380,7 +414,7 @@ pub async fn verify(
                     .or_default()
                     .entry(t.clone())
                     .or_default()
-                    .push(p.id.clone());
+                    .push(p.id.to_string());
             }
         }
         match snapshot::combine(p, &table.keys, scans, options.scan.columns) {

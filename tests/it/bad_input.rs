@@ -87,7 +87,7 @@ fn bad_selections() {
     let (dir, _) = small_table(2);
     fails(
         &run_in(dir.path(), &["snapshot", "t", "--where", "region ="]),
-        &["--where", "[day, region]"],
+        &["--where \"region =\" is not a SQL predicate"],
     );
     fails(
         &run_in(dir.path(), &["snapshot", "t", "--where", "colour = 'red'"]),
@@ -215,4 +215,66 @@ fn a_file_the_reader_would_convert_with_a_loss_is_refused() {
         assert!(out.stdout.contains(n), "{n:?} not in {}", out.stdout);
     }
     assert_eq!(crate::support::file_hashes(&t), before);
+}
+
+/// Every flag is checked before the table is read: each of these names the flag and what
+/// to write instead, while TABLE (`nowhere`) does not even exist. Pinned as transcripts.
+#[test]
+fn bad_flags_are_refused_before_the_table_is_read() {
+    let (dir, _) = small_table(1);
+    std::fs::write(dir.path().join("delete.sql"), "DELETE FROM source").unwrap();
+    std::fs::write(dir.path().join("two.sql"), "SELECT 1; SELECT 2").unwrap();
+    std::fs::write(dir.path().join("ok.sql"), "SELECT * FROM source").unwrap();
+    let cases: [(&str, &[&str]); 8] = [
+        (
+            "where_syntax",
+            &["snapshot", "nowhere", "--where", "region ="],
+        ),
+        (
+            "partition_shape",
+            &["verify", "nowhere", "--partition", "2024-01-01"],
+        ),
+        (
+            "partition_type",
+            &["plan", "nowhere", "--partition-type", "day:float"],
+        ),
+        (
+            "lookup_table",
+            &[
+                "run", "nowhere", "--sql", "ok.sql", "--all", "--table", "rates",
+            ],
+        ),
+        (
+            "lookup_table_missing",
+            &[
+                "plan",
+                "nowhere",
+                "--sql",
+                "ok.sql",
+                "--table",
+                "rates=lake/rates",
+            ],
+        ),
+        ("shard", &["run", "nowhere", "--run", "R", "--shard", "3/2"]),
+        (
+            "sql_not_a_query",
+            &["run", "nowhere", "--sql", "delete.sql", "--all"],
+        ),
+        (
+            "sql_two_statements",
+            &["plan", "nowhere", "--sql", "two.sql"],
+        ),
+    ];
+    for (name, args) in cases {
+        let out = assert_cli!(format!("refused_{name}"), dir.path(), args);
+        assert_eq!(out.code, 2, "{name}: {}", out.stderr);
+        assert!(!out.stderr.contains("nowhere"), "{name}: {}", out.stderr);
+    }
+    // With good flags, the table is what is wrong.
+    let out = assert_cli!(
+        "refused_missing_table",
+        dir.path(),
+        &["snapshot", "nowhere", "--where", "region = 'eu'"]
+    );
+    assert_eq!(out.code, 2);
 }

@@ -95,7 +95,7 @@ fn snapshot_of(rows: &[Row], files: usize, group: usize, zstd: bool, dictionary:
         let table = backfill::table::discover(&loc, &Default::default())
             .await
             .unwrap();
-        let snap = backfill::snapshot::snapshot(&table, &[0], &Default::default())
+        let snap = backfill::snapshot::snapshot(&table, &Default::default())
             .await
             .unwrap();
         snap.partitions[0].checksum.clone()

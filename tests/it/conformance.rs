@@ -96,13 +96,12 @@ async fn checksums(loc: &Location) -> BTreeMap<String, (u64, String)> {
     let table = backfill::table::discover(loc, &Default::default())
         .await
         .unwrap();
-    let all: Vec<usize> = (0..table.partitions.len()).collect();
-    let snap = backfill::snapshot::snapshot(&table, &all, &Default::default())
+    let snap = backfill::snapshot::snapshot(&table, &Default::default())
         .await
         .unwrap();
     snap.partitions
         .into_iter()
-        .map(|p| (p.partition, (p.rows, p.checksum)))
+        .map(|p| (p.partition.into(), (p.rows, p.checksum)))
         .collect()
 }
 
@@ -131,8 +130,7 @@ fn request(sql: &str, selection: Selection, all: bool) -> RunRequest {
 
 async fn run_all(loc: &Location, sql: &str) -> Result<run::RunReport, backfill::Error> {
     let table = backfill::table::discover(loc, &Default::default()).await?;
-    let all: Vec<usize> = (0..table.partitions.len()).collect();
-    run::run(&table, &all, request(sql, Selection::default(), true)).await
+    run::run(&table, request(sql, Selection::default(), true)).await
 }
 
 const UPPER: &str = "SELECT id, upper(name) AS name FROM source";
@@ -171,7 +169,11 @@ async fn discovery_of_look_alike_values(kind: Kind) {
     let t = backfill::table::discover(&f.loc, &Default::default())
         .await
         .unwrap();
-    let mut got: Vec<Option<String>> = t.partitions.iter().map(|p| p.values[0].clone()).collect();
+    let mut got: Vec<Option<String>> = t
+        .partitions
+        .iter()
+        .map(|p| p.values.raw()[0].clone())
+        .collect();
     got.sort();
     let mut want: Vec<Option<String>> = ["us", "us east", "us-east", "us/x", "us0", "u", "v"]
         .iter()
@@ -200,7 +202,7 @@ async fn diff_and_verify(kind: Kind) {
     let table = backfill::table::discover(&f.loc, &Default::default())
         .await
         .unwrap();
-    let before = backfill::snapshot::snapshot(&table, &[0, 1, 2], &Default::default())
+    let before = backfill::snapshot::snapshot(&table, &Default::default())
         .await
         .unwrap();
     f.put(
@@ -216,8 +218,7 @@ async fn diff_and_verify(kind: Kind) {
     let table = backfill::table::discover(&f.loc, &Default::default())
         .await
         .unwrap();
-    let all: Vec<usize> = (0..table.partitions.len()).collect();
-    let after = backfill::snapshot::snapshot(&table, &all, &Default::default())
+    let after = backfill::snapshot::snapshot(&table, &Default::default())
         .await
         .unwrap();
     let d = backfill::diff::diff(&before, &after);
@@ -241,9 +242,7 @@ async fn diff_and_verify(kind: Kind) {
         selection: Selection::default(),
         scan: Default::default(),
     };
-    let report = backfill::verify::verify(&table, &all, &options)
-        .await
-        .unwrap();
+    let report = backfill::verify::verify(&table, &options).await.unwrap();
     let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind.name()).collect();
     assert_eq!(kinds, ["missing_partition", "changed", "new"], "{kind:?}");
 }
@@ -259,7 +258,8 @@ async fn backfill_and_history(kind: Kind) {
         from: Some("2024-03-02".into()),
         ..Default::default()
     };
-    let report = run::run(&table, &[2, 3], request(UPPER, selection, false))
+    let table = table.select(&selection).unwrap();
+    let report = run::run(&table, request(UPPER, selection, false))
         .await
         .unwrap();
     assert!(report.ok(), "{kind:?}: {report:?}");
@@ -284,7 +284,7 @@ async fn backfill_and_history(kind: Kind) {
             assert_eq!(*v, expected[p], "{kind:?}: {p}");
         }
     }
-    let history = run::history(&f.loc).await.unwrap();
+    let history = run::history(&f.loc).await.unwrap().runs;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].status, "finished");
     assert_eq!((history[0].partitions, history[0].rewritten), (2, 2));
@@ -293,7 +293,10 @@ async fn backfill_and_history(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(checksums(&f.loc).await, before, "{kind:?}: after rollback");
-    assert_eq!(run::history(&f.loc).await.unwrap()[0].status, "rolled_back");
+    assert_eq!(
+        run::history(&f.loc).await.unwrap().runs[0].status,
+        "rolled_back"
+    );
 }
 
 async fn resume_after_a_fault_at_each_step(kind: Kind) {

@@ -152,7 +152,7 @@ async fn discovery_works_on_the_in_memory_store() {
     let got: Vec<_> = table
         .partitions
         .iter()
-        .map(|p| (p.id.as_str(), p.values[1].as_deref(), p.files.len()))
+        .map(|p| (p.id.as_str(), p.values.raw()[1].as_deref(), p.files.len()))
         .collect();
     assert_eq!(
         got,
@@ -161,7 +161,7 @@ async fn discovery_works_on_the_in_memory_store() {
             ("d=2024-01-02/r=a%2Fb", Some("a/b"), 1)
         ]
     );
-    let snap = backfill::snapshot::snapshot(&table, &[0, 1], &Default::default())
+    let snap = backfill::snapshot::snapshot(&table, &Default::default())
         .await
         .unwrap();
     assert_eq!(snap.totals.rows, 4);

@@ -2,6 +2,7 @@
 // Tests set tables up and look at them with std::fs directly.
 #![allow(clippy::disallowed_methods)]
 
+#[macro_use]
 mod support;
 
 mod bad_input;

@@ -150,7 +150,7 @@ async fn a_server_without_conditional_writes_is_refused_before_anything_is_writt
         .await
         .unwrap();
     let req = request("SELECT id + 1 AS id, name FROM source", 1);
-    let err = backfill::run::run(&table, &[0, 1], req).await.unwrap_err();
+    let err = backfill::run::run(&table, req).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("does not honour conditional writes"),
@@ -188,12 +188,12 @@ async fn transient_errors_are_retried() {
     let table = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
-    let snap = backfill::snapshot::snapshot(&table, &[0, 1, 2], &Default::default())
+    let snap = backfill::snapshot::snapshot(&table, &Default::default())
         .await
         .unwrap();
     assert_eq!(snap.totals.rows, 9);
     let req = request("SELECT id + 1 AS id, name FROM source", 2);
-    let report = backfill::run::run(&table, &[0, 1, 2], req).await.unwrap();
+    let report = backfill::run::run(&table, req).await.unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.summary.rewritten, 3);
     let refused = p.refused.load(std::sync::atomic::Ordering::SeqCst);
@@ -226,7 +226,7 @@ async fn large_files_go_up_as_multipart_uploads() {
         .await
         .unwrap();
     let req = request("SELECT id + 1 AS id, payload FROM source", 1);
-    let report = backfill::run::run(&table, &[0], req).await.unwrap();
+    let report = backfill::run::run(&table, req).await.unwrap();
     assert!(report.ok(), "{report:?}");
     let name = format!("lake/t/k=1/part-{}-0.parquet", report.run_id);
     let size = store.head(&Path::from(name.as_str())).await.unwrap().size;

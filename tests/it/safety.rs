@@ -65,13 +65,12 @@ async fn checksums_of(loc: &Location) -> BTreeMap<String, String> {
     let table = backfill::table::discover(loc, &Default::default())
         .await
         .unwrap();
-    let all: Vec<usize> = (0..table.partitions.len()).collect();
-    let snap = backfill::snapshot::snapshot(&table, &all, &Default::default())
+    let snap = backfill::snapshot::snapshot(&table, &Default::default())
         .await
         .unwrap();
     snap.partitions
         .into_iter()
-        .map(|p| (p.partition, p.checksum))
+        .map(|p| (p.partition.into(), p.checksum))
         .collect()
 }
 
@@ -86,8 +85,7 @@ async fn names(store: &Arc<dyn ObjectStore>, partition: &str) -> Vec<String> {
 
 async fn run_on(loc: &Location) -> Result<run::RunReport, backfill::Error> {
     let table = backfill::table::discover(loc, &Default::default()).await?;
-    let all: Vec<usize> = (0..table.partitions.len()).collect();
-    run::run(&table, &all, request()).await
+    run::run(&table, request()).await
 }
 
 /// After a crash, a new run over the whole table. It must never read a partition whose

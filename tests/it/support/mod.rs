@@ -36,6 +36,78 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
     }
 }
 
+/// A command line's whole outcome, as a snapshot holds it: the arguments, the exit code,
+/// stdout and stderr.
+pub fn transcript(args: &[&str], out: &Output) -> String {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains(' ') || a.is_empty() {
+                format!("'{a}'")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    format!(
+        "$ backfill {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
+        shown.join(" "),
+        out.code,
+        out.stdout,
+        out.stderr
+    )
+}
+
+/// The one place that says what differs between runs of the same command and is masked
+/// in CLI snapshots: run ids, times, the temp folder, and the checksum cache's size.
+pub fn cli_settings(dir: &Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(r"\d{8}T\d{6}Z-[0-9a-f]{6}", "[RUN_ID]");
+    s.add_filter(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)",
+        "[TIME]",
+    );
+    s.add_filter(r"entries, [\d.]+ (B|KiB|MiB) at", "entries, [SIZE] at");
+    let escaped: String = dir
+        .display()
+        .to_string()
+        .chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect();
+    s.add_filter(&escaped, "[DIR]");
+    s
+}
+
+/// Runs `backfill ARGS` in DIR and compares its transcript (arguments, exit code, stdout,
+/// stderr; [`cli_settings`] masks what differs between runs) with the snapshot, named
+/// after the test or given. Gives the output for further checks.
+macro_rules! assert_cli {
+    ($dir:expr, $args:expr) => {{
+        let args: &[&str] = $args;
+        let dir: &std::path::Path = $dir;
+        let out = $crate::support::run_in(dir, args);
+        $crate::support::cli_settings(dir).bind(|| {
+            insta::assert_snapshot!($crate::support::transcript(args, &out));
+        });
+        out
+    }};
+    ($name:expr, $dir:expr, $args:expr) => {{
+        let args: &[&str] = $args;
+        let dir: &std::path::Path = $dir;
+        let out = $crate::support::run_in(dir, args);
+        $crate::support::cli_settings(dir).bind(|| {
+            insta::assert_snapshot!($name, $crate::support::transcript(args, &out));
+        });
+        out
+    }};
+}
+
 /// Runs `backfill ARGS` from the repository root (for `testdata/` tables).
 pub fn run(args: &[&str]) -> Output {
     run_in(&root(), args)
