@@ -145,14 +145,16 @@ pub async fn footer_rows(loc: &Location, file: &DataFile) -> Result<u64> {
     Ok(meta.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
-/// Builds the plan of the partitions of `table` (narrowed to `selection`): reads every
-/// footer (in parallel).
+/// Builds the plan of the partitions of `table` (narrowed to `selection`): each file's rows
+/// from the checksum cache when it holds the file in the version listed, else from its
+/// footer (read in parallel).
 pub async fn build(
     table: &Table,
     selection: &Selection,
     order: Order,
     jobs: usize,
     run_id: &str,
+    cache: Option<&crate::snapshot::Cache>,
 ) -> Result<Plan> {
     let mut parts: Vec<&Partition> = table.partitions.iter().collect();
     if order == Order::NewestFirst {
@@ -168,7 +170,15 @@ pub async fn build(
         .map(|(i, f, id)| {
             let loc = loc.clone();
             async move {
-                let (rows, error) = match footer_rows(&loc, &f).await {
+                let cached = match cache {
+                    Some(c) => c.rows_of(&loc, &f).await,
+                    None => None,
+                };
+                let read = match cached {
+                    Some(rows) => Ok(rows),
+                    None => footer_rows(&loc, &f).await,
+                };
+                let (rows, error) = match read {
                     Ok(r) => (r, None),
                     Err(Error::Unreadable { reason, .. }) => (0, Some(format!("{id}: {reason}"))),
                     Err(e) => return Err(e),
@@ -252,6 +262,7 @@ impl PlannedPartition {
                     relative,
                     size: f.size,
                     tag: None,
+                    e_tag: None,
                 }
             })
             .collect();

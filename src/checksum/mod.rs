@@ -263,16 +263,34 @@ fn put_str(h: &mut blake3::Hasher, s: &str) {
 
 /// The partition checksum: BLAKE3 over the domain, the logical schema, rows and sum, as hex.
 pub fn digest(schema: &LogicalSchema, part: &Part) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(PARTITION_DOMAIN);
-    h.update(&(schema.columns.len() as u32).to_le_bytes());
-    for c in &schema.columns {
-        put_str(&mut h, &c.name);
-        put_str(&mut h, &c.logical_type);
+    Digester::new(schema).digest(part)
+}
+
+/// [`digest`] for many parts of one schema (the partitions of a table): the schema's share
+/// of the hash is taken once.
+#[derive(Clone)]
+pub struct Digester(blake3::Hasher);
+
+impl Digester {
+    /// The digester of partitions of `schema`.
+    pub fn new(schema: &LogicalSchema) -> Digester {
+        let mut h = blake3::Hasher::new();
+        h.update(PARTITION_DOMAIN);
+        h.update(&(schema.columns.len() as u32).to_le_bytes());
+        for c in &schema.columns {
+            put_str(&mut h, &c.name);
+            put_str(&mut h, &c.logical_type);
+        }
+        Digester(h)
     }
-    h.update(&part.rows.to_le_bytes());
-    h.update(&part.sum.to_le_bytes());
-    h.finalize().to_hex().to_string()
+
+    /// The checksum of a partition of this schema whose rows sum to `part`.
+    pub fn digest(&self, part: &Part) -> String {
+        let mut h = self.0.clone();
+        h.update(&part.rows.to_le_bytes());
+        h.update(&part.sum.to_le_bytes());
+        h.finalize().to_hex().to_string()
+    }
 }
 
 /// One column's checksum: BLAKE3 over the domain, the column, rows and the column's sum.

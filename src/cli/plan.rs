@@ -170,7 +170,10 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let plan = plan::build(&table, &selection, order, jobs, "(plan)").await?;
+    // Rows of files the checksum cache holds are not read again (read-only: nothing new
+    // is learnt from footers).
+    let cache = backfill::snapshot::Cache::open(&table.location, None).await;
+    let plan = plan::build(&table, &selection, order, jobs, "(plan)", Some(&cache)).await?;
     let report = PlanReport {
         plan,
         transform,

@@ -330,8 +330,16 @@ pub fn diff(d: &Diff) -> String {
 
 pub fn verify(r: &VerifyReport) -> String {
     let mut text = format!(
-        "verified {} partitions, {} files, {} rows in {}\n",
-        r.partitions, r.files, r.rows, r.table
+        "verified {} partitions, {} files, {} rows in {}{}\n",
+        r.partitions,
+        r.files,
+        r.rows,
+        r.table,
+        if r.footers_only {
+            " (footers only: the data was not read)"
+        } else {
+            ""
+        }
     );
     if let Some(e) = &r.expected {
         let every = format!("{:?}", e.every).to_lowercase();
@@ -403,7 +411,18 @@ pub fn progress(
     );
     bar.set_message(format!("{label} {files} files"));
     let b = bar.clone();
-    Some((bar, std::sync::Arc::new(move |_files, bytes| b.inc(bytes))))
+    let cached = std::sync::atomic::AtomicU64::new(0);
+    let label = label.to_string();
+    Some((
+        bar,
+        std::sync::Arc::new(move |bytes, from_cache| {
+            if from_cache {
+                let n = cached.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                b.set_message(format!("{label} {files} files ({n} from the cache)"));
+            }
+            b.inc(bytes);
+        }),
+    ))
 }
 
 pub fn plan(p: &Plan, jobs: usize) -> String {

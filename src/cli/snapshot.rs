@@ -60,7 +60,7 @@ pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
         progress: bar.as_ref().map(|b| b.1.clone()),
         checksum_version: args.checksum_version,
         cache: cache.clone(),
-        deep: false,
+        ..ScanOptions::default()
     };
     let mut snap = snapshot::snapshot(&table, &options)
         .await

@@ -50,6 +50,11 @@ pub struct VerifyArgs {
     /// finds files whose content changed while their size and version did not
     #[arg(long, help_heading = "Checksum cache", conflicts_with = "no_cache")]
     pub deep: bool,
+    /// Read only footers (and the checksum cache), not the data: rows, schemas, column
+    /// types and the layout are checked, pages and checksums are not. Cheap on any lake,
+    /// e.g. with --rows-anomaly
+    #[arg(long, conflicts_with_all = ["against", "run", "deep"])]
+    pub footers_only: bool,
     /// Drop cache entries of files no longer in the table and merge the cache into one
     /// segment
     #[arg(long, help_heading = "Checksum cache", conflicts_with = "no_cache")]
@@ -141,6 +146,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
             ),
             cache,
             deep: args.deep,
+            footers_only: args.footers_only,
         },
         against,
         run,

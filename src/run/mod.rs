@@ -385,7 +385,16 @@ async fn plan_run(
     run_id: &str,
     preflight: Preflight,
 ) -> Result<Plan> {
-    let mut plan = plan::build(table, &req.selection, req.order, req.jobs, run_id).await?;
+    let cache = Cache::open(&table.location, None).await;
+    let mut plan = plan::build(
+        table,
+        &req.selection,
+        req.order,
+        req.jobs,
+        run_id,
+        Some(&cache),
+    )
+    .await?;
     plan.settings = Some(RunSettings {
         sql: req.sql.clone(),
         sql_hash: sql_hash(&req.sql),

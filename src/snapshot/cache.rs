@@ -50,9 +50,22 @@ pub struct FileKey {
     pub changed: Option<String>,
 }
 
+impl FileKey {
+    /// The key of a local file of `size` bytes from its identity (`inode:mtime:ctime`,
+    /// as [`crate::storage::fs::Fs::identity`] gives it).
+    fn local(size: u64, identity: &str) -> Option<FileKey> {
+        let (version, changed) = identity.rsplit_once(':')?;
+        Some(FileKey {
+            size,
+            tag: version.to_string(),
+            changed: Some(changed.to_string()),
+        })
+    }
+}
+
 /// What the files of a table mostly share: their logical schema and column types. A
 /// segment stores each shape once and its entries point at it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Shape {
     /// `(name, logical type)` in checksum order.
     pub schema: Vec<(String, String)>,
@@ -61,6 +74,45 @@ pub struct Shape {
     /// Whether checksum v1 would hash these columns differently.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub differs_in_v1: bool,
+    /// The schema and column types as scans hold them, made once per shape: a snapshot
+    /// of a table whose files are all cached otherwise spends its time copying them.
+    #[serde(skip)]
+    scanned: std::sync::OnceLock<Scanned>,
+}
+
+/// A shape's schema and column types as [`FileScan`]s share them.
+type Scanned = (Arc<LogicalSchema>, Arc<Vec<(String, String)>>);
+
+impl PartialEq for Shape {
+    fn eq(&self, other: &Shape) -> bool {
+        (&self.schema, &self.column_types, self.differs_in_v1)
+            == (&other.schema, &other.column_types, other.differs_in_v1)
+    }
+}
+
+impl Eq for Shape {}
+
+impl std::hash::Hash for Shape {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.schema, &self.column_types, self.differs_in_v1).hash(state);
+    }
+}
+
+impl Shape {
+    fn scanned(&self) -> &Scanned {
+        self.scanned.get_or_init(|| {
+            let schema = LogicalSchema::from_columns(
+                self.schema
+                    .iter()
+                    .map(|(name, t)| LogicalColumn {
+                        name: name.clone(),
+                        logical_type: t.clone(),
+                    })
+                    .collect(),
+            );
+            (Arc::new(schema), Arc::new(self.column_types.clone()))
+        })
+    }
 }
 
 /// One file's contribution, as cached.
@@ -146,7 +198,7 @@ impl Cache {
         if let Some(d) = dir {
             // A shared cache folder holds each table's cache under the hash of its name.
             cache.store = d.clone();
-            cache.dir = d.root.clone().join(table_hash(&table.display));
+            cache.dir = d.root.clone().join(table_hash(&table.identity()));
         }
         let listed: Result<Vec<object_store::ObjectMeta>, _> =
             cache.store.store.list(Some(&cache.dir)).try_collect().await;
@@ -202,7 +254,9 @@ impl Cache {
                 ));
                 continue;
             }
-            if seg.table != cache.table {
+            // Segments name their table as its identity (its absolute folder, or its URL);
+            // earlier ones as the user spelled it.
+            if seg.table != cache.table && seg.table != table.display {
                 cache.note(format!(
                     "checksum cache segment {path} ignored: it is the cache of {}, not of {}",
                     seg.table, cache.table
@@ -244,7 +298,7 @@ impl Cache {
         Cache {
             store: table.clone(),
             dir: table.work_root().join("cache"),
-            table: table.display.clone(),
+            table: table.identity(),
             entries: HashMap::new(),
             segments: Vec::new(),
             bytes: 0,
@@ -271,6 +325,7 @@ impl Cache {
             relative: relative.to_string(),
             size,
             tag: None,
+            e_tag: None,
         };
         if let Some(key) = self.key_now(table, &file).await {
             self.record(relative, key, crate::checksum::VERSION, scan, false);
@@ -293,27 +348,24 @@ impl Cache {
     /// The key of `file` as the listing (or, on local disk, the file) says now; `None` if
     /// it cannot be told (then it is read, and not cached).
     pub async fn key_of(&self, table: &Location, file: &DataFile) -> Option<FileKey> {
-        if table.fs_path(&file.path).is_some() {
-            return self.key_now(table, file).await;
+        match &file.tag {
+            Some(identity) if table.is_local() => FileKey::local(file.size, identity),
+            Some(tag) => Some(FileKey {
+                size: file.size,
+                tag: tag.clone(),
+                changed: None,
+            }),
+            // Not from a listing (a file a run just wrote): look at it now.
+            None if table.is_local() => self.key_now(table, file).await,
+            None => None,
         }
-        file.tag.clone().map(|tag| FileKey {
-            size: file.size,
-            tag,
-            changed: None,
-        })
     }
 
     /// The key of `file` as the storage says at this moment (local disk: the inode and
     /// times; object stores: a HEAD), to tell whether it changed while it was read.
     pub async fn key_now(&self, table: &Location, file: &DataFile) -> Option<FileKey> {
         if let Some(fs) = table.fs_path(&file.path) {
-            let id = table.fs.identity(&fs).ok()?;
-            let (version, changed) = id.rsplit_once(':')?;
-            return Some(FileKey {
-                size: file.size,
-                tag: version.to_string(),
-                changed: Some(changed.to_string()),
-            });
+            return FileKey::local(file.size, &table.fs.identity(&fs).ok()?);
         }
         let m = table.store.head(&file.path).await.ok()?;
         let tag = match (m.e_tag, m.version) {
@@ -351,6 +403,14 @@ impl Cache {
         }
     }
 
+    /// The rows of `file` if the cache holds it in the version the listing gave (any
+    /// checksum version: rows are rows).
+    pub async fn rows_of(&self, table: &Location, file: &DataFile) -> Option<u64> {
+        let entries = self.entries.get(&file.relative)?;
+        let key = self.key_of(table, file).await?;
+        entries.iter().find(|e| e.key == key).map(|e| e.rows)
+    }
+
     /// Keeps what reading `path` gave, for the next command.
     pub fn record(&self, path: &str, key: FileKey, version: u32, scan: &FileScan, columns: bool) {
         self.read.fetch_add(1, Ordering::Relaxed);
@@ -375,7 +435,7 @@ impl Cache {
         let mut last = self.last_shape.lock().expect("last shape");
         if let Some(s) = last.as_ref() {
             let same = s.differs_in_v1 == scan.differs_in_v1
-                && s.column_types == scan.column_types
+                && s.column_types == *scan.column_types
                 && s.schema.len() == scan.schema.columns.len()
                 && s.schema
                     .iter()
@@ -392,8 +452,9 @@ impl Cache {
                 .iter()
                 .map(|c| (c.name.clone(), c.logical_type.clone()))
                 .collect(),
-            column_types: scan.column_types.clone(),
+            column_types: scan.column_types.to_vec(),
             differs_in_v1: scan.differs_in_v1,
+            scanned: (scan.schema.clone(), scan.column_types.clone()).into(),
         });
         *last = Some(shape.clone());
         shape
@@ -528,14 +589,20 @@ impl Cache {
         let mut shapes: Vec<Shape> = Vec::new();
         // By pointer first (entries share their shapes), then by content.
         let mut by_ptr: HashMap<*const Shape, usize> = HashMap::new();
-        let mut index: HashMap<&Shape, usize> = HashMap::new();
+        type Content<'a> = (&'a [(String, String)], &'a [(String, String)], bool);
+        let mut index: HashMap<Content, usize> = HashMap::new();
         let mut stored = Vec::with_capacity(entries.len());
         for e in entries {
             let ptr = Arc::as_ptr(&e.shape);
             let i = match by_ptr.get(&ptr) {
                 Some(i) => *i,
                 None => {
-                    let i = *index.entry(&e.shape).or_insert_with(|| {
+                    let content = (
+                        &e.shape.schema[..],
+                        &e.shape.column_types[..],
+                        e.shape.differs_in_v1,
+                    );
+                    let i = *index.entry(content).or_insert_with(|| {
                         shapes.push((*e.shape).clone());
                         shapes.len() - 1
                     });
@@ -649,23 +716,15 @@ fn scan_of(e: &Entry, columns: bool) -> Option<FileScan> {
     if columns && part_columns.len() != e.shape.schema.len() {
         return None;
     }
+    let (schema, column_types) = e.shape.scanned();
     Some(FileScan {
-        schema: LogicalSchema::from_columns(
-            e.shape
-                .schema
-                .iter()
-                .map(|(name, t)| LogicalColumn {
-                    name: name.clone(),
-                    logical_type: t.clone(),
-                })
-                .collect(),
-        ),
+        schema: schema.clone(),
         part: Part {
             rows: e.rows,
             sum: parse(&e.sum)?,
             columns: part_columns,
         },
         differs_in_v1: e.shape.differs_in_v1,
-        column_types: e.shape.column_types.clone(),
+        column_types: column_types.clone(),
     })
 }

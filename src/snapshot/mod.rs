@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::checksum::{self, Hasher, LogicalSchema, Part};
 use crate::error::{Error, Result};
 use crate::storage::Location;
+use crate::table::reader::Pinned;
 use crate::table::{DataFile, Partition, PartitionId, PartitionKey, Table};
 
 pub mod cache;
@@ -99,8 +100,9 @@ pub struct ColumnSnapshot {
     pub checksum: String,
 }
 
-/// Called as files finish: (files done, bytes done) since the last call.
-pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+/// Called as each file finishes: its bytes, and whether its part came from the checksum
+/// cache (not read).
+pub type Progress = Arc<dyn Fn(u64, bool) + Send + Sync>;
 
 /// How to read files for a snapshot.
 #[derive(Clone)]
@@ -119,6 +121,9 @@ pub struct ScanOptions {
     /// Read every file even where the cache has it, and compare with the cache
     /// (`verify --deep`).
     pub deep: bool,
+    /// Read only footers (or the cache): rows, schemas and column types, no checksums
+    /// (`verify --footers-only`). The parts' sums are then 0.
+    pub footers_only: bool,
 }
 
 impl Default for ScanOptions {
@@ -130,6 +135,7 @@ impl Default for ScanOptions {
             checksum_version: checksum::VERSION,
             cache: None,
             deep: false,
+            footers_only: false,
         }
     }
 }
@@ -144,8 +150,8 @@ pub fn default_jobs() -> usize {
 /// What reading one file gave.
 #[derive(Debug, Clone)]
 pub struct FileScan {
-    /// The file's logical schema.
-    pub schema: LogicalSchema,
+    /// The file's logical schema (shared by the scans of files alike).
+    pub schema: Arc<LogicalSchema>,
     /// Its part of the partition's checksum.
     pub part: Part,
     /// Whether checksum v1 would hash it differently.
@@ -153,7 +159,7 @@ pub struct FileScan {
     /// Each top-level column's type as readers of the file see it: its Arrow type, and
     /// the Parquet annotation of a primitive column (`Uuid`, `Json`...), which the logical
     /// type of the checksum leaves out.
-    pub column_types: Vec<(String, String)>,
+    pub column_types: Arc<Vec<(String, String)>>,
 }
 
 /// What a file's metadata says beside its rows: whether checksum v1 would hash it
@@ -215,10 +221,35 @@ pub fn scan_of_written(file: &bytes::Bytes, schema: LogicalSchema, part: Part) -
     let logical = crate::table::reader::logical_schema(&meta);
     let (differs_in_v1, column_types) = facts(&meta, &logical, false);
     Ok(FileScan {
-        schema,
+        schema: Arc::new(schema),
         part,
         differs_in_v1,
-        column_types,
+        column_types: Arc::new(column_types),
+    })
+}
+
+/// What a file's footer says of it: rows, schema and column types, and no checksum (its
+/// part's sum is 0).
+pub async fn scan_footer(loc: &Location, file: &DataFile, version: u32) -> Result<FileScan> {
+    let mut reader =
+        crate::table::reader::FileReader::new(loc.store.clone(), file.path.clone(), file.size);
+    let meta = if version == 1 {
+        crate::table::reader::open_as_v1(&mut reader).await
+    } else {
+        crate::table::reader::open_with_views(&mut reader).await
+    }
+    .map_err(|e| reason(file, e))?;
+    let logical = crate::table::reader::logical_schema(&meta);
+    let schema = LogicalSchema::of(&logical)?;
+    let (differs_in_v1, column_types) = facts(&meta, &logical, version == 1);
+    Ok(FileScan {
+        schema: Arc::new(schema),
+        part: Part {
+            rows: meta.metadata().file_metadata().num_rows().max(0) as u64,
+            ..Part::default()
+        },
+        differs_in_v1,
+        column_types: Arc::new(column_types),
     })
 }
 
@@ -231,9 +262,11 @@ pub async fn scan_file(
     file: &DataFile,
     columns: bool,
     version: u32,
+    pinned: Option<Pinned>,
 ) -> Result<FileScan> {
     let mut reader =
-        crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size);
+        crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size)
+            .pinned(pinned);
     let v1 = version == 1;
     let builder = if v1 {
         crate::table::reader::open_as_v1(&mut reader).await
@@ -267,10 +300,10 @@ pub async fn scan_file(
     }
     let (schema, part) = hasher.finish();
     Ok(FileScan {
-        schema,
+        schema: Arc::new(schema),
         part,
         differs_in_v1,
-        column_types,
+        column_types: Arc::new(column_types),
     })
 }
 
@@ -303,6 +336,7 @@ pub async fn scan_files(
     let version = options.checksum_version;
     let progress = options.progress.clone();
     let deep = options.deep;
+    let footers_only = options.footers_only;
     let results: Vec<(usize, usize, Result<FileScan>)> = futures::stream::iter(units)
         .map(|(p, f, file, id)| {
             let loc = loc.clone();
@@ -317,17 +351,13 @@ pub async fn scan_files(
                 if let (Some(c), Some(k), false) = (&cache, &key, deep) {
                     if let Some(scan) = c.lookup(&file.relative, k, version, columns) {
                         if let Some(progress) = &progress {
-                            progress(1, size);
+                            progress(size, true);
                         }
                         return (p, f, Ok(scan));
                     }
                 }
-                let relative = file.relative.clone();
-                let unit = file.clone();
-                let task_loc = loc.clone();
-                let handle = tokio::spawn(async move {
-                    let loc = task_loc;
-                    scan_file(&loc, &file, columns, version)
+                if footers_only {
+                    let scan = scan_footer(&loc, &file, version)
                         .await
                         .map_err(|e| match e {
                             Error::Unreadable { path, reason, .. } => Error::Unreadable {
@@ -336,22 +366,59 @@ pub async fn scan_files(
                                 reason,
                             },
                             e => e,
+                        });
+                    if let Some(progress) = &progress {
+                        progress(size, false);
+                    }
+                    return (p, f, scan);
+                }
+                let relative = file.relative.clone();
+                // On an object store a file read for the cache is pinned to the version
+                // the listing named (`If-Match` on its ETag): what is read is that version,
+                // with no request to ask again afterwards. A file replaced since is read
+                // again as it is now, and not cached.
+                let pin = match (&cache, &key, &file.e_tag) {
+                    (Some(_), Some(_), Some(e)) if !loc.is_local() => Some(Pinned::new(e.clone())),
+                    _ => None,
+                };
+                let read = |pin: Option<Pinned>| {
+                    let (loc, file, id) = (loc.clone(), file.clone(), id.clone());
+                    let handle = tokio::spawn(async move {
+                        scan_file(&loc, &file, columns, version, pin)
+                            .await
+                            .map_err(|e| match e {
+                                Error::Unreadable { path, reason, .. } => Error::Unreadable {
+                                    partition: id.to_string(),
+                                    path,
+                                    reason,
+                                },
+                                e => e,
+                            })
+                    });
+                    async move {
+                        handle.await.unwrap_or_else(|e| {
+                            Err(Error::Internal(format!(
+                                "a task reading a file failed: {e}"
+                            )))
                         })
-                });
-                let result = handle.await.unwrap_or_else(|e| {
-                    Err(Error::Internal(format!(
-                        "a task reading a file failed: {e}"
-                    )))
-                });
+                    }
+                };
+                let mut result = read(pin.clone()).await;
+                let replaced = pin.as_ref().is_some_and(Pinned::changed);
+                if replaced {
+                    result = read(None).await;
+                }
                 if let (Some(c), Ok(scan)) = (&cache, &result) {
                     // Recorded only if the file was the same version when it was listed
-                    // and after it was read: one replaced meanwhile is not cached.
-                    let after = match &key {
-                        Some(_) => c.key_now(&loc, &unit).await,
-                        None => None,
+                    // and when it was read: one replaced meanwhile is not cached. Local
+                    // files are looked at again after the read.
+                    let same = match (&key, &pin) {
+                        (Some(_), Some(_)) => !replaced,
+                        (Some(k), None) => c.key_now(&loc, &file).await.as_ref() == Some(k),
+                        (None, _) => false,
                     };
-                    match (key, after) {
-                        (Some(k), Some(a)) if k == a => {
+                    match (key, same) {
+                        (Some(k), true) => {
                             if deep {
                                 c.compare(&relative, &k, version, scan);
                             }
@@ -361,7 +428,7 @@ pub async fn scan_files(
                     }
                 }
                 if let Some(progress) = &progress {
-                    progress(1, size);
+                    progress(size, false);
                 }
                 (p, f, result)
             }
@@ -386,13 +453,41 @@ pub async fn scan_files(
 }
 
 /// Combines the file scans of one partition; fails on unreadable files or mixed schemas.
+/// What the partitions of one table mostly share, worked out once: their schema's
+/// description and its share of the checksum.
+#[derive(Default)]
+pub struct Shared {
+    last: Option<(Arc<LogicalSchema>, String, checksum::Digester)>,
+}
+
+impl Shared {
+    fn of(&mut self, schema: &Arc<LogicalSchema>) -> (&str, &checksum::Digester) {
+        let same = self
+            .last
+            .as_ref()
+            .is_some_and(|(s, _, _)| Arc::ptr_eq(s, schema) || **s == **schema);
+        if !same {
+            self.last = Some((
+                schema.clone(),
+                schema.describe(),
+                checksum::Digester::new(schema),
+            ));
+        }
+        let (_, describe, digester) = self.last.as_ref().expect("set above");
+        (describe, digester)
+    }
+}
+
+/// A partition's snapshot from the scans of its files; `shared` carries what partitions
+/// of the same schema share from one call to the next.
 pub fn combine(
     partition: &Partition,
     keys: &[PartitionKey],
     scans: Vec<Result<FileScan>>,
     columns: bool,
+    shared: &mut Shared,
 ) -> Result<PartitionSnapshot> {
-    let mut schema: Option<(LogicalSchema, &str)> = None;
+    let mut schema: Option<(Arc<LogicalSchema>, &str)> = None;
     let mut total = Part::default();
     let mut differs_in_v1 = false;
     for (scan, file) in scans.into_iter().zip(&partition.files) {
@@ -414,6 +509,8 @@ pub fn combine(
         total.add(&scan.part);
     }
     let schema = schema.map(|s| s.0).unwrap_or_default();
+    let (describe, digester) = shared.of(&schema);
+    let (describe, checksum) = (describe.to_string(), digester.digest(&total));
     let columns = columns.then(|| {
         schema
             .columns
@@ -436,10 +533,10 @@ pub fn combine(
         partition: partition.id.clone(),
         values: partition.values_json(keys),
         rows: total.rows,
-        checksum: checksum::digest(&schema, &total),
+        checksum,
         files: partition.files.len(),
         bytes: partition.bytes(),
-        schema: schema.describe(),
+        schema: describe,
         columns,
         differs_in_v1,
     })
@@ -450,8 +547,9 @@ pub async fn snapshot(table: &Table, options: &ScanOptions) -> Result<Snapshot> 
     let partitions: Vec<&Partition> = table.partitions.iter().collect();
     let scans = scan_files(table, &partitions, options).await;
     let mut out = Vec::with_capacity(partitions.len());
+    let mut shared = Shared::default();
     for (p, s) in partitions.iter().zip(scans) {
-        out.push(combine(p, &table.keys, s, options.columns)?);
+        out.push(combine(p, &table.keys, s, options.columns, &mut shared)?);
     }
     let mut snap = Snapshot::new(table, out);
     snap.checksum_version = options.checksum_version;

@@ -32,6 +32,17 @@ pub struct DirEntry {
     pub is_file: bool,
 }
 
+/// A file found by [`Fs::walk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walked {
+    /// The path below the walked folder, `/`-separated.
+    pub relative: String,
+    /// Bytes.
+    pub size: u64,
+    /// Its identity, as [`Fs::identity`] gives it.
+    pub identity: String,
+}
+
 /// The local filesystem, as the library uses it.
 pub trait Fs: Send + Sync + std::fmt::Debug {
     fn create_dir_all(&self, p: &Path) -> io::Result<()>;
@@ -51,6 +62,9 @@ pub trait Fs: Send + Sync + std::fmt::Debug {
     /// What identifies a file's current version without reading it: inode, modification
     /// time and change time, to the nanosecond (`ino:mtime:ctime`).
     fn identity(&self, p: &Path) -> io::Result<String>;
+    /// Every file below folder `p`, recursively, with its size and identity, from one
+    /// look at each folder entry (symbolic links are followed, as readers follow them).
+    fn walk(&self, p: &Path) -> io::Result<Vec<Walked>>;
     fn is_dir(&self, p: &Path) -> io::Result<bool>;
     fn canonicalize(&self, p: &Path) -> io::Result<PathBuf>;
     fn copy(&self, from: &Path, to: &Path) -> io::Result<u64>;
@@ -73,6 +87,20 @@ pub trait File: Send + Sync {
     /// A shared advisory lock, without waiting; `Ok(false)` if another process holds it
     /// exclusively.
     fn try_lock_shared(&self) -> io::Result<bool>;
+}
+
+/// `inode:mtime:ctime`, the times to the nanosecond: what tells one version of a local
+/// file from another without reading it.
+fn identity_of(m: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{}:{}.{:09}:{}.{:09}",
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    )
 }
 
 /// The operating system's filesystem.
@@ -159,16 +187,43 @@ impl Fs for Real {
     }
 
     fn identity(&self, p: &Path) -> io::Result<String> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(p)?;
-        Ok(format!(
-            "{}:{}.{:09}:{}.{:09}",
-            m.ino(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec()
-        ))
+        Ok(identity_of(&std::fs::metadata(p)?))
+    }
+
+    fn walk(&self, p: &Path) -> io::Result<Vec<Walked>> {
+        fn walk_into(dir: &Path, prefix: &str, out: &mut Vec<Walked>) -> io::Result<()> {
+            for e in std::fs::read_dir(dir)? {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let relative = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                let mut meta = e.metadata()?;
+                if meta.file_type().is_symlink() {
+                    meta = match std::fs::metadata(e.path()) {
+                        Ok(m) => m,
+                        // A dangling link is not a file anyone reads.
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                        Err(err) => return Err(err),
+                    };
+                }
+                if meta.is_dir() {
+                    walk_into(&e.path(), &relative, out)?;
+                } else if meta.is_file() {
+                    out.push(Walked {
+                        relative,
+                        size: meta.len(),
+                        identity: identity_of(&meta),
+                    });
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk_into(p, "", &mut out)?;
+        Ok(out)
     }
     fn exists(&self, p: &Path) -> bool {
         p.exists()

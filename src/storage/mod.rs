@@ -160,6 +160,15 @@ impl Location {
         }
     }
 
+    /// The table's name whatever the spelling it was given in: its absolute folder on
+    /// local disk, its URL without a trailing `/` elsewhere.
+    pub fn identity(&self) -> String {
+        match &self.local_dir {
+            Some(dir) => dir.display().to_string(),
+            None => self.display.trim_end_matches('/').to_string(),
+        }
+    }
+
     /// Whether the table is on local disk (the one truth: its backend).
     pub fn is_local(&self) -> bool {
         self.backend == Backend::Local

@@ -49,9 +49,12 @@ pub struct DataFile {
     pub relative: String,
     /// Bytes.
     pub size: u64,
-    /// The store's version tag of the file from the listing (ETag, version), if it gave
-    /// one; the checksum cache keys entries by it.
+    /// What the listing says tells this version of the file from others: on object stores
+    /// its ETag and version, on local disk its inode and times; the checksum cache keys
+    /// entries by it.
     pub tag: Option<String>,
+    /// The object's ETag from the listing (object stores), to read that very version.
+    pub e_tag: Option<String>,
 }
 
 /// One leaf folder of `key=value` pairs.
@@ -164,8 +167,25 @@ fn is_key_value(part: &str) -> bool {
     matches!(part.split_once('='), Some((k, _)) if !k.is_empty())
 }
 
-fn classify(relative: &str, meta: object_store::ObjectMeta) -> Option<Entry> {
-    let (path, size) = (meta.location, meta.size);
+/// One file as a listing gives it.
+struct Listed {
+    path: Path,
+    relative: String,
+    size: u64,
+    /// The store's version tag, or on local disk the file's identity.
+    tag: Option<String>,
+    e_tag: Option<String>,
+}
+
+fn classify(listed: Listed) -> Option<Entry> {
+    let Listed {
+        path,
+        relative,
+        size,
+        tag,
+        e_tag,
+    } = listed;
+    let relative = relative.as_str();
     let parts: Vec<&str> = relative.split('/').collect();
     let (name, dirs) = parts.split_last()?;
     if dirs.iter().any(|d| is_skipped(d)) {
@@ -185,14 +205,8 @@ fn classify(relative: &str, meta: object_store::ObjectMeta) -> Option<Entry> {
                 path,
                 relative: relative.to_string(),
                 size,
-                tag: match (meta.e_tag, meta.version) {
-                    (None, None) => None,
-                    (e, v) => Some(format!(
-                        "{}:{}",
-                        e.unwrap_or_default(),
-                        v.unwrap_or_default()
-                    )),
-                },
+                tag,
+                e_tag,
             },
         })
     } else {
@@ -205,33 +219,116 @@ fn classify(relative: &str, meta: object_store::ObjectMeta) -> Option<Entry> {
 
 /// Lists the table and builds its partitions.
 pub async fn discover(location: &Location, options: &DiscoverOptions) -> Result<Table> {
-    let objects = list_parallel(location).await.map_err(|e| match e {
-        object_store::Error::NotFound { .. } => Error::TableNotFound {
-            location: location.display.clone(),
-            reason: "nothing at this location; check the path".into(),
-        },
-        e => Error::storage(&location.display, e),
-    })?;
-    let mut entries: Vec<(String, Entry)> = objects
+    let listed = match &location.local_dir {
+        Some(dir) if location.is_local() => walk_local(location, dir).await?,
+        _ => list_parallel(location)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => Error::TableNotFound {
+                    location: location.display.clone(),
+                    reason: "nothing at this location; check the path".into(),
+                },
+                e => Error::storage(&location.display, e),
+            })?
+            .into_iter()
+            .map(|meta| Listed {
+                relative: location.relative(&meta.location),
+                path: meta.location,
+                size: meta.size,
+                e_tag: meta.e_tag.clone(),
+                tag: match (meta.e_tag, meta.version) {
+                    (None, None) => None,
+                    (e, v) => Some(format!(
+                        "{}:{}",
+                        e.unwrap_or_default(),
+                        v.unwrap_or_default()
+                    )),
+                },
+            })
+            .collect(),
+    };
+    let mut entries: Vec<(String, Entry)> = listed
         .into_iter()
-        .filter_map(|meta| {
-            let relative = location.relative(&meta.location);
-            classify(&relative, meta).map(|e| (relative, e))
+        .filter_map(|l| {
+            let relative = l.relative.clone();
+            classify(l).map(|e| (relative, e))
         })
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     build(location, entries.into_iter().map(|(_, e)| e), options)
 }
 
+/// Walks a local table's folder: each file's size and identity (inode and times) from one
+/// look at its folder entry, which the checksum cache keys files by, so nothing is looked
+/// at twice. (object_store's listing looks at each file again, follows every path
+/// through `readlink`, and hands each folder to a thread of its own.)
+///
+/// The first-level folders are walked in a few groups at once (a table by day has
+/// thousands): the time is the kernel's, reading folders and looking at entries.
+async fn walk_local(location: &Location, dir: &std::path::Path) -> Result<Vec<Listed>> {
+    let fs = location.fs.clone();
+    let root = dir.to_path_buf();
+    let top = {
+        let (fs, root) = (fs.clone(), root.clone());
+        crate::storage::blocking(move || fs.read_dir(&root).map_err(|e| Error::io(&root, e)))
+            .await?
+    };
+    let (files, dirs): (Vec<_>, Vec<_>) = top.into_iter().partition(|e| e.is_file);
+    // Files beside the partitions are outside the layout: named, never read.
+    let mut listed: Vec<Listed> = files
+        .into_iter()
+        .map(|f| Listed {
+            path: location.child(&f.name),
+            relative: f.name,
+            size: 0,
+            tag: None,
+            e_tag: None,
+        })
+        .collect();
+    let groups = crate::snapshot::default_jobs() * 2;
+    let per_group = dirs.len().div_ceil(groups).max(1);
+    let chunks: Vec<Vec<crate::storage::fs::DirEntry>> =
+        dirs.chunks(per_group).map(<[_]>::to_vec).collect();
+    let walked: Vec<Vec<(String, crate::storage::fs::Walked)>> =
+        futures::future::try_join_all(chunks.into_iter().map(|chunk| {
+            let fs = fs.clone();
+            crate::storage::blocking(move || {
+                let mut out = Vec::new();
+                for d in chunk {
+                    match fs.walk(&d.path) {
+                        Ok(below) => out.extend(below.into_iter().map(|w| (d.name.clone(), w))),
+                        // A link to a file: beside the partitions, like any file there.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {}
+                        Err(e) => return Err(Error::io(&d.path, e)),
+                    }
+                }
+                Ok(out)
+            })
+        }))
+        .await?;
+    listed.extend(walked.into_iter().flatten().map(|(top, w)| {
+        let relative = format!("{top}/{}", w.relative);
+        Listed {
+            path: location.child(&relative),
+            relative,
+            size: w.size,
+            tag: Some(w.identity),
+            e_tag: None,
+        }
+    }));
+    Ok(listed)
+}
+
 /// Lists every object below the root, in parallel.
 ///
 /// Object stores return 1,000 keys per request, so one listing of a large table is many
 /// round trips in a row. One delimited listing gives the first-level folders (sorted);
-/// they are cut into up to 32 contiguous ranges, and each range is listed from its first
-/// key (`start-after`) until the next range begins, all ranges at once. Local folders are
-/// walked one first-level folder per task.
+/// they are cut into up to 32 contiguous ranges of at least 64 folders, and each range is
+/// listed from its first key (`start-after`) until the next range begins, all ranges at
+/// once.
 async fn list_parallel(location: &Location) -> object_store::Result<Vec<object_store::ObjectMeta>> {
     const AT_ONCE: usize = 32;
+    const FOLDERS_PER_RANGE: usize = 64;
     let store = &location.store;
     let top = store.list_with_delimiter(Some(&location.root)).await?;
     let mut objects = top.objects;
@@ -242,47 +339,42 @@ async fn list_parallel(location: &Location) -> object_store::Result<Vec<object_s
     if prefixes.is_empty() {
         return Ok(objects);
     }
-    let parts: Vec<Vec<object_store::ObjectMeta>> =
-        if location.backend == crate::storage::Backend::Local {
-            futures::stream::iter(prefixes)
-                .map(|p| async move { store.list(Some(&p)).try_collect::<Vec<_>>().await })
-                .buffer_unordered(AT_ONCE)
-                .try_collect()
-                .await?
-        } else {
-            let per_range = prefixes.len().div_ceil(AT_ONCE);
-            let starts: Vec<&Path> = prefixes.iter().step_by(per_range).collect();
-            let ranges: Vec<(Path, Option<String>)> = starts
-                .iter()
-                .enumerate()
-                .map(|(k, p)| ((*p).clone(), starts.get(k + 1).map(|n| format!("{n}/"))))
-                .collect();
-            let depth = location.root.parts().count() + 1;
-            futures::stream::iter(ranges)
-                .map(|(first, end)| async move {
-                    // Keys after "root/k=v" (no slash) start with "root/k=v/", this range's first folder.
-                    let stream = store.list_with_offset(Some(&location.root), &first);
-                    let first_dir = format!("{first}/");
-                    stream
-                        // Files directly under the root came with the delimited listing.
-                        .try_filter(move |m| {
-                            futures::future::ready(
-                                m.location.as_ref() >= first_dir.as_str()
-                                    && m.location.parts().count() > depth,
-                            )
-                        })
-                        .try_take_while(move |m| {
-                            futures::future::ready(Ok(end
-                                .as_ref()
-                                .is_none_or(|e| m.location.as_ref() < e.as_str())))
-                        })
-                        .try_collect::<Vec<_>>()
-                        .await
-                })
-                .buffer_unordered(AT_ONCE)
-                .try_collect()
-                .await?
-        };
+    let parts: Vec<Vec<object_store::ObjectMeta>> = {
+        // A range of a few folders is one request anyway: more ranges would only add
+        // requests (and on moto, which scans the bucket for each, time).
+        let per_range = prefixes.len().div_ceil(AT_ONCE).max(FOLDERS_PER_RANGE);
+        let starts: Vec<&Path> = prefixes.iter().step_by(per_range).collect();
+        let ranges: Vec<(Path, Option<String>)> = starts
+            .iter()
+            .enumerate()
+            .map(|(k, p)| ((*p).clone(), starts.get(k + 1).map(|n| format!("{n}/"))))
+            .collect();
+        let depth = location.root.parts().count() + 1;
+        futures::stream::iter(ranges)
+            .map(|(first, end)| async move {
+                // Keys after "root/k=v" (no slash) start with "root/k=v/", this range's first folder.
+                let stream = store.list_with_offset(Some(&location.root), &first);
+                let first_dir = format!("{first}/");
+                stream
+                    // Files directly under the root came with the delimited listing.
+                    .try_filter(move |m| {
+                        futures::future::ready(
+                            m.location.as_ref() >= first_dir.as_str()
+                                && m.location.parts().count() > depth,
+                        )
+                    })
+                    .try_take_while(move |m| {
+                        futures::future::ready(Ok(end
+                            .as_ref()
+                            .is_none_or(|e| m.location.as_ref() < e.as_str())))
+                    })
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .buffer_unordered(AT_ONCE)
+            .try_collect()
+            .await?
+    };
     objects.extend(parts.into_iter().flatten());
     Ok(objects)
 }

@@ -24,6 +24,31 @@ pub struct FileReader {
     whole: Option<(std::path::PathBuf, Option<Bytes>, LocalFs)>,
     /// Where fetched bytes are kept, if they are wanted again after decoding.
     kept: Option<Fetched>,
+    /// Reads only this version of the object (its ETag, `If-Match`), and says so in
+    /// [`Pinned::changed`] when the object is no longer it.
+    pinned: Option<Pinned>,
+}
+
+/// A read pinned to one version of an object, which the listing named.
+#[derive(Clone, Debug)]
+pub struct Pinned {
+    e_tag: String,
+    changed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Pinned {
+    /// Reads of the object as it was when its ETag was `e_tag`.
+    pub fn new(e_tag: String) -> Pinned {
+        Pinned {
+            e_tag,
+            changed: Arc::default(),
+        }
+    }
+
+    /// Whether a read found the object replaced (412 Precondition Failed).
+    pub fn changed(&self) -> bool {
+        self.changed.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The bytes a [`FileReader`] fetched, by offset in the file: a rewrite copies the column
@@ -110,6 +135,36 @@ impl FileReader {
             size,
             whole: None,
             kept: None,
+            pinned: None,
+        }
+    }
+
+    /// Reads only the version of the object `pinned` names.
+    pub fn pinned(self, pinned: Option<Pinned>) -> FileReader {
+        FileReader { pinned, ..self }
+    }
+
+    async fn fetch(&self, range: Range<u64>) -> Result<Bytes> {
+        let Some(pin) = &self.pinned else {
+            return self
+                .store
+                .get_range(&self.path, range)
+                .await
+                .map_err(external);
+        };
+        let options = object_store::GetOptions::new()
+            .with_range(Some(range))
+            .with_if_match(Some(pin.e_tag.clone()));
+        let got = self.store.get_opts(&self.path, options).await;
+        match got {
+            Ok(g) => g.bytes().await.map_err(external),
+            Err(e) => {
+                if matches!(e, object_store::Error::Precondition { .. }) {
+                    pin.changed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(external(e))
+            }
         }
     }
 
@@ -196,11 +251,7 @@ impl AsyncFileReader for FileReader {
                 return slice(&bytes, range);
             }
             let at = range.start;
-            let bytes = self
-                .store
-                .get_range(&self.path, range)
-                .await
-                .map_err(external)?;
+            let bytes = self.fetch(range).await?;
             if let Some(kept) = &self.kept {
                 kept.keep(at, &bytes);
             }
@@ -214,11 +265,22 @@ impl AsyncFileReader for FileReader {
             if let Some(bytes) = self.bytes().await? {
                 return ranges.into_iter().map(|r| slice(&bytes, r)).collect();
             }
-            let got = self
-                .store
-                .get_ranges(&self.path, &ranges)
-                .await
-                .map_err(external)?;
+            let got = match &self.pinned {
+                None => self
+                    .store
+                    .get_ranges(&self.path, &ranges)
+                    .await
+                    .map_err(external)?,
+                Some(_) => {
+                    let this = &*self;
+                    object_store::coalesce_ranges(
+                        &ranges,
+                        |r| this.fetch(r),
+                        object_store::OBJECT_STORE_COALESCE_DEFAULT,
+                    )
+                    .await?
+                }
+            };
             if let Some(kept) = &self.kept {
                 for (r, bytes) in ranges.iter().zip(&got) {
                     kept.keep(r.start, bytes);

@@ -197,6 +197,9 @@ pub struct VerifyReport {
     pub expected: Option<Expected>,
     /// Everything found.
     pub findings: Vec<Finding>,
+    /// Only footers were read (`--footers-only`): the data was not checked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub footers_only: bool,
     /// How many files were read and how many came from the checksum cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<crate::snapshot::CacheReport>,
@@ -358,6 +361,7 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
     // Column -> logical type -> partitions holding it as that type.
     let mut types: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     let mut snaps = Vec::new();
+    let mut shared = snapshot::Shared::default();
     let mut rows = 0;
     for (p, scans) in partitions.iter().zip(scans) {
         if p.has_null() {
@@ -408,7 +412,7 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
             continue;
         }
         if let Some(scan) = scans.iter().find_map(|s| s.as_ref().ok()) {
-            for (name, t) in &scan.column_types {
+            for (name, t) in scan.column_types.iter() {
                 types
                     .entry(name.clone())
                     .or_default()
@@ -417,7 +421,7 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
                     .push(p.id.to_string());
             }
         }
-        match snapshot::combine(p, &table.keys, scans, options.scan.columns) {
+        match snapshot::combine(p, &table.keys, scans, options.scan.columns, &mut shared) {
             Ok(s) => {
                 if s.rows == 0 {
                     let detail = if p.files.is_empty() {
@@ -600,6 +604,7 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
         rows,
         expected,
         findings,
+        footers_only: options.scan.footers_only,
         cache: None,
     })
 }

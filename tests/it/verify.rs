@@ -244,4 +244,29 @@ fn rows_anomaly_flags_a_dropped_and_a_doubled_day_but_not_weekends_or_a_ramp() {
     // The flags that tune it need it.
     let out = run_in(dir.path(), &["verify", "t", "--anomaly-threshold", "3"]);
     assert_eq!(out.code, 2);
+    // From footers alone, the same anomalies, and a damaged page goes unseen: the data
+    // is not read (a full verify names the file).
+    let damaged = dir.path().join("t/day=2024-01-10/region=eu/part-0.parquet");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[4..24].fill(0xff);
+    std::fs::write(&damaged, bytes).unwrap();
+    let footers = run_in(
+        dir.path(),
+        &[
+            "verify",
+            "t",
+            "--rows-anomaly",
+            "--footers-only",
+            "--json",
+            "--no-cache",
+        ],
+    );
+    assert_eq!(crate::support::finding_list(&footers.stdout), found);
+    let f: serde_json::Value = serde_json::from_str(&footers.stdout).unwrap();
+    assert_eq!((&f["footers_only"], &f["rows"]), (&true.into(), &v["rows"]));
+    let full = run_in(dir.path(), &["verify", "t", "--json", "--no-cache"]);
+    assert_eq!(
+        crate::support::finding_list(&full.stdout),
+        ["unreadable_file day=2024-01-10/region=eu"]
+    );
 }

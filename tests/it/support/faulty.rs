@@ -324,6 +324,10 @@ impl Fs for FaultyFs {
         self.tick()?;
         self.inner.identity(p)
     }
+    fn walk(&self, p: &FsPath) -> io::Result<Vec<backfill::storage::fs::Walked>> {
+        self.tick()?;
+        self.inner.walk(p)
+    }
     fn exists(&self, p: &FsPath) -> bool {
         // A failed look reads as "absent", which is what a crashed process never acts on.
         self.tick().is_ok() && self.inner.exists(p)
