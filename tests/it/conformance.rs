@@ -333,6 +333,56 @@ async fn resume_after_a_fault_at_each_step(kind: Kind) {
     }
 }
 
+/// The checksum cache on every backend: the same checksums with and without it, nothing
+/// read again when nothing changed, and one rewritten file read again after a run.
+async fn checksum_cache(kind: Kind) {
+    use backfill::snapshot::{snapshot, Cache, ScanOptions};
+    let f = Fixture::new(kind);
+    f.table(3, &["eu", "us"]).await;
+    // Without per-column sums: a run records its files' checksums, not their columns'.
+    let scan = |cache: Option<Arc<Cache>>| ScanOptions {
+        cache,
+        ..Default::default()
+    };
+    let table = backfill::table::discover(&f.loc, &Default::default())
+        .await
+        .unwrap();
+    let cold = snapshot(&table, &scan(None)).await.unwrap();
+    let mut reports = Vec::new();
+    for _ in 0..2 {
+        let cache = Arc::new(Cache::open(&f.loc, None).await);
+        let warm = snapshot(&table, &scan(Some(cache.clone()))).await.unwrap();
+        assert_eq!(warm.partitions, cold.partitions, "{kind:?}");
+        let r = cache.save(&table, false).await;
+        reports.push((r.files_read, r.files_cached, r.notes.len()));
+    }
+    assert_eq!(reports, [(6, 0, 0), (0, 6, 0)], "{kind:?}");
+    // A run records the file it writes: the next snapshot reads nothing.
+    let selection = Selection {
+        partitions: vec!["day=2024-03-02/region=us".into()],
+        ..Default::default()
+    };
+    let report = run::run(
+        &table.clone().select(&selection).unwrap(),
+        request(UPPER, selection, false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.summary.rewritten, 1, "{kind:?}");
+    let table = backfill::table::discover(&f.loc, &Default::default())
+        .await
+        .unwrap();
+    let cache = Arc::new(Cache::open(&f.loc, None).await);
+    let warm = snapshot(&table, &scan(Some(cache.clone()))).await.unwrap();
+    let r = cache.save(&table, false).await;
+    assert_eq!(r.files_read, 0, "{kind:?}: {r:?}");
+    assert_eq!(
+        warm.partitions,
+        snapshot(&table, &scan(None)).await.unwrap().partitions,
+        "{kind:?}"
+    );
+}
+
 macro_rules! on_every_backend {
     ($($scenario:ident),*) => {
         mod memory {
@@ -353,5 +403,6 @@ on_every_backend!(
     snapshot_equals_local,
     diff_and_verify,
     backfill_and_history,
-    resume_after_a_fault_at_each_step
+    resume_after_a_fault_at_each_step,
+    checksum_cache
 );
