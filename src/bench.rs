@@ -243,6 +243,7 @@ pub fn rewrite_request(sql: String, jobs: usize) -> crate::run::RunRequest {
         tables: vec![],
         lease: crate::lock::LeaseTimes::default(),
         progress: None,
+        preflight_partition: None,
     }
 }
 

@@ -228,6 +228,16 @@ pub enum Error {
         functions: String,
     },
 
+    /// The transform gave other rows for the same rows in another order (the preflight's
+    /// sample): it is not a function of the partition's content.
+    #[error("the transform is not deterministic: on partition {partition}, {detail}; rows come out of Parquet files in whatever order their writer left them, so a resumed run would mix two versions of the fix and a rerun would never find a partition unchanged. Make the order total (an ORDER BY over columns that tell every row apart, before a LIMIT or in a window), or pass --allow-nondeterministic")]
+    OrderDependent {
+        /// The sample partition.
+        partition: String,
+        /// How the two outputs differ.
+        detail: String,
+    },
+
     /// A partition is no longer what the plan froze: another job changed it.
     #[error(
         "partition {partition} changed since the plan was made ({reason}); it was left as it is"

@@ -124,8 +124,13 @@ pub struct Plan {
     pub partitions: Vec<PlannedPartition>,
     /// Their totals.
     pub totals: PlanTotals,
-    /// Estimated wall time of a run, from rows and the measured rewrite rate.
+    /// Estimated wall seconds ([`Estimate::seconds`]; 0 until the sample is measured).
+    #[serde(default)]
     pub estimated_seconds: f64,
+    /// What a run of the plan should take and cost, from a sample partition measured
+    /// before it ([`estimate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Estimate>,
     /// The run's settings (every journalled plan has them).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub settings: Option<RunSettings>,
@@ -134,10 +139,6 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub frozen: bool,
 }
-
-/// Rows a run rewrites per second per job, for a rough estimate of its wall time
-/// (the order of lineitem SF1 by month in docs/PERFORMANCE.md).
-pub const ROWS_PER_SECOND_PER_JOB: f64 = 1_000_000.0;
 
 /// Reads the row count in a file's footer.
 pub async fn footer_rows(loc: &Location, file: &DataFile) -> Result<u64> {
@@ -222,8 +223,6 @@ pub async fn build(
         bytes: partitions.iter().map(|p| p.bytes).sum(),
         rows: partitions.iter().map(|p| p.rows).sum(),
     };
-    let estimated_seconds = totals.rows as f64 / (ROWS_PER_SECOND_PER_JOB * jobs.max(1) as f64)
-        + partitions.len() as f64 * 0.002;
     Ok(Plan {
         run_id: run_id.to_string(),
         table: table.location.display.clone(),
@@ -232,10 +231,293 @@ pub async fn build(
         keys: table.keys.clone(),
         partitions,
         totals,
-        estimated_seconds,
+        estimated_seconds: 0.0,
+        estimate: None,
         settings: None,
         frozen: false,
     })
+}
+
+/// What a run of a plan (or a snapshot of its partitions, without SQL) should take and
+/// cost, scaled from one partition measured before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// What is estimated: `run` (the transform's pipeline) or `snapshot` (read and
+    /// checksum, when there is no SQL).
+    pub of: String,
+    /// How, in words: the sample, what it took, and how it was scaled.
+    pub method: String,
+    /// The partition measured.
+    pub sample: PartitionId,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// What it reads, writes, asks of the store and keeps.
+    pub cost: Cost,
+}
+
+/// The cost of a run in the units a user pays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Cost {
+    /// Bytes of the files read.
+    pub bytes_read: u64,
+    /// Bytes of the new files, as the sample's new file scales.
+    pub bytes_written: u64,
+    /// Bytes of old files kept as backups until the run is released (`runs --release`).
+    pub backup_bytes: u64,
+    /// Requests to the object store, by kind (none on local disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Requests>,
+    /// The price at the user's rates (`--price-per-gb` on bytes read and written,
+    /// `--price-per-1k-requests`), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+}
+
+/// Object-store requests, by kind, as the commit protocol makes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Requests {
+    /// Listings.
+    pub list: u64,
+    /// Reads (a footer, then the data, per file).
+    pub get: u64,
+    /// Looks at an object's size and version.
+    pub head: u64,
+    /// Writes: staged files (in parts above 10 MiB), journal records, the lock, the
+    /// checksum cache.
+    pub put: u64,
+    /// Server-side copies: old files to the backup, new files into the partition.
+    pub copy: u64,
+    /// Deletes of old files.
+    pub delete: u64,
+}
+
+impl Requests {
+    /// All requests.
+    pub fn total(&self) -> u64 {
+        self.list + self.get + self.head + self.put + self.copy + self.delete
+    }
+}
+
+/// One partition measured before a run: what the estimate is scaled from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// The partition.
+    pub partition: PartitionId,
+    /// Its bytes (the files read).
+    pub bytes: u64,
+    /// Milliseconds of its computing phases (read, transform, checksums, encode and
+    /// proof; or read and checksum for a snapshot).
+    pub compute_ms: f64,
+    /// Milliseconds any partition costs whatever its rows (the transform on no rows).
+    pub fixed_ms: f64,
+    /// Bytes of its new file, or `None` if a run would not write it (unchanged, kept).
+    pub bytes_written: Option<u64>,
+    /// Whether this is the transform's pipeline (a run) or a read (a snapshot).
+    pub run: bool,
+    /// What the run's own preflight costs (the sample again), before its first partition.
+    pub preflight_ms: f64,
+    /// More partitions timed besides the sample, when it alone was too quick to time well.
+    pub more: Option<MoreTimed>,
+    /// Cores of the machine that measured (and will run).
+    pub cores: usize,
+}
+
+/// Partitions timed through a run's computing phases besides the sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoreTimed {
+    /// Partitions.
+    pub partitions: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Their computing milliseconds.
+    pub compute_ms: f64,
+    /// Bytes of the new files of those a run would rewrite.
+    pub written: u64,
+    /// Bytes of the partitions a run would rewrite.
+    pub rewritten_bytes: u64,
+}
+
+/// Prices to put on a run's cost.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Prices {
+    /// Per GB (10^9 bytes) read or written.
+    pub per_gb: Option<f64>,
+    /// Per 1,000 requests.
+    pub per_1k_requests: Option<f64>,
+}
+
+/// Processor time per partition on local disk for staging the new file, its fsync, the
+/// journal record, the rename exchange and the folders' fsyncs: the kernel's work, which
+/// takes the same cores as computing (docs/PERFORMANCE.md, "Estimates").
+const LOCAL_COMMIT_CPU_MS: f64 = 1.1;
+/// Processor time for writing new bytes on local disk, per MB (about half of the kernel's
+/// time copying them: the rest overlaps computing threads waiting on reads).
+const LOCAL_WRITE_CPU_MS_PER_MB: f64 = 1.5;
+/// The journal's fsync before each partition's swap, one after the other (one log file).
+const LOCAL_FSYNC_MS: f64 = 1.3;
+/// One object-store request, round trip (an S3 request in the same region).
+const REQUEST_MS: f64 = 20.0;
+/// Partitions writing and committing at once (`run::execute`).
+const COMMITTING_AT_ONCE: f64 = 16.0;
+/// A run's start and end besides its partitions on local disk: the lock, the plan's
+/// footers, the journal, the checksum cache's segment.
+const LOCAL_START_MS: f64 = 4.0;
+
+/// What running `plan` (or snapshotting its partitions) should take and cost, from one
+/// measured partition: each partition's computing time is the sample's scaled by bytes
+/// (what any partition costs, `fixed_ms`, plus the rest in proportion), `jobs` at a time;
+/// writing and committing overlap with computing, 16 partitions at a time, and cost what
+/// the storage does per partition.
+pub fn estimate(plan: &Plan, m: &Measured, jobs: usize, local: bool, prices: Prices) -> Estimate {
+    // The partitions timed after the sample, if any: the sample, first through the
+    // pipeline, also paid for the process's first use of its memory and code.
+    let (n, bytes, compute, written, rewritten) = match &m.more {
+        None => (
+            1.0,
+            m.bytes,
+            m.compute_ms,
+            m.bytes_written.unwrap_or(0),
+            m.bytes_written.map_or(0, |_| m.bytes),
+        ),
+        Some(t) => (
+            t.partitions as f64,
+            t.bytes,
+            t.compute_ms,
+            t.written,
+            t.rewritten_bytes,
+        ),
+    };
+    let variable_ms = (compute - n * m.fixed_ms).max(0.0);
+    let per_byte = variable_ms / bytes.max(1) as f64;
+    let written_ratio = (rewritten > 0).then(|| written as f64 / rewritten as f64);
+    let mut compute_ms = 0.0;
+    let mut storage_ms = 0.0;
+    let mut cost = Cost::default();
+    let mut requests = Requests::default();
+    for p in &plan.partitions {
+        compute_ms += m.fixed_ms + per_byte * p.bytes as f64;
+        cost.bytes_read += p.bytes;
+        let files = p.files.len() as u64;
+        requests.list += 1;
+        requests.get += 2 * files;
+        if !m.run {
+            continue;
+        }
+        // A sample the run would not rewrite says little of the others: count them as
+        // rewritten, at their own size.
+        let written = (p.bytes as f64 * written_ratio.unwrap_or(1.0)) as u64;
+        cost.bytes_written += written;
+        cost.backup_bytes += p.bytes;
+        let parts = if written > 10 << 20 {
+            written.div_ceil(10 << 20) + 2
+        } else {
+            1
+        };
+        let p_requests = Requests {
+            list: 1,
+            get: 0,
+            head: files + 2,
+            put: parts + 3,
+            copy: files + 1,
+            delete: files,
+        };
+        requests.list += p_requests.list;
+        requests.head += p_requests.head;
+        requests.put += p_requests.put;
+        requests.copy += p_requests.copy;
+        requests.delete += p_requests.delete;
+        storage_ms += if local {
+            LOCAL_COMMIT_CPU_MS + LOCAL_WRITE_CPU_MS_PER_MB * written as f64 / 1e6
+        } else {
+            (p_requests.total() + 2 * files) as f64 * REQUEST_MS
+        };
+    }
+    // The run's own records: the lock, the plan, its end, the cache's segment.
+    requests.list += 2;
+    requests.put += if m.run { 4 } else { 1 };
+    // Computing is processor work: more jobs than cores do not go faster.
+    let busy = jobs.clamp(1, m.cores.max(1)) as f64;
+    let jobs = jobs.max(1) as f64;
+    let start_ms = match (m.run, local) {
+        (false, _) => 0.0,
+        (true, true) => LOCAL_START_MS + m.preflight_ms,
+        (true, false) => 8.0 * REQUEST_MS + m.preflight_ms,
+    };
+    // On local disk writing and committing take processor time beside computing; on an
+    // object store they wait on requests, 16 partitions at a time, while others compute.
+    let parallel_ms = if local {
+        ((compute_ms + storage_ms) / busy).max(LOCAL_FSYNC_MS * plan.partitions.len() as f64)
+    } else {
+        (compute_ms / busy).max(storage_ms / COMMITTING_AT_ONCE)
+    };
+    let seconds = (start_ms + parallel_ms) / 1000.0
+        + if local {
+            0.0
+        } else {
+            // Reads wait on the store too; `jobs` partitions at a time.
+            (2 * plan.totals.files) as f64 * REQUEST_MS / jobs / 1000.0
+        };
+    let price = match (prices.per_gb, prices.per_1k_requests) {
+        (None, None) => None,
+        (gb, req) => Some(
+            gb.unwrap_or(0.0) * (cost.bytes_read + cost.bytes_written) as f64 / 1e9
+                + if local {
+                    0.0
+                } else {
+                    req.unwrap_or(0.0) * requests.total() as f64 / 1000.0
+                },
+        ),
+    };
+    cost.requests = (!local).then_some(requests);
+    cost.price = price;
+    let what = if m.run {
+        "read, transform, checksums, encode and proof"
+    } else {
+        "read and checksum"
+    };
+    let timed = match &m.more {
+        None => format!("{} ({})", m.partition, human_bytes(m.bytes)),
+        Some(t) => format!(
+            "{} partition(s) like {} ({})",
+            t.partitions,
+            m.partition,
+            human_bytes(bytes)
+        ),
+    };
+    let method = format!(
+        "measured on {timed}: {what} took {compute:.0} ms, of which {:.1} ms per partition whatever its rows; scaled by bytes to {} partitions ({}), {} at a time{}",
+        m.fixed_ms,
+        plan.partitions.len(),
+        human_bytes(plan.totals.bytes),
+        jobs,
+        match (m.run, written_ratio) {
+            (true, None) => "; none of them would be rewritten, so every partition is counted as rewritten at its own size",
+            _ => "",
+        }
+    );
+    Estimate {
+        of: if m.run { "run" } else { "snapshot" }.into(),
+        method,
+        sample: m.partition.clone(),
+        seconds,
+        cost,
+    }
+}
+
+/// Bytes as people read them (KiB, MiB...).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 impl PlannedPartition {

@@ -13,10 +13,15 @@ use super::{discover_selected, render, SelectionArgs};
 
 /// Show which partitions a backfill would rewrite, in order, and what it would cost
 ///
-/// Lists the selected partitions in execution order with files, bytes and rows (read from
-/// Parquet footers: no data is read), the totals and an estimated duration. With --sql the
-/// transform is planned against the table's schema (not executed) and its output columns
-/// are compared with the table's. Nothing is written.
+/// Lists the selected partitions in execution order with files, bytes and rows (from
+/// Parquet footers, or the checksum cache), the totals, and an estimate of the time and
+/// cost measured on one sample partition (the median by bytes, or --preflight-partition).
+/// With --sql the transform is planned against the table's schema, then run twice on the
+/// sample, the second time on its rows in the reverse order: a transform whose output
+/// depends on the order rows are read in is refused (like volatile functions) unless
+/// --allow-nondeterministic. The sample is then taken through the rest of a run's pipeline
+/// (checksums, encoding, the proof) and timed; without --sql it is read and checksummed,
+/// for the time a snapshot would take. Nothing is written.
 ///
 /// With --freeze (and --sql), the plan becomes a run for workers: its id, partitions and
 /// their files, the SQL and options are written to the run's journal, and each worker
@@ -48,6 +53,16 @@ pub struct PlanArgs {
     /// other rows on every run: refused by default, recorded in the journal when allowed
     #[arg(long)]
     pub allow_nondeterministic: bool,
+    /// The partition the preflight runs the transform on and times (default: the median by
+    /// bytes of the selected partitions)
+    #[arg(long, value_name = "K=V[/K2=V2]")]
+    pub preflight_partition: Option<String>,
+    /// Price per GB read or written, for the estimate's cost (your storage's or egress rate)
+    #[arg(long, value_name = "PRICE", help_heading = "Cost")]
+    pub price_per_gb: Option<f64>,
+    /// Price per 1,000 object-store requests, for the estimate's cost
+    #[arg(long, value_name = "PRICE", help_heading = "Cost")]
+    pub price_per_1k_requests: Option<f64>,
     /// Freeze the plan into a run for workers (`run --run ID --partition P`); needs --sql
     #[arg(long, requires = "sql")]
     pub freeze: bool,
@@ -71,6 +86,9 @@ struct TransformCheck {
     /// Volatile functions the SQL calls (only with --allow-nondeterministic).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     volatile: Vec<String>,
+    /// The transform run twice on a sample partition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample: Option<run::SampleCheck>,
 }
 
 /// What `plan` reports: the plan, what the SQL check found, and for a frozen plan what
@@ -92,6 +110,9 @@ impl render::Report for PlanReport {
     fn human(&self) -> String {
         let mut text = render::plan(&self.plan, self.jobs);
         if let Some(t) = &self.transform {
+            if let Some(s) = &t.sample {
+                text.push_str(&render::sample_check(s));
+            }
             text.push_str(&match &t.schema_change {
                 None => "transform: ok; its output columns equal the table's\n".to_string(),
                 Some(c) => format!("transform: ok; schema change (allowed): {c}\n"),
@@ -135,6 +156,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
             tables: args.tables.clone(),
             lease: backfill::lock::LeaseTimes::from_env(),
             progress: None,
+            preflight_partition: args.preflight_partition.clone(),
         };
         let plan = run::freeze(&table, req)
             .await
@@ -147,7 +169,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
         };
         return Ok(render::emit(&report, args.json));
     }
-    let transform = match sql {
+    let checked = match sql {
         Some(sql) => {
             let t = Transform::new(&sql, &args.tables).await?;
             let (schema, change, preflight) = run::check_sql(
@@ -157,7 +179,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
                 args.allow_nondeterministic,
             )
             .await?;
-            Some(TransformCheck {
+            let check = TransformCheck {
                 ok: true,
                 output_columns: schema
                     .fields()
@@ -166,14 +188,69 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
                     .collect(),
                 schema_change: change,
                 volatile: preflight.volatile,
-            })
+                sample: None,
+            };
+            Some((t, check))
         }
         None => None,
     };
     // Rows of files the checksum cache holds are not read again (read-only: nothing new
     // is learnt from footers).
     let cache = backfill::snapshot::Cache::open(&table.location, None).await;
-    let plan = plan::build(&table, &selection, order, jobs, "(plan)", Some(&cache)).await?;
+    let mut plan = plan::build(&table, &selection, order, jobs, "(plan)", Some(&cache)).await?;
+    let candidates: Vec<plan::PlannedPartition> =
+        run::sample_partitions(&plan, args.preflight_partition.as_deref())?
+            .into_iter()
+            .cloned()
+            .collect();
+    let refs: Vec<&plan::PlannedPartition> = candidates.iter().collect();
+    let prices = plan::Prices {
+        per_gb: args.price_per_gb,
+        per_1k_requests: args.price_per_1k_requests,
+    };
+    let mut transform = None;
+    match checked {
+        Some((t, mut check)) => {
+            let settings = run::SampleSettings {
+                allow_schema_change: args.allow_schema_change,
+                on_empty: args.on_empty,
+            };
+            let sample = run::first_sample(&table.location, &plan.keys, &refs, &t, &settings)
+                .await
+                .context("running the transform on a sample partition")?;
+            if let Some(mut sample) = sample {
+                run::refuse_order_dependent(&sample.check, args.allow_nondeterministic)?;
+                run::time_more(
+                    &mut sample,
+                    &table.location,
+                    &plan.keys,
+                    &plan,
+                    &t,
+                    &settings,
+                )
+                .await;
+                let measured = sample.measured();
+                let estimate =
+                    plan::estimate(&plan, &measured, jobs, table.location.is_local(), prices);
+                plan.estimated_seconds = estimate.seconds;
+                plan.estimate = Some(estimate);
+                check.sample = Some(sample.check);
+            }
+            transform = Some(check);
+        }
+        None => {
+            for p in refs.iter().take(3) {
+                // A partition that does not read is the next one's turn.
+                if let Ok(measured) = run::sample_read(&table.location, &plan.keys, p).await {
+                    let estimate =
+                        plan::estimate(&plan, &measured, jobs, table.location.is_local(), prices);
+                    plan.estimated_seconds = estimate.seconds;
+                    plan.estimate = Some(estimate);
+                    break;
+                }
+            }
+        }
+    }
     let report = PlanReport {
         plan,
         transform,

@@ -161,18 +161,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[&str]) -> String {
 }
 
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    backfill::plan::human_bytes(n)
 }
 
 pub fn short(checksum: &str) -> String {
@@ -445,14 +434,72 @@ pub fn plan(p: &Plan, jobs: usize) -> String {
     );
     let t = &p.totals;
     text.push_str(&format!(
-        "\n{} partitions, {} files, {}, {} rows; estimated {:.1} s with {jobs} jobs\n",
+        "\n{} partitions, {} files, {}, {} rows\n",
         t.partitions,
         t.files,
         bytes(t.bytes),
         t.rows,
-        p.estimated_seconds
     ));
+    if let Some(e) = &p.estimate {
+        text.push_str(&estimate(e, jobs));
+    }
     text
+}
+
+/// A plan's estimate: the time, how it was measured, and the cost.
+pub fn estimate(e: &backfill::plan::Estimate, jobs: usize) -> String {
+    let c = &e.cost;
+    let mut text = format!(
+        "estimate: {:.1} s for the {} with {jobs} jobs ({})\n",
+        e.seconds, e.of, e.method
+    );
+    let mut cost = format!("cost: reads {}", bytes(c.bytes_read));
+    if e.of == "run" {
+        cost.push_str(&format!(
+            ", writes {}, keeps {} of backups until released",
+            bytes(c.bytes_written),
+            bytes(c.backup_bytes)
+        ));
+    }
+    match &c.requests {
+        Some(r) => cost.push_str(&format!(
+            "; {} requests ({} list, {} get, {} head, {} put, {} copy, {} delete)",
+            r.total(),
+            r.list,
+            r.get,
+            r.head,
+            r.put,
+            r.copy,
+            r.delete
+        )),
+        None => cost.push_str("; local disk: no requests"),
+    }
+    if let Some(p) = c.price {
+        cost.push_str(&format!("; {p:.4} at the given prices"));
+    }
+    text.push_str(&cost);
+    text.push('\n');
+    text
+}
+
+/// What running the transform twice on the sample found.
+pub fn sample_check(s: &backfill::run::SampleCheck) -> String {
+    match (s.same, &s.detail) {
+        (Some(true), _) => format!(
+            "transform: deterministic on {} ({} rows read in two orders gave the same checksum)\n",
+            s.partition, s.rows
+        ),
+        (Some(false), d) => format!(
+            "transform: NOT deterministic on {} (allowed): {}\n",
+            s.partition,
+            d.as_deref().unwrap_or_default()
+        ),
+        (None, d) => format!(
+            "transform: determinism not told on {}: {}\n",
+            s.partition,
+            d.as_deref().unwrap_or_default()
+        ),
+    }
 }
 
 fn opt(v: Option<u64>) -> String {
@@ -517,6 +564,16 @@ pub fn run_report(r: &RunReport) -> String {
         "\n{} rewritten, {} unchanged, {} failed, {} deleted, {} kept, {} skipped; rows {} -> {} ({:+})\n",
         s.rewritten, s.unchanged, s.failed, s.deleted, s.kept, s.skipped, s.rows_before, s.rows_after, s.rows_delta
     ));
+    if let Some(e) = &r.estimate {
+        text.push_str(&format!(
+            "took {:.1} s; the plan estimated {:.1} s\n",
+            r.wall_ms / 1000.0,
+            e.seconds
+        ));
+    }
+    if let Some(s) = r.preflight.as_ref().and_then(|p| p.sample.as_ref()) {
+        text.push_str(&sample_check(s));
+    }
     text
 }
 
@@ -634,34 +691,37 @@ pub fn run_detail(run: &RunDetail) -> String {
     out
 }
 
-/// A progress bar over partitions for `run` and `resume`, only on a terminal.
-pub fn run_progress(total: u64) -> Option<(indicatif::ProgressBar, backfill::run::Progress)> {
+/// A progress bar over a run's bytes for `run`, only on a terminal: its ETA is the run's
+/// own pace, in bytes (partitions differ in size).
+pub fn run_progress(
+    table: &backfill::table::Table,
+) -> Option<(indicatif::ProgressBar, backfill::run::Progress)> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(total);
+    let sizes: std::collections::HashMap<String, u64> = table
+        .partitions
+        .iter()
+        .map(|p| (p.id.to_string(), p.bytes()))
+        .collect();
+    let total = table.partitions.len();
+    let bar = indicatif::ProgressBar::new(table.bytes().max(1));
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{pos}/{len} partitions [{bar:30}] {msg} eta {eta}",
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
         )
         .expect("valid template")
         .progress_chars("=> "),
     );
+    bar.set_message(format!("0/{total} partitions"));
     let b = bar.clone();
-    let started = std::time::Instant::now();
-    let rows = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = std::sync::atomic::AtomicUsize::new(0);
     Some((
         bar,
         std::sync::Arc::new(move |p: &PartitionReport| {
-            let n = rows.fetch_add(
-                p.rows_before.unwrap_or(0),
-                std::sync::atomic::Ordering::Relaxed,
-            ) + p.rows_before.unwrap_or(0);
-            b.set_message(format!(
-                "{:.0} rows/s",
-                n as f64 / started.elapsed().as_secs_f64().max(1e-3)
-            ));
-            b.inc(1);
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            b.set_message(format!("{n}/{total} partitions"));
+            b.inc(sizes.get(p.partition.as_str()).copied().unwrap_or(0));
         }),
     ))
 }

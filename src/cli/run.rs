@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// other rows on every run: refused by default, recorded in the journal when allowed
     #[arg(long)]
     pub allow_nondeterministic: bool,
+    /// The partition the preflight runs the transform on twice (default: the median by
+    /// bytes of the selected partitions; see `plan --help`)
+    #[arg(long, value_name = "K=V[/K2=V2]", conflicts_with = "run")]
+    pub preflight_partition: Option<String>,
     /// Register another table for joins, as NAME=TABLE (repeatable)
     #[arg(long = "table", value_name = "NAME=TABLE", value_parser = super::lookup_table)]
     pub tables: Vec<(String, String)>,
@@ -107,7 +111,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         render::resolved(&ids);
     }
     super::heap::size_for(table.largest_partition());
-    let bar = render::run_progress(table.partitions.len() as u64);
+    let bar = render::run_progress(&table);
     let req = RunRequest {
         sql,
         selection,
@@ -120,6 +124,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         tables: args.tables.clone(),
         lease: LeaseTimes::from_env(),
         progress: bar.as_ref().map(|(_, p)| Arc::clone(p)),
+        preflight_partition: args.preflight_partition.clone(),
     };
     let report = waiting(args.wait, || run::run(&table, req.clone()))
         .await

@@ -277,9 +277,9 @@ async fn settle_empty(ctx: &Ctx, p: &PlannedPartition, before: Side) -> Result<S
 }
 
 /// New rows whose after-checksum is known, with what encoding them needs.
-struct Candidate {
+pub(super) struct Candidate {
     conformed: transform::Conformed,
-    after: Side,
+    pub(super) after: Side,
     /// The new file's logical schema and checksum part, for the checksum cache.
     part: (checksum::LogicalSchema, checksum::Part),
     layout: read::Layout,
@@ -290,7 +290,7 @@ struct Candidate {
 
 /// The after-checksum of the new rows; the old rows are let go here (a large partition's
 /// memory is held while it is rewritten), keeping only the files chunks are copied from.
-fn checksum_after(
+pub(super) fn checksum_after(
     mut source: read::Source,
     conformed: transform::Conformed,
     report: &mut PartitionReport,
@@ -332,15 +332,15 @@ fn checksum_after(
 }
 
 /// A new file, encoded and proven to decode to the rows it was made from.
-struct Proven {
-    file: bytes::Bytes,
+pub(super) struct Proven {
+    pub(super) file: bytes::Bytes,
     after: Side,
     schema_change: Option<String>,
     /// What a snapshot would find in the file, for the checksum cache.
     scan: Option<crate::snapshot::FileScan>,
 }
 
-fn encode_and_prove(
+pub(super) fn encode_and_prove(
     candidate: Candidate,
     size_hint: usize,
     report: &mut PartitionReport,

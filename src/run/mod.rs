@@ -9,6 +9,7 @@
 
 mod execute;
 mod history;
+mod preflight;
 mod resume;
 mod rollback;
 mod worker;
@@ -16,6 +17,10 @@ mod worker;
 pub use history::{
     history, release, run_detail, unfinished_steps, PartitionProgress, PartitionState, RunDetail,
     RunHistory, RunInfo, UnfinishedStep,
+};
+pub use preflight::{
+    check_sql, first_sample, refuse_order_dependent, sample, sample_partitions, sample_read,
+    time_more, Preflight, Sample, SampleCheck, SampleSettings, Timed,
 };
 pub use resume::{largest_planned_partition, resumable, resume};
 pub use rollback::{rollback, RollbackEntry, RollbackReport};
@@ -37,7 +42,7 @@ use crate::plan::{self, OnEmpty, Order, Plan, RunSettings};
 use crate::selection::Selection;
 use crate::snapshot::Cache;
 use crate::table::{PartitionId, Table};
-use crate::transform::{self, ms, Transform};
+use crate::transform::{ms, Transform};
 
 /// What the user asked a run to do.
 #[derive(Clone)]
@@ -64,6 +69,8 @@ pub struct RunRequest {
     pub lease: LeaseTimes,
     /// Called as each partition finishes.
     pub progress: Option<Progress>,
+    /// The partition the preflight runs the transform on (default: the median by bytes).
+    pub preflight_partition: Option<String>,
 }
 
 /// Called after each partition finishes.
@@ -195,6 +202,9 @@ pub struct RunReport {
     /// What the SQL's preflight found before any partition was touched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preflight: Option<Preflight>,
+    /// What the plan estimated before the run (to set beside `wall_ms` and `phases`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<plan::Estimate>,
 }
 
 impl RunReport {
@@ -206,6 +216,7 @@ impl RunReport {
             .unwrap_or_default();
         let mut r = RunReport::new_for(&plan.run_id, &plan.table, &sql_hash, partitions, wall_ms);
         r.preflight = plan.settings.as_ref().and_then(|s| s.preflight.clone());
+        r.estimate = plan.estimate.clone();
         r
     }
 
@@ -250,6 +261,7 @@ impl RunReport {
             phases,
             wall_ms,
             preflight: None,
+            estimate: None,
         }
     }
 
@@ -266,6 +278,7 @@ impl RunReport {
     /// The same run's report over other partitions (a worker doing several).
     pub fn set_partitions(&mut self, partitions: Vec<PartitionReport>) {
         let preflight = self.preflight.take();
+        let estimate = self.estimate.take();
         *self = RunReport::new_for(
             &self.run_id,
             &self.table,
@@ -274,6 +287,7 @@ impl RunReport {
             self.wall_ms,
         );
         self.preflight = preflight;
+        self.estimate = estimate;
     }
 }
 
@@ -301,66 +315,6 @@ pub fn check_scope(selection: &Selection, all: bool, partitions: usize) -> Resul
         return Err(Error::EmptySelection("the table has no partitions".into()));
     }
     Ok(())
-}
-
-/// What planning the SQL found before any partition was touched.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
-pub struct Preflight {
-    /// The volatile functions it calls, with where (empty: none).
-    pub volatile: Vec<String>,
-    /// Whether the run went on with them (`--allow-nondeterministic`).
-    pub allowed: bool,
-}
-
-/// Plans the SQL over the first partition's schema, without data: the output columns, the
-/// schema change, and the volatile functions it calls (refused unless
-/// `allow_nondeterministic`).
-pub async fn check_sql(
-    table: &Table,
-    transform: &Transform,
-    allow_schema_change: bool,
-    allow_nondeterministic: bool,
-) -> Result<(arrow::datatypes::SchemaRef, Option<String>, Preflight)> {
-    // The first readable file gives the schema; unreadable ones fail their partition later.
-    let mut found = None;
-    for p in &table.partitions {
-        for file in &p.files {
-            let read = crate::table::reader::open_footer(&table.location, file, &p.id).await;
-            if let Ok(read) = read {
-                found = Some((p, read));
-                break;
-            }
-        }
-        if found.is_some() {
-            break;
-        }
-    }
-    let Some((first, read)) = found else {
-        return Err(Error::Usage(
-            "no selected partition has a readable data file; there is nothing to transform".into(),
-        ));
-    };
-    // The schema as every partition is read for the transform (INT96 as microseconds).
-    let file_schema = crate::table::reader::logical_schema(&read);
-    let (out, volatile) = transform.check(&table.keys, first, &file_schema).await?;
-    if !volatile.is_empty() && !allow_nondeterministic {
-        return Err(Error::Nondeterministic {
-            functions: volatile.join(", "),
-        });
-    }
-    let preflight = Preflight {
-        allowed: !volatile.is_empty(),
-        volatile,
-    };
-    let conformed = transform::conform(&table.keys, first, &file_schema, &out, Vec::new(), true)
-        .map_err(Error::Usage)?;
-    if conformed.schema_change.is_some() && !allow_schema_change {
-        return Err(Error::Usage(format!(
-            "the transform's columns differ from the table's: {}; pass --allow-schema-change if that is intended",
-            conformed.schema_change.unwrap_or_default()
-        )));
-    }
-    Ok((out, conformed.schema_change, preflight))
 }
 
 /// What every new run checks before it plans: its scope, and its SQL against the table
@@ -408,6 +362,51 @@ async fn plan_run(
     Ok(plan)
 }
 
+/// The preflight's sample of a new run's plan: the transform run twice on one partition
+/// (refused if the two differ, unless allowed), the rest of its pipeline timed, and the
+/// plan's estimate made from it. Nothing is written.
+async fn sample_plan(
+    loc: &crate::storage::Location,
+    plan: &mut Plan,
+    transform: &Transform,
+    req: &RunRequest,
+) -> Result<()> {
+    let candidates: Vec<plan::PlannedPartition> =
+        preflight::sample_partitions(plan, req.preflight_partition.as_deref())?
+            .into_iter()
+            .cloned()
+            .collect();
+    let settings = preflight::SampleSettings {
+        allow_schema_change: req.allow_schema_change,
+        on_empty: req.on_empty,
+    };
+    let refs: Vec<&plan::PlannedPartition> = candidates.iter().collect();
+    let Some(mut sample) =
+        preflight::first_sample(loc, &plan.keys, &refs, transform, &settings).await?
+    else {
+        return Ok(());
+    };
+    preflight::refuse_order_dependent(&sample.check, req.allow_nondeterministic)?;
+    preflight::time_more(&mut sample, loc, &plan.keys, plan, transform, &settings).await;
+    let estimate = plan::estimate(
+        plan,
+        &sample.measured(),
+        req.jobs,
+        loc.is_local(),
+        plan::Prices::default(),
+    );
+    plan.estimated_seconds = estimate.seconds;
+    plan.estimate = Some(estimate);
+    let settings = plan
+        .settings
+        .as_mut()
+        .ok_or_else(|| no_settings(&plan.run_id))?;
+    let preflight = settings.preflight.get_or_insert_with(Preflight::default);
+    preflight.allowed |= sample.check.same == Some(false);
+    preflight.sample = Some(sample.check);
+    Ok(())
+}
+
 /// Starts a run over the partitions of `table` (narrowed to the request's selection).
 pub async fn run(table: &Table, req: RunRequest) -> Result<RunReport> {
     let started = Instant::now();
@@ -416,8 +415,9 @@ pub async fn run(table: &Table, req: RunRequest) -> Result<RunReport> {
     let loc = table.location.clone();
     let lock = Lock::acquire(&loc, &run_id, req.lease).await?;
     let result = async {
-        let plan = plan_run(table, &req, &run_id, preflight).await?;
+        let mut plan = plan_run(table, &req, &run_id, preflight).await?;
         refuse_unfinished(&loc, &run_id, &plan).await?;
+        sample_plan(&loc, &mut plan, &transform, &req).await?;
         let journal = Journal::create(&loc, &plan).await?;
         Ok::<_, Error>((plan, journal))
     }

@@ -20,9 +20,10 @@ use super::{no_settings, plan_run, prepare, PartitionReport, RunReport, RunReque
 /// Plans a run and freezes it into its journal for workers, without touching a partition:
 /// `run --run ID --partition P` then does P, on any machine, any number at once.
 pub async fn freeze(table: &Table, req: RunRequest) -> Result<Plan> {
-    let (_, preflight) = prepare(table, &req).await?;
+    let (transform, preflight) = prepare(table, &req).await?;
     let run_id = journal::new_run_id();
     let mut plan = plan_run(table, &req, &run_id, preflight).await?;
+    super::sample_plan(&table.location, &mut plan, &transform, &req).await?;
     plan.frozen = true;
     // A new run's folder: no other process writes it, so no lock is needed.
     Journal::create(&table.location, &plan).await?;

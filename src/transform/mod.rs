@@ -184,7 +184,19 @@ impl Transform {
         partition: &Partition,
         source: &Source,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let (schema, rows) = with_keys(keys, partition, &source.schema, &source.batches)?;
+        self.apply_rows(keys, partition, &source.schema, &source.batches)
+            .await
+    }
+
+    /// Runs the SQL over `batches` of `schema` as partition `partition`'s rows.
+    pub async fn apply_rows(
+        &self,
+        keys: &[PartitionKey],
+        partition: &Partition,
+        file_schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let (schema, rows) = with_keys(keys, partition, file_schema, batches)?;
         let (pschema, prow) = with_keys(keys, partition, &Arc::new(Schema::empty()), &[one_row()])?;
         let planned = self.planned_for(&schema, &pschema).await?;
         let physical = match &planned.physical {

@@ -125,6 +125,7 @@ fn request(sql: &str, selection: Selection, all: bool) -> RunRequest {
         tables: vec![],
         lease: lease(),
         progress: None,
+        preflight_partition: None,
     }
 }
 

@@ -819,12 +819,16 @@ fn a_transform_calling_volatile_functions_is_refused_before_anything_is_touched(
     );
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
-        v["preflight"],
-        serde_json::json!({
-            "volatile": ["random() in a WHERE or HAVING condition", "uuid() in an ORDER BY"],
-            "allowed": true
-        })
+        (&v["preflight"]["volatile"], &v["preflight"]["allowed"]),
+        (
+            &serde_json::json!([
+                "random() in a WHERE or HAVING condition",
+                "uuid() in an ORDER BY"
+            ]),
+            &serde_json::json!(true)
+        )
     );
+    assert!(v["preflight"]["sample"]["partition"].is_string(), "{v}");
     let run = std::fs::read_dir(dir.path().join(".backfill/t/runs"))
         .unwrap()
         .next()
@@ -833,7 +837,186 @@ fn a_transform_calling_volatile_functions_is_refused_before_anything_is_touched(
         .path();
     let journal = std::fs::read_to_string(run.join("journal/log.jsonl")).unwrap();
     assert!(
-        journal.contains(r#""preflight":{"volatile":["random() in a WHERE or HAVING condition","uuid() in an ORDER BY"],"allowed":true}"#),
+        journal.contains(r#""preflight":{"volatile":["random() in a WHERE or HAVING condition","uuid() in an ORDER BY"],"allowed":true,"sample":{"#),
         "{journal}"
+    );
+}
+
+/// A table of one day whose rows tie on `name`: `x` twice, then `y`.
+fn ties_table() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for d in 1..=3 {
+        let b = rows(&[
+            (d * 10 + 1, Some("x")),
+            (d * 10 + 2, Some("x")),
+            (d * 10 + 3, Some("y")),
+        ]);
+        put(
+            &dir.path().join("t"),
+            &format!("day=2024-01-0{d}"),
+            "part-0.parquet",
+            &b,
+        );
+    }
+    dir
+}
+
+/// A transform whose output depends on the order rows are read in is refused by `plan` and
+/// `run` before anything is touched, naming the partition and the column; with
+/// `--allow-nondeterministic` the run goes on and its journal says what the sample found.
+#[test]
+fn a_transform_that_depends_on_row_order_is_refused_before_anything_is_touched() {
+    let dir = ties_table();
+    let table = dir.path().join("t");
+    let before = file_hashes(&table);
+    let cases = [
+        // A LIMIT without an ORDER BY: the first rows, whichever they are.
+        (
+            "limit.sql",
+            "SELECT id, name FROM source LIMIT 2",
+            "2 rows both times, but other values in column(s) id, name",
+        ),
+        // row_number() over ties: which `x` is first depends on the order.
+        (
+            "ties.sql",
+            "SELECT CASE WHEN row_number() OVER (ORDER BY name) = 1 THEN id ELSE id + 100 END AS id, name FROM source",
+            "3 rows both times, but other values in column(s) id",
+        ),
+    ];
+    for (file, text, why) in cases {
+        let q = sql(dir.path(), file, text);
+        for cmd in [
+            &["plan", "t", "--sql", &q][..],
+            &["run", "t", "--sql", &q, "--all"],
+            &["plan", "t", "--sql", &q, "--all", "--freeze"],
+        ] {
+            let out = run_in(dir.path(), cmd);
+            assert_eq!(out.code, 2, "{cmd:?}: {}{}", out.stdout, out.stderr);
+            assert!(
+                out.stderr
+                    .contains("the transform is not deterministic: on partition day=2024-01-02")
+                    && out.stderr.contains(why)
+                    && out.stderr.contains("--allow-nondeterministic"),
+                "{cmd:?}: {}",
+                out.stderr
+            );
+        }
+    }
+    assert_eq!(file_hashes(&table), before);
+    assert!(!dir.path().join(".backfill/t/runs").exists());
+    // A total order makes the same transforms deterministic.
+    let q = sql(
+        dir.path(),
+        "total.sql",
+        "SELECT id, name FROM source ORDER BY name, id LIMIT 2",
+    );
+    let out = run_in(dir.path(), &["plan", "t", "--sql", &q, "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        plan["transform"]["sample"],
+        serde_json::json!({"partition": "day=2024-01-02", "rows": 3, "same": true, "ms": plan["transform"]["sample"]["ms"]})
+    );
+    // Allowed: the run goes on, and says so.
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "t",
+            "--sql",
+            "limit.sql",
+            "--all",
+            "--allow-nondeterministic",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["preflight"]["allowed"], true);
+    assert_eq!(v["preflight"]["sample"]["same"], false);
+    assert_eq!(v["summary"]["rows_after"], 6);
+}
+
+/// The plan's estimate: measured on a sample (the median partition, or the one given),
+/// with the cost in bytes and the time; without SQL, of a snapshot.
+#[test]
+fn a_plan_estimates_time_and_cost_from_a_measured_sample() {
+    let dir = ties_table();
+    let q = sql(
+        dir.path(),
+        "u.sql",
+        "SELECT id, upper(name) AS name FROM source",
+    );
+    let out = run_in(
+        dir.path(),
+        &[
+            "plan",
+            "t",
+            "--sql",
+            &q,
+            "--preflight-partition",
+            "day=2024-01-03",
+            "--price-per-gb",
+            "1000",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let e = &plan["estimate"];
+    assert_eq!(
+        (&e["of"], &e["sample"]),
+        (&"run".into(), &"day=2024-01-03".into())
+    );
+    let bytes = plan["totals"]["bytes"].as_u64().unwrap();
+    assert_eq!(e["cost"]["bytes_read"], bytes);
+    assert_eq!(e["cost"]["backup_bytes"], bytes);
+    assert!(e["cost"]["bytes_written"].as_u64().unwrap() > 0, "{e}");
+    assert!(e["cost"].get("requests").is_none(), "local disk: {e}");
+    let price = e["cost"]["price"].as_f64().unwrap();
+    let want = 1000.0 * (bytes + e["cost"]["bytes_written"].as_u64().unwrap()) as f64 / 1e9;
+    assert!((price - want).abs() < 1e-9, "{price} vs {want}");
+    let seconds = e["seconds"].as_f64().unwrap();
+    assert!(
+        seconds > 0.0 && plan["estimated_seconds"] == seconds,
+        "{plan}"
+    );
+    assert!(
+        e["method"].as_str().unwrap().contains("day=2024-01-03"),
+        "{e}"
+    );
+    // Without SQL: a snapshot's estimate, reading only.
+    let out = run_in(dir.path(), &["plan", "t", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["estimate"]["of"], "snapshot");
+    assert_eq!(plan["estimate"]["cost"]["bytes_written"], 0);
+    // A partition outside the selection is refused by name.
+    let out = run_in(
+        dir.path(),
+        &[
+            "plan",
+            "t",
+            "--sql",
+            &q,
+            "--from",
+            "2024-01-02",
+            "--preflight-partition",
+            "day=2024-01-01",
+        ],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains(
+            "--preflight-partition day=2024-01-01 is not one of the 2 selected partitions"
+        ),
+        "{}",
+        out.stderr
+    );
+    // The run reports the plan's estimate beside what it took.
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        v["estimate"]["seconds"].as_f64().unwrap() > 0.0 && v["wall_ms"].as_f64().unwrap() > 0.0,
+        "{v}"
     );
 }

@@ -28,6 +28,7 @@ fn request(sql: &str, jobs: usize) -> backfill::run::RunRequest {
         tables: vec![],
         lease: LeaseTimes::default(),
         progress: None,
+        preflight_partition: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn request() -> RunRequest {
         tables: vec![],
         lease: lease(),
         progress: None,
+        preflight_partition: None,
     }
 }
 

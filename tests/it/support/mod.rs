@@ -68,6 +68,17 @@ pub fn cli_settings(dir: &Path) -> insta::Settings {
         "[TIME]",
     );
     s.add_filter(r"entries, [\d.]+ (B|KiB|MiB) at", "entries, [SIZE] at");
+    // Estimates are measured: their numbers and samples change from run to run.
+    s.add_filter(
+        r"estimate: [\d.]+ s for the (\w+) with (\d+) jobs \(.*\)\n",
+        "estimate: [N] s for the $1 with $2 jobs ([MEASURED])\n",
+    );
+    s.add_filter(
+        r"took [\d.]+ s; the plan estimated [\d.]+ s",
+        "took [N] s; the plan estimated [N] s",
+    );
+    // Scaled from however many partitions were timed.
+    s.add_filter(r"writes [\d.]+ (B|KiB|MiB|GiB),", "writes [SIZE],");
     let escaped: String = dir
         .display()
         .to_string()
