@@ -59,6 +59,8 @@
 //! - [`snapshot`]: per-partition counts and checksums; snapshot files.
 //! - [`diff`]: comparing two snapshots (pure).
 //! - [`verify`]: standalone checks of a table.
+//! - [`report`]: one self-contained HTML page of a snapshot, diff, verify or run, with a
+//!   partition calendar.
 //! - [`bench`]: synthetic tables and throughput reports.
 //! - [`demo`]: the built-in example lake.
 //!
@@ -87,6 +89,7 @@ mod error;
 #[doc(hidden)]
 pub mod lock;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod selection;
 pub mod snapshot;

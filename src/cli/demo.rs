@@ -10,7 +10,8 @@ use super::{render, Cli};
 ///
 /// Writes the table `events` (7 days x 2 regions, Hive-partitioned Parquet) under DIR,
 /// then runs snapshot, verify and diff on it, before and after another job damages it,
-/// and repairs it with a real backfill (plan, run, diff, runs). Nothing is downloaded.
+/// and repairs it with a real backfill (plan, run, diff, runs); the last diff is also an
+/// HTML report (DIR/report.html). Nothing is downloaded.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Where to write the example (replaced if it exists)
@@ -89,11 +90,13 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let range = ["--from", "2024-01-02", "--to", "2024-01-04"];
     step(&[&["plan", t], &range[..], &["--sql", f, "--jobs", "2"]].concat()).await?;
     step(&[&["run", t, "--sql", f], &range[..], &["--jobs", "2"]].concat()).await?;
-    step(&["diff", b, t]).await?;
+    let report = dir.join("report.html");
+    let r = report.display().to_string();
+    step(&["diff", b, t, "--html", &r]).await?;
     step(&["runs", t]).await?;
 
     render::out(&format!(
-        "\nnext: `backfill rollback {table} RUN_ID` puts the old partitions back; `backfill --help` for the rest\n"
+        "\nopen {r} in a browser for the diff's calendar of partitions\nnext: `backfill rollback {table} RUN_ID` puts the old partitions back; `backfill --help` for the rest\n"
     ));
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,8 @@ pub struct DiffArgs {
     pub json: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub html: super::HtmlArgs,
 }
 
 /// A side given as a snapshot file.
@@ -130,5 +132,8 @@ pub async fn run(args: DiffArgs) -> Result<ExitCode> {
     let mut d = backfill::diff::diff(&before, &after);
     d.before = args.before.clone();
     d.after = args.after.clone();
-    Ok(render::emit(&d, args.json))
+    let code = render::emit(&d, args.json);
+    args.html
+        .write(|| backfill::report::diff(&d, &before, &after), args.json)?;
+    Ok(code)
 }

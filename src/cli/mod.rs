@@ -205,6 +205,30 @@ pub fn lookup_table(spec: &str) -> std::result::Result<(String, String), String>
     }
 }
 
+/// `--html FILE`: the report page of what a command found.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HtmlArgs {
+    /// Also write a self-contained HTML report to FILE: a calendar of the partitions
+    /// coloured by status or rows (hover for details), the summary and the tables
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
+}
+
+impl HtmlArgs {
+    /// Writes the page `page` makes, if asked, and says where on stderr.
+    pub fn write(&self, page: impl FnOnce() -> String, json: bool) -> Result<()> {
+        let Some(path) = &self.html else {
+            return Ok(());
+        };
+        std::fs::write(path, page())
+            .with_context(|| format!("writing the report to {}", path.display()))?;
+        if !json {
+            render::note(&format!("report written to {}", path.display()));
+        }
+        Ok(())
+    }
+}
+
 /// Reads `--sql FILE` and checks it is one query (before anything else is read).
 pub fn read_sql(path: &std::path::Path) -> Result<String> {
     let sql = std::fs::read_to_string(path)

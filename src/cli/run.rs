@@ -84,6 +84,8 @@ pub struct RunArgs {
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub html: super::HtmlArgs,
 }
 
 /// `--shard K/N`, checked as the command line is parsed.
@@ -132,7 +134,25 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
-    Ok(render::emit(&report, args.json))
+    let code = render::emit(&report, args.json);
+    write_html(&args, &table.location, &report).await?;
+    Ok(code)
+}
+
+/// `--html`: the run's page, with the table's run history.
+async fn write_html(
+    args: &RunArgs,
+    loc: &Location,
+    report: &backfill::run::RunReport,
+) -> Result<()> {
+    if args.html.html.is_none() {
+        return Ok(());
+    }
+    let history = run::history(loc).await.ok();
+    args.html.write(
+        || backfill::report::run(report, history.as_ref()),
+        args.json,
+    )
 }
 
 /// A worker's task: the given partitions of a frozen run, one after the other.
@@ -180,7 +200,9 @@ async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
     }
     let mut report = last.expect("at least one partition");
     report.set_partitions(partitions);
-    Ok(render::emit(&report, args.json))
+    let code = render::emit(&report, args.json);
+    write_html(args, &loc, &report).await?;
+    Ok(code)
 }
 
 /// `f`'s result, tried again every second while it is busy (retryable), for up to `secs`.

@@ -44,6 +44,8 @@ pub struct SnapshotArgs {
     pub checksum_version: u32,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub html: super::HtmlArgs,
 }
 
 pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
@@ -74,6 +76,8 @@ pub async fn run(args: SnapshotArgs) -> Result<ExitCode> {
             .with_context(|| format!("writing the snapshot to {}", path.display()))?;
     }
     let code = render::emit(&snap, args.json);
+    args.html
+        .write(|| backfill::report::snapshot(&snap), args.json)?;
     if let (Some(path), false) = (&args.out, args.json) {
         render::note(&format!("snapshot written to {}", path.display()));
     }

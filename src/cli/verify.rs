@@ -61,6 +61,8 @@ pub struct VerifyArgs {
     pub prune_cache: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub html: super::HtmlArgs,
     /// Flag partitions whose row count is far from what earlier partitions of the same
     /// group predict (median and MAD of a trailing window; same weekday for date keys)
     #[arg(long, help_heading = "Row-count anomalies")]
@@ -162,5 +164,8 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     report.cache = save_cache(&options.scan.cache, &table, args.prune_cache, args.json).await;
-    Ok(render::emit(&report, args.json))
+    let code = render::emit(&report, args.json);
+    args.html
+        .write(|| backfill::report::verify(&report), args.json)?;
+    Ok(code)
 }

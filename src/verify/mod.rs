@@ -197,6 +197,9 @@ pub struct VerifyReport {
     pub expected: Option<Expected>,
     /// Everything found.
     pub findings: Vec<Finding>,
+    /// Each partition verified and its rows, in table order (for the HTML report).
+    #[serde(skip)]
+    pub partition_rows: Vec<(crate::table::PartitionId, u64)>,
     /// Only footers were read (`--footers-only`): the data was not checked.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub footers_only: bool,
@@ -541,6 +544,17 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
         }
     }
 
+    let partition_rows: Vec<(crate::table::PartitionId, u64)> = {
+        let read: BTreeMap<&str, u64> = snaps
+            .iter()
+            .map(|s| (s.partition.as_str(), s.rows))
+            .collect();
+        partitions
+            .iter()
+            .map(|p| (p.id.clone(), read.get(p.id.as_str()).copied().unwrap_or(0)))
+            .collect()
+    };
+
     if let Some(run) = &options.run {
         let present: std::collections::HashSet<&str> =
             partitions.iter().map(|p| p.id.as_str()).collect();
@@ -604,6 +618,7 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
         rows,
         expected,
         findings,
+        partition_rows,
         footers_only: options.scan.footers_only,
         cache: None,
     })

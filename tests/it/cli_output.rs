@@ -70,6 +70,8 @@ fn the_demo_runs_start_to_end() {
         .join("lake/events/event_date=2024-01-07/region=us/part-0.parquet")
         .is_file());
     assert!(dir.path().join("lake/before.json").is_file());
+    let report = std::fs::read_to_string(dir.path().join("lake/report.html")).unwrap();
+    assert_eq!(report.matches("<rect class=\"c\"").count(), 14);
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod copied_columns;
 mod diff;
 mod discovery;
 mod fanout;
+mod report;
 mod roundtrip;
 mod run;
 mod s3;

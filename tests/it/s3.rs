@@ -288,7 +288,16 @@ fn the_binary_on_s3_with_aws_variables_never_prints_secrets() {
     for args in [
         vec!["snapshot", url.as_str(), "--json", "--out", "before.json"],
         vec!["plan", url.as_str(), "--sql", &q, "--from", "2024-04-02"],
-        vec!["run", url.as_str(), "--sql", &q, "--from", "2024-04-02"],
+        vec![
+            "run",
+            url.as_str(),
+            "--sql",
+            &q,
+            "--from",
+            "2024-04-02",
+            "--html",
+            "run.html",
+        ],
         vec!["runs", url.as_str()],
         vec![
             "verify",
@@ -311,6 +320,19 @@ fn the_binary_on_s3_with_aws_variables_never_prints_secrets() {
         all_output.push_str(&out.stderr);
     }
     assert!(all_output.contains("2 partitions, 2 files"), "{all_output}");
+    // The preflight ran on S3 too: its sample, its estimate with requests counted, the
+    // run's report page.
+    assert!(
+        all_output.contains("transform: deterministic on day=2024-04-0")
+            && all_output.contains("requests (")
+            && all_output.contains("report written to run.html"),
+        "{all_output}"
+    );
+    let page = std::fs::read_to_string(dir.path().join("run.html")).unwrap();
+    assert_eq!(
+        page.matches("data-status=\"rewritten\" data-rows").count(),
+        2
+    );
     assert!(all_output.contains("2 rewritten"), "{all_output}");
     assert!(
         all_output.contains("1 unchanged, 2 changed"),

@@ -31,26 +31,7 @@ fn python(engine: &str) -> PathBuf {
 fn ensure_java() {
     static JAVA: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     JAVA.get_or_init(|| {
-        let has = |cmd: &str| {
-            std::process::Command::new(cmd)
-                .arg("-version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if has("java") {
-            return;
-        }
-        let installed = std::process::Command::new("sh")
-            .args([
-                "-c",
-                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless",
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            installed && has("java"),
-            "PySpark needs a Java runtime: install one (apt-get install openjdk-17-jre-headless)"
-        );
+        super::ensure_command("java", "-version", "openjdk-17-jre-headless", "PySpark");
     });
 }
 

@@ -238,6 +238,68 @@ pub fn checksums(snapshot: &serde_json::Value) -> Vec<(String, String)> {
 pub mod engines;
 pub mod faulty;
 
+/// Makes sure `cmd` runs (`cmd ARG` succeeds), installing Debian's `package` with apt-get
+/// when it does not (as `.ci/run` does beforehand); `who` needs it, for the message.
+pub fn ensure_command(cmd: &str, arg: &str, package: &str, who: &str) {
+    let has = || {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has() {
+        return;
+    }
+    let installed = Command::new("sh")
+        .args([
+            "-c",
+            &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed && has(),
+        "{who} needs `{cmd}`: install it (apt-get install {package})"
+    );
+}
+
+/// Headless Chromium: the page `file` as the browser leaves its DOM once it has loaded
+/// and run its scripts, and a screenshot of it at `png` (`width` x `height`).
+pub fn browse(file: &Path, png: &Path, width: u32, height: u32) -> String {
+    static CHROMIUM: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CHROMIUM
+        .get_or_init(|| ensure_command("chromium", "--version", "chromium", "the report tests"));
+    let profile = tempfile::tempdir().unwrap();
+    let run = |what: &str| {
+        // No network: the page must need none, and Chromium's own calls out are refused.
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                &format!("--user-data-dir={}", profile.path().display()),
+                &format!("--window-size={width},{height}"),
+                what,
+                &format!("file://{}", file.display()),
+            ])
+            .output()
+            .expect("chromium runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&format!("--screenshot={}", png.display()));
+    run("--dump-dom")
+}
+
 /// Copies folder `from` to `to`, recursively.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
