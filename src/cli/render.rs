@@ -486,8 +486,8 @@ pub fn estimate(e: &backfill::plan::Estimate, jobs: usize) -> String {
 pub fn sample_check(s: &backfill::run::SampleCheck) -> String {
     match (s.same, &s.detail) {
         (Some(true), _) => format!(
-            "transform: deterministic on {} ({} rows read in two orders gave the same checksum)\n",
-            s.partition, s.rows
+            "transform: deterministic on {} ({} rows read in two orders gave the same checksum; checked in {:.0} ms)\n",
+            s.partition, s.rows, s.ms
         ),
         (Some(false), d) => format!(
             "transform: NOT deterministic on {} (allowed): {}\n",
@@ -566,9 +566,11 @@ pub fn run_report(r: &RunReport) -> String {
     ));
     if let Some(e) = &r.estimate {
         text.push_str(&format!(
-            "took {:.1} s; the plan estimated {:.1} s\n",
+            "took {:.1} s and wrote {}; the plan estimated {:.1} s and {}\n",
             r.wall_ms / 1000.0,
-            e.seconds
+            bytes(s.bytes_written),
+            e.seconds,
+            bytes(e.cost.bytes_written)
         ));
     }
     if let Some(s) = r.preflight.as_ref().and_then(|p| p.sample.as_ref()) {

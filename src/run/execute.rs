@@ -167,6 +167,7 @@ async fn process_inner(
     // What is left is storage work: let the next partition compute meanwhile.
     drop(compute);
     let staged = stage(ctx, p, proven, report).await?;
+    report.bytes_written = Some(staged.size);
     commit_staged(ctx, p, before, staged, report).await?;
     report.status = Status::Rewritten;
     Ok(())

@@ -133,6 +133,9 @@ pub struct PartitionReport {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Bytes of its new file, when it was rewritten (by this try).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_written: Option<u64>,
     /// What a worker found and did instead of transforming (done already by an earlier
     /// try, or an interrupted commit finished).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,6 +155,7 @@ impl PartitionReport {
             phases: Phases::default(),
             schema_change: None,
             error: None,
+            bytes_written: None,
             note: None,
         }
     }
@@ -180,6 +184,8 @@ pub struct RunSummary {
     pub rows_after: u64,
     /// `rows_after - rows_before`.
     pub rows_delta: i64,
+    /// Bytes of the new files written (beside the plan's estimate of them).
+    pub bytes_written: u64,
 }
 
 /// What a run, resume or worker reports.
@@ -250,6 +256,7 @@ impl RunReport {
                 _ => before,
             };
             phases.add(&p.phases);
+            s.bytes_written += p.bytes_written.unwrap_or(0);
         }
         s.rows_delta = s.rows_after as i64 - s.rows_before as i64;
         RunReport {

@@ -74,9 +74,10 @@ pub fn cli_settings(dir: &Path) -> insta::Settings {
         "estimate: [N] s for the $1 with $2 jobs ([MEASURED])\n",
     );
     s.add_filter(
-        r"took [\d.]+ s; the plan estimated [\d.]+ s",
-        "took [N] s; the plan estimated [N] s",
+        r"took [\d.]+ s and wrote ([^;]*); the plan estimated [\d.]+ s and [^\n]*",
+        "took [N] s and wrote $1; the plan estimated [N] s and [SIZE]",
     );
+    s.add_filter(r"checked in \d+ ms", "checked in [N] ms");
     // Scaled from however many partitions were timed.
     s.add_filter(r"writes [\d.]+ (B|KiB|MiB|GiB),", "writes [SIZE],");
     let escaped: String = dir
