@@ -227,6 +227,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
                     &plan,
                     &t,
                     &settings,
+                    true,
                 )
                 .await;
                 let measured = sample.measured();

@@ -372,11 +372,15 @@ async fn plan_run(
 /// The preflight's sample of a new run's plan: the transform run twice on one partition
 /// (refused if the two differ, unless allowed), the rest of its pipeline timed, and the
 /// plan's estimate made from it. Nothing is written.
+/// `thorough` times at least one partition like the sample too, for a better estimate
+/// (`plan --freeze`); a run, about to do every partition anyway, times more only when the
+/// sample was too quick to time well.
 async fn sample_plan(
     loc: &crate::storage::Location,
     plan: &mut Plan,
     transform: &Transform,
     req: &RunRequest,
+    thorough: bool,
 ) -> Result<()> {
     let candidates: Vec<plan::PlannedPartition> =
         preflight::sample_partitions(plan, req.preflight_partition.as_deref())?
@@ -394,7 +398,16 @@ async fn sample_plan(
         return Ok(());
     };
     preflight::refuse_order_dependent(&sample.check, req.allow_nondeterministic)?;
-    preflight::time_more(&mut sample, loc, &plan.keys, plan, transform, &settings).await;
+    preflight::time_more(
+        &mut sample,
+        loc,
+        &plan.keys,
+        plan,
+        transform,
+        &settings,
+        thorough,
+    )
+    .await;
     let estimate = plan::estimate(
         plan,
         &sample.measured(),
@@ -424,7 +437,7 @@ pub async fn run(table: &Table, req: RunRequest) -> Result<RunReport> {
     let result = async {
         let mut plan = plan_run(table, &req, &run_id, preflight).await?;
         refuse_unfinished(&loc, &run_id, &plan).await?;
-        sample_plan(&loc, &mut plan, &transform, &req).await?;
+        sample_plan(&loc, &mut plan, &transform, &req, false).await?;
         let journal = Journal::create(&loc, &plan).await?;
         Ok::<_, Error>((plan, journal))
     }

@@ -119,7 +119,9 @@ const TIMED_ENOUGH_MS: f64 = 60.0;
 const TIMED_MORE: usize = 8;
 
 /// Times more partitions of `plan` near the sample's size through the computing phases,
-/// until their time is enough to scale from (nothing is written).
+/// until their time is enough to scale from (nothing is written); with `warm`, at least
+/// one: the sample, first through the pipeline, also paid for the process's first use of
+/// its memory and code.
 pub async fn time_more(
     sample: &mut Sample,
     loc: &Location,
@@ -127,6 +129,7 @@ pub async fn time_more(
     plan: &Plan,
     transform: &Transform,
     settings: &SampleSettings,
+    warm: bool,
 ) {
     let mut near: Vec<&PlannedPartition> = plan
         .partitions
@@ -142,9 +145,9 @@ pub async fn time_more(
     let p = &sample.phases;
     let own = p.read_ms + p.transform_ms + p.checksum_ms + p.encode_ms;
     for p in near.into_iter().take(TIMED_MORE) {
-        // At least one: the sample, first through the pipeline, also paid for the
-        // process's first use of its memory and code.
-        if sample.timed.partitions > 0 && own + sample.timed.compute_ms >= TIMED_ENOUGH_MS {
+        if (sample.timed.partitions > 0 || !warm)
+            && own + sample.timed.compute_ms >= TIMED_ENOUGH_MS
+        {
             break;
         }
         // A partition that does not go through is left to the run to report.
@@ -508,18 +511,21 @@ fn compare(
             )),
         ));
     }
-    let part = |c: &transform::Conformed| -> Result<(Vec<String>, crate::checksum::Part)> {
-        let mut h = Hasher::new(&c.schema, true)?;
-        for b in &c.batches {
-            h.update(b)?;
-        }
-        let (logical, part) = h.finish();
-        Ok((logical.columns.into_iter().map(|c| c.name).collect(), part))
-    };
-    let ((names, a), (_, b)) = (part(first)?, part(second)?);
-    if a == b {
+    let part =
+        |c: &transform::Conformed, columns: bool| -> Result<(Vec<String>, crate::checksum::Part)> {
+            let mut h = Hasher::new(&c.schema, columns)?;
+            for b in &c.batches {
+                h.update(b)?;
+            }
+            let (logical, part) = h.finish();
+            Ok((logical.columns.into_iter().map(|c| c.name).collect(), part))
+        };
+    // The whole rows first; per-column sums (several times the work) only to say which
+    // columns differ.
+    if part(first, false)?.1 == part(second, false)?.1 {
         return Ok((Some(true), None));
     }
+    let ((names, a), (_, b)) = (part(first, true)?, part(second, true)?);
     let differ: Vec<String> = names
         .iter()
         .zip(a.columns.iter().zip(&b.columns))

@@ -23,7 +23,7 @@ pub async fn freeze(table: &Table, req: RunRequest) -> Result<Plan> {
     let (transform, preflight) = prepare(table, &req).await?;
     let run_id = journal::new_run_id();
     let mut plan = plan_run(table, &req, &run_id, preflight).await?;
-    super::sample_plan(&table.location, &mut plan, &transform, &req).await?;
+    super::sample_plan(&table.location, &mut plan, &transform, &req, true).await?;
     plan.frozen = true;
     // A new run's folder: no other process writes it, so no lock is needed.
     Journal::create(&table.location, &plan).await?;
