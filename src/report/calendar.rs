@@ -81,6 +81,20 @@ const STEP: u32 = 13;
 const LEFT: u32 = 34;
 const TOP: u32 = 14;
 
+/// A day (or month) between the first and the last partition that has none: `missing`
+/// when one was expected there.
+fn gap(h: &mut String, x: u32, y: u32, what: &str, missing: bool) {
+    let (status, says) = if missing {
+        (" data-status=\"missing\"", "missing (expected a partition)")
+    } else {
+        ("", "no partition")
+    };
+    let _ = write!(
+        h,
+        "<rect class=\"gap\" x=\"{x}\" y=\"{y}\" width=\"{SIZE}\" height=\"{SIZE}\"{status}><title>{what}: {says}</title></rect>"
+    );
+}
+
 fn rect(h: &mut String, x: u32, y: u32, c: &Cell) {
     let _ = write!(
         h,
@@ -177,18 +191,7 @@ fn days(h: &mut String, cells: &[&Cell], missing: &std::collections::BTreeSet<Na
             );
             match by_date.get(&d) {
                 Some(c) => rect(h, x, y, c),
-                None if missing.contains(&d) => {
-                    let _ = write!(
-                        h,
-                        "<rect class=\"gap\" x=\"{x}\" y=\"{y}\" width=\"{SIZE}\" height=\"{SIZE}\" data-status=\"missing\"><title>{d}: missing (expected a partition)</title></rect>"
-                    );
-                }
-                None => {
-                    let _ = write!(
-                        h,
-                        "<rect class=\"gap\" x=\"{x}\" y=\"{y}\" width=\"{SIZE}\" height=\"{SIZE}\"><title>{d}: no partition</title></rect>"
-                    );
-                }
+                None => gap(h, x, y, &d.to_string(), missing.contains(&d)),
             }
             d = d.succ_opt().expect("a next day");
         }
@@ -227,12 +230,7 @@ fn months(h: &mut String, cells: &[&Cell]) {
             let x = LEFT + (m - 1) * STEP * 2;
             match by_date.get(&d) {
                 Some(c) => rect(h, x, y, c),
-                None if d > first && d < last => {
-                    let _ = write!(
-                        h,
-                        "<rect class=\"gap\" x=\"{x}\" y=\"{y}\" width=\"{SIZE}\" height=\"{SIZE}\"><title>{year}-{m:02}: no partition</title></rect>"
-                    );
-                }
+                None if d > first && d < last => gap(h, x, y, &format!("{year}-{m:02}"), false),
                 None => {}
             }
         }

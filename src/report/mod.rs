@@ -200,23 +200,15 @@ pub fn diff(d: &Diff, before: &Snapshot, after: &Snapshot) -> String {
         },
         views: vec!["status", "rows"],
         cells,
-        summary: vec![
+        summary: [
             ("unchanged", "unchanged".into(), s.unchanged.to_string()),
             ("changed", "changed".into(), s.changed.to_string()),
             ("missing", "missing".into(), s.missing.to_string()),
             ("new", "new".into(), s.new.to_string()),
-            (
-                "rows-before",
-                "rows before".into(),
-                s.rows_before.to_string(),
-            ),
-            ("rows-after", "rows after".into(), s.rows_after.to_string()),
-            (
-                "rows-delta",
-                "rows delta".into(),
-                format!("{:+}", s.rows_delta),
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(rows_summary(s.rows_before, s.rows_after, s.rows_delta))
+        .collect(),
         tables: vec![changed],
         legend: vec![
             ("unchanged", "unchanged"),
@@ -393,23 +385,13 @@ pub fn run(r: &RunReport, history: Option<&RunHistory>) -> String {
         ("failed", "failed".into(), s.failed.to_string()),
         ("deleted", "deleted".into(), s.deleted.to_string()),
         ("kept", "kept".into(), s.kept.to_string()),
-        (
-            "rows-before",
-            "rows before".into(),
-            s.rows_before.to_string(),
-        ),
-        ("rows-after", "rows after".into(), s.rows_after.to_string()),
-        (
-            "rows-delta",
-            "rows delta".into(),
-            format!("{:+}", s.rows_delta),
-        ),
-        (
-            "wall",
-            "took".into(),
-            format!("{:.1} s", r.wall_ms / 1000.0),
-        ),
     ];
+    summary.extend(rows_summary(s.rows_before, s.rows_after, s.rows_delta));
+    summary.push((
+        "wall",
+        "took".into(),
+        format!("{:.1} s", r.wall_ms / 1000.0),
+    ));
     if let Some(e) = &r.estimate {
         summary.push((
             "estimate",
@@ -435,6 +417,15 @@ pub fn run(r: &RunReport, history: Option<&RunHistory>) -> String {
         missing_days: Default::default(),
     }
     .render()
+}
+
+/// Rows before and after, and their difference, as summary entries.
+fn rows_summary(before: u64, after: u64, delta: i64) -> [(&'static str, String, String); 3] {
+    [
+        ("rows-before", "rows before".into(), before.to_string()),
+        ("rows-after", "rows after".into(), after.to_string()),
+        ("rows-delta", "rows delta".into(), format!("{delta:+}")),
+    ]
 }
 
 fn opt(v: Option<u64>) -> String {

@@ -170,21 +170,8 @@ async fn time_one(
     let partition = p.to_partition(loc, keys)?;
     let bytes = partition.bytes();
     let mut report = PartitionReport::new(&p.partition, Status::Failed);
-    let t = Instant::now();
-    let source = read::read_partition(loc, &partition).await?;
-    report.phases.read_ms = ms(t) - source.checksum_ms;
-    report.phases.checksum_ms = source.checksum_ms;
-    let t = Instant::now();
-    let (out_schema, batches) = transform.apply(keys, &partition, &source).await?;
-    let conformed = transform::conform(
-        keys,
-        &partition,
-        &source.schema,
-        &out_schema,
-        batches,
-        settings.allow_schema_change,
-    );
-    report.phases.transform_ms = ms(t);
+    let (source, _, conformed) =
+        read_and_transform(loc, keys, &partition, transform, settings, &mut report).await?;
     let conformed = match conformed {
         Ok(c) if c.rows > 0 => c,
         _ => return Ok((report.phases, bytes, None)),
@@ -350,23 +337,9 @@ pub async fn sample(
     let started = Instant::now();
     let partition = p.to_partition(loc, keys)?;
     let mut report = PartitionReport::new(&p.partition, Status::Failed);
-    let t = Instant::now();
-    let source = read::read_partition(loc, &partition).await?;
-    report.phases.read_ms = ms(t) - source.checksum_ms;
-    report.phases.checksum_ms = source.checksum_ms;
+    let (source, out_schema, conformed) =
+        read_and_transform(loc, keys, &partition, transform, settings, &mut report).await?;
     let rows = source.part.rows;
-
-    let t = Instant::now();
-    let (out_schema, batches) = transform.apply(keys, &partition, &source).await?;
-    let conformed = transform::conform(
-        keys,
-        &partition,
-        &source.schema,
-        &out_schema,
-        batches,
-        settings.allow_schema_change,
-    );
-    report.phases.transform_ms = ms(t);
 
     let reversed = reverse(&source.batches)?;
     // Timed as a run's partitions are: the first pass also planned the SQL, which a run
@@ -470,6 +443,39 @@ pub async fn sample_read(
         more: None,
         cores: crate::snapshot::default_jobs(),
     })
+}
+
+/// Partition `partition` read (the before-checksum on the way) and transformed, timed
+/// into `report`: the source, the output's schema, and the output made to fit the table
+/// (or why it does not).
+async fn read_and_transform(
+    loc: &Location,
+    keys: &[PartitionKey],
+    partition: &crate::table::Partition,
+    transform: &Transform,
+    settings: &SampleSettings,
+    report: &mut PartitionReport,
+) -> Result<(
+    read::Source,
+    arrow::datatypes::SchemaRef,
+    std::result::Result<transform::Conformed, String>,
+)> {
+    let t = Instant::now();
+    let source = read::read_partition(loc, partition).await?;
+    report.phases.read_ms = ms(t) - source.checksum_ms;
+    report.phases.checksum_ms = source.checksum_ms;
+    let t = Instant::now();
+    let (out_schema, batches) = transform.apply(keys, partition, &source).await?;
+    let conformed = transform::conform(
+        keys,
+        partition,
+        &source.schema,
+        &out_schema,
+        batches,
+        settings.allow_schema_change,
+    );
+    report.phases.transform_ms = ms(t);
+    Ok((source, out_schema, conformed))
 }
 
 /// The rows of `batches` in the reverse order.

@@ -315,6 +315,18 @@ fn reason(file: &DataFile, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// A file's error, naming the partition it is in.
+fn in_partition(e: Error, id: &PartitionId) -> Error {
+    match e {
+        Error::Unreadable { path, reason, .. } => Error::Unreadable {
+            partition: id.to_string(),
+            path,
+            reason,
+        },
+        e => e,
+    }
+}
+
 /// Every file of the given partitions, read in parallel; results in input order.
 pub async fn scan_files(
     table: &Table,
@@ -359,14 +371,7 @@ pub async fn scan_files(
                 if footers_only {
                     let scan = scan_footer(&loc, &file, version)
                         .await
-                        .map_err(|e| match e {
-                            Error::Unreadable { path, reason, .. } => Error::Unreadable {
-                                partition: id.to_string(),
-                                path,
-                                reason,
-                            },
-                            e => e,
-                        });
+                        .map_err(|e| in_partition(e, &id));
                     if let Some(progress) = &progress {
                         progress(size, false);
                     }
@@ -386,14 +391,7 @@ pub async fn scan_files(
                     let handle = tokio::spawn(async move {
                         scan_file(&loc, &file, columns, version, pin)
                             .await
-                            .map_err(|e| match e {
-                                Error::Unreadable { path, reason, .. } => Error::Unreadable {
-                                    partition: id.to_string(),
-                                    path,
-                                    reason,
-                                },
-                                e => e,
-                            })
+                            .map_err(|e| in_partition(e, &id))
                     });
                     async move {
                         handle.await.unwrap_or_else(|e| {
