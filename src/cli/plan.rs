@@ -66,8 +66,9 @@ pub struct PlanArgs {
     /// Freeze the plan into a run for workers (`run --run ID --partition P`); needs --sql
     #[arg(long, requires = "sql")]
     pub freeze: bool,
-    /// With --freeze: act on every partition (required when no selection is given)
-    #[arg(long, requires = "freeze")]
+    /// Every partition (required with --freeze when no selection is given; without
+    /// --freeze, the plan of a run that would be given --all)
+    #[arg(long)]
     pub all: bool,
     /// With --freeze: when the transform returns no rows, fail, delete or keep
     #[arg(long, value_name = "POLICY", value_enum, default_value_t = OnEmpty::Fail)]
