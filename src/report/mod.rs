@@ -102,6 +102,11 @@ pub fn diff(d: &Diff, before: &Snapshot, after: &Snapshot) -> String {
             .collect()
     };
     let (rows_before, rows_after) = (rows_of(before), rows_of(after));
+    let checksums: BTreeMap<&PartitionId, &str> = after
+        .partitions
+        .iter()
+        .map(|p| (&p.partition, p.checksum.as_str()))
+        .collect();
     let mut cells = Vec::new();
     for p in &d.unchanged {
         let rows = rows_after.get(p).copied();
@@ -109,7 +114,11 @@ pub fn diff(d: &Diff, before: &Snapshot, after: &Snapshot) -> String {
             p,
             Some("unchanged"),
             rows,
-            format!("{p}\nunchanged, {} rows", rows.unwrap_or(0)),
+            format!(
+                "{p}\nunchanged, {} rows\nchecksum {}",
+                rows.unwrap_or(0),
+                short(checksums.get(p).copied().unwrap_or("-"))
+            ),
         ));
     }
     for c in &d.changed {
