@@ -335,6 +335,8 @@ pub struct MoreTimed {
     pub written: u64,
     /// Bytes of the partitions a run would rewrite.
     pub rewritten_bytes: u64,
+    /// Their median computing milliseconds per byte, beyond what any partition costs.
+    pub per_byte_ms: f64,
 }
 
 /// Prices to put on a run's cost.
@@ -359,9 +361,11 @@ const LOCAL_FSYNC_MS: f64 = 1.3;
 const REQUEST_MS: f64 = 20.0;
 /// Partitions writing and committing at once (`run::execute`).
 const COMMITTING_AT_ONCE: f64 = 16.0;
-/// A run's start and end besides its partitions on local disk: the lock, the plan's
-/// footers, the journal, the checksum cache's segment.
-const LOCAL_START_MS: f64 = 4.0;
+/// A run's own work on local disk besides its partitions: the lock, the plan's footers,
+/// the journal, and the last partition's writing and commit, which no computing overlaps
+/// (a run of one small partition: 15-19 ms in all, 5 ms of it the partition's phases and
+/// 2 ms the preflight; docs/PERFORMANCE.md, "Estimates").
+const LOCAL_START_MS: f64 = 10.0;
 
 /// What running `plan` (or snapshotting its partitions) should take and cost, from one
 /// measured partition: each partition's computing time is the sample's scaled by bytes
@@ -387,8 +391,10 @@ pub fn estimate(plan: &Plan, m: &Measured, jobs: usize, local: bool, prices: Pri
             t.rewritten_bytes,
         ),
     };
-    let variable_ms = (compute - n * m.fixed_ms).max(0.0);
-    let per_byte = variable_ms / bytes.max(1) as f64;
+    let per_byte = match &m.more {
+        Some(t) => t.per_byte_ms,
+        None => (compute - n * m.fixed_ms).max(0.0) / bytes.max(1) as f64,
+    };
     let written_ratio = (rewritten > 0).then(|| written as f64 / rewritten as f64);
     let mut compute_ms = 0.0;
     let mut storage_ms = 0.0;
@@ -484,8 +490,13 @@ pub fn estimate(plan: &Plan, m: &Measured, jobs: usize, local: bool, prices: Pri
             human_bytes(bytes)
         ),
     };
+    let scaled = if m.more.is_some() {
+        "their median rate"
+    } else {
+        "it"
+    };
     let method = format!(
-        "measured on {timed}: {what} took {compute:.0} ms, of which {:.1} ms per partition whatever its rows; scaled by bytes to {} partitions ({}), {} at a time{}",
+        "measured on {timed}: {what} took {compute:.0} ms, of which {:.1} ms per partition whatever its rows; {scaled} scaled by bytes to {} partitions ({}), {} at a time{}",
         m.fixed_ms,
         plan.partitions.len(),
         human_bytes(plan.totals.bytes),
@@ -555,5 +566,101 @@ impl PlannedPartition {
             files,
             stray: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(sizes: &[u64]) -> Plan {
+        let partitions: Vec<PlannedPartition> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| PlannedPartition {
+                partition: PartitionId::new(format!("k={i}")),
+                raw_values: PartitionValues::new(vec![Some(i.to_string())]),
+                files: vec![PlannedFile {
+                    name: "part-0.parquet".into(),
+                    size: *b,
+                    rows: 10,
+                    error: None,
+                }],
+                bytes: *b,
+                rows: 10,
+            })
+            .collect();
+        Plan {
+            run_id: "(plan)".into(),
+            table: "t".into(),
+            started_at: String::new(),
+            selection: Selection::default(),
+            keys: Vec::new(),
+            totals: PlanTotals {
+                partitions: partitions.len(),
+                files: partitions.len(),
+                bytes: sizes.iter().sum(),
+                rows: 10 * partitions.len() as u64,
+            },
+            partitions,
+            estimated_seconds: 0.0,
+            estimate: None,
+            settings: None,
+            frozen: false,
+        }
+    }
+
+    fn measured(more: Option<MoreTimed>) -> Measured {
+        Measured {
+            partition: PartitionId::new("k=0"),
+            bytes: 1_000_000,
+            compute_ms: 100.0,
+            fixed_ms: 0.0,
+            bytes_written: Some(500_000),
+            run: true,
+            preflight_ms: 0.0,
+            more,
+            cores: 2,
+        }
+    }
+
+    #[test]
+    fn an_estimate_scales_the_sample_by_bytes_and_costs_what_a_run_moves() {
+        let plan = plan_of(&[1_000_000, 3_000_000]);
+        let e = estimate(&plan, &measured(None), 2, true, Prices::default());
+        // 100 ms per MB: 400 ms of computing over 2 cores, plus the kernel's share of
+        // writing and committing (2 x 1.1 ms, 2 MB at 1.5 ms), plus the run's start.
+        let want = (LOCAL_START_MS + (400.0 + 2.0 * LOCAL_COMMIT_CPU_MS + 3.0) / 2.0) / 1000.0;
+        assert!((e.seconds - want).abs() < 1e-9, "{} vs {want}", e.seconds);
+        assert_eq!(
+            (e.cost.bytes_read, e.cost.bytes_written, e.cost.backup_bytes),
+            (4_000_000, 2_000_000, 4_000_000)
+        );
+        assert_eq!(e.cost.requests, None, "local disk");
+        let s3 = estimate(&plan, &measured(None), 2, false, Prices::default());
+        let r = s3.cost.requests.unwrap();
+        // Per partition: a listing, footer and data, the old file backed up and the new
+        // one copied in, the old one deleted; then the run's own records.
+        assert_eq!((r.list, r.get, r.copy, r.delete), (2 * 2 + 2, 4, 4, 2));
+    }
+
+    #[test]
+    fn partitions_timed_beside_the_sample_give_their_median_rate() {
+        let plan = plan_of(&[1_000_000]);
+        // Three partitions like the sample at 50 ms per MB, and one timed on a busy
+        // machine at 500: the median is 50.
+        let more = MoreTimed {
+            partitions: 4,
+            bytes: 4_000_000,
+            compute_ms: 650.0,
+            written: 2_000_000,
+            rewritten_bytes: 4_000_000,
+            per_byte_ms: 50.0 / 1e6,
+        };
+        let e = estimate(&plan, &measured(Some(more)), 1, true, Prices::default());
+        let want =
+            (LOCAL_START_MS + 50.0 + LOCAL_COMMIT_CPU_MS + 0.75).max(LOCAL_FSYNC_MS) / 1000.0;
+        assert!((e.seconds - want).abs() < 1e-9, "{} vs {want}", e.seconds);
+        assert!(e.method.contains("their median rate"), "{}", e.method);
     }
 }

@@ -130,20 +130,9 @@ pub struct SelectionArgs {
         long = "partition-type",
         value_name = "KEY:TYPE",
         help_heading = "Selection",
-        value_parser = key_type_spec
+        value_parser = DiscoverOptions::parse_type
     )]
     pub partition_type: Vec<(String, KeyType)>,
-}
-
-/// `--partition-type KEY:TYPE`, checked as the command line is parsed.
-fn key_type_spec(spec: &str) -> std::result::Result<(String, KeyType), String> {
-    let (k, t) = spec
-        .split_once(':')
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| "should be KEY:TYPE, e.g. event_date:date".to_string())?;
-    let ty =
-        KeyType::parse(t).ok_or_else(|| format!("unknown type {t:?}; use date, int or string"))?;
-    Ok((k.to_string(), ty))
 }
 
 impl SelectionArgs {

@@ -216,9 +216,11 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
                 allow_schema_change: args.allow_schema_change,
                 on_empty: args.on_empty,
             };
-            let sample = run::first_sample(&table.location, &plan.keys, &refs, &t, &settings)
-                .await
-                .context("running the transform on a sample partition")?;
+            let given = args.preflight_partition.is_some();
+            let sample =
+                run::first_sample(&table.location, &plan.keys, &refs, &t, &settings, given)
+                    .await
+                    .context("running the transform on a sample partition")?;
             if let Some(mut sample) = sample {
                 run::refuse_order_dependent(&sample.check, args.allow_nondeterministic)?;
                 run::time_more(

@@ -142,13 +142,17 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-fn days(h: &mut String, cells: &[&Cell], missing: &std::collections::BTreeSet<NaiveDate>) {
+/// The cells by date, and the first and last date (`None` without dates).
+fn dated<'a>(cells: &[&'a Cell]) -> Option<(BTreeMap<NaiveDate, &'a Cell>, NaiveDate, NaiveDate)> {
     let by_date: BTreeMap<NaiveDate, &Cell> =
         cells.iter().filter_map(|c| Some((c.date?, *c))).collect();
-    let (Some(first), Some(last)) = (
-        by_date.keys().next().copied(),
-        by_date.keys().next_back().copied(),
-    ) else {
+    let first = *by_date.keys().next()?;
+    let last = *by_date.keys().next_back()?;
+    Some((by_date, first, last))
+}
+
+fn days(h: &mut String, cells: &[&Cell], missing: &std::collections::BTreeSet<NaiveDate>) {
+    let Some((by_date, first, last)) = dated(cells) else {
         return;
     };
     for year in first.year()..=last.year() {
@@ -200,12 +204,7 @@ fn days(h: &mut String, cells: &[&Cell], missing: &std::collections::BTreeSet<Na
 }
 
 fn months(h: &mut String, cells: &[&Cell]) {
-    let by_date: BTreeMap<NaiveDate, &Cell> =
-        cells.iter().filter_map(|c| Some((c.date?, *c))).collect();
-    let (Some(first), Some(last)) = (
-        by_date.keys().next().copied(),
-        by_date.keys().next_back().copied(),
-    ) else {
+    let Some((by_date, first, last)) = dated(cells) else {
         return;
     };
     let years = (last.year() - first.year() + 1) as u32;

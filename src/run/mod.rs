@@ -392,8 +392,15 @@ async fn sample_plan(
         on_empty: req.on_empty,
     };
     let refs: Vec<&plan::PlannedPartition> = candidates.iter().collect();
-    let Some(mut sample) =
-        preflight::first_sample(loc, &plan.keys, &refs, transform, &settings).await?
+    let Some(mut sample) = preflight::first_sample(
+        loc,
+        &plan.keys,
+        &refs,
+        transform,
+        &settings,
+        req.preflight_partition.is_some(),
+    )
+    .await?
     else {
         return Ok(());
     };

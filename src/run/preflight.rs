@@ -97,14 +97,17 @@ pub struct Timed {
     pub written: u64,
     /// Bytes of the partitions a run would rewrite.
     pub rewritten_bytes: u64,
+    /// Each partition's bytes and computing milliseconds.
+    pub each: Vec<(u64, f64)>,
 }
 
 impl Timed {
     fn add(&mut self, bytes: u64, phases: &Phases, written: Option<u64>) {
+        let ms = phases.read_ms + phases.transform_ms + phases.checksum_ms + phases.encode_ms;
         self.partitions += 1;
         self.bytes += bytes;
-        self.compute_ms +=
-            phases.read_ms + phases.transform_ms + phases.checksum_ms + phases.encode_ms;
+        self.compute_ms += ms;
+        self.each.push((bytes, ms));
         if let Some(w) = written {
             self.written += w;
             self.rewritten_bytes += bytes;
@@ -117,11 +120,14 @@ impl Timed {
 const TIMED_ENOUGH_MS: f64 = 60.0;
 /// Partitions timed at most besides the sample.
 const TIMED_MORE: usize = 8;
+/// Partitions timed at least besides the sample when the estimate matters (`plan`): the
+/// estimate takes their median rate, which one slow timing on a busy machine cannot move.
+const TIMED_AT_LEAST: usize = 3;
 
 /// Times more partitions of `plan` near the sample's size through the computing phases,
 /// until their time is enough to scale from (nothing is written); with `warm`, at least
-/// one: the sample, first through the pipeline, also paid for the process's first use of
-/// its memory and code.
+/// [`TIMED_AT_LEAST`]: the sample, first through the pipeline, also paid for the process's
+/// first use of its memory and code, and one timing alone is at the mercy of the machine.
 pub async fn time_more(
     sample: &mut Sample,
     loc: &Location,
@@ -145,9 +151,8 @@ pub async fn time_more(
     let p = &sample.phases;
     let own = p.read_ms + p.transform_ms + p.checksum_ms + p.encode_ms;
     for p in near.into_iter().take(TIMED_MORE) {
-        if (sample.timed.partitions > 0 || !warm)
-            && own + sample.timed.compute_ms >= TIMED_ENOUGH_MS
-        {
+        let enough = if warm { TIMED_AT_LEAST } else { 0 };
+        if sample.timed.partitions >= enough && own + sample.timed.compute_ms >= TIMED_ENOUGH_MS {
             break;
         }
         // A partition that does not go through is left to the run to report.
@@ -203,9 +208,25 @@ impl Sample {
                 compute_ms: self.timed.compute_ms,
                 written: self.timed.written,
                 rewritten_bytes: self.timed.rewritten_bytes,
+                per_byte_ms: median_rate(&self.timed.each, self.fixed_ms),
             }),
             cores: crate::snapshot::default_jobs(),
         }
+    }
+}
+
+/// The median over partitions of their computing milliseconds per byte, beyond what any
+/// partition costs (`fixed_ms`).
+fn median_rate(each: &[(u64, f64)], fixed_ms: f64) -> f64 {
+    let mut rates: Vec<f64> = each
+        .iter()
+        .map(|(bytes, ms)| (ms - fixed_ms).max(0.0) / (*bytes).max(1) as f64)
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    match rates.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => rates[n / 2],
+        n => (rates[n / 2 - 1] + rates[n / 2]) / 2.0,
     }
 }
 
@@ -298,18 +319,21 @@ pub fn sample_partitions<'a>(
 }
 
 /// The sample of the first of `candidates` that reads ([`sample`]); `None` if none does.
+/// A partition the user `given` (`--preflight-partition`) is the only candidate, and its
+/// error is the command's: the check the user asked for is not skipped quietly.
 pub async fn first_sample(
     loc: &Location,
     keys: &[PartitionKey],
     candidates: &[&PlannedPartition],
     transform: &Transform,
     settings: &SampleSettings,
+    given: bool,
 ) -> Result<Option<Sample>> {
     const TRIES: usize = 3;
     for p in candidates.iter().take(TRIES) {
         match sample(loc, keys, p, transform, settings).await {
             Ok(s) => return Ok(Some(s)),
-            Err(Error::Unreadable { .. } | Error::MixedSchema { .. }) => continue,
+            Err(Error::Unreadable { .. } | Error::MixedSchema { .. }) if !given => continue,
             Err(e) => return Err(e),
         }
     }
@@ -562,4 +586,17 @@ pub fn refuse_order_dependent(check: &SampleCheck, allow: bool) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_rate_ignores_one_slow_timing() {
+        let each = [(1_000, 10.0), (2_000, 20.0), (1_000, 100.0)];
+        assert_eq!(median_rate(&each, 0.0), 0.01);
+        assert_eq!(median_rate(&each[..2], 0.0), 0.01);
+        assert_eq!(median_rate(&[], 0.0), 0.0);
+    }
 }

@@ -117,19 +117,23 @@ pub struct DiscoverOptions {
 }
 
 impl DiscoverOptions {
-    /// Parses `key:type` as given to `--partition-type`.
+    /// Parses `key:type` as given to `--partition-type`: the key and its type, or why not
+    /// (`unknown type "float"; use date, int or string`).
+    pub fn parse_type(spec: &str) -> std::result::Result<(String, KeyType), String> {
+        let (k, t) = spec
+            .split_once(':')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| "should be KEY:TYPE, e.g. event_date:date".to_string())?;
+        let ty = KeyType::parse(t)
+            .ok_or_else(|| format!("unknown type {t:?}; use date, int or string"))?;
+        Ok((k.to_string(), ty))
+    }
+
+    /// Adds `key:type` as given to `--partition-type`.
     pub fn add_type(&mut self, spec: &str) -> Result<()> {
-        let (k, t) = spec.split_once(':').ok_or_else(|| {
-            Error::Usage(format!(
-                "--partition-type {spec:?} should be KEY:TYPE, e.g. event_date:date"
-            ))
-        })?;
-        let ty = KeyType::parse(t).ok_or_else(|| {
-            Error::Usage(format!(
-                "--partition-type {spec:?}: unknown type {t:?}; use date, int or string"
-            ))
-        })?;
-        self.key_types.insert(k.to_string(), ty);
+        let (k, ty) = DiscoverOptions::parse_type(spec)
+            .map_err(|why| Error::Usage(format!("--partition-type {spec:?}: {why}")))?;
+        self.key_types.insert(k, ty);
         Ok(())
     }
 }

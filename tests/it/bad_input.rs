@@ -215,6 +215,25 @@ fn a_file_the_reader_would_convert_with_a_loss_is_refused() {
         assert!(out.stdout.contains(n), "{n:?} not in {}", out.stdout);
     }
     assert_eq!(crate::support::file_hashes(&t), before);
+    // Named as the preflight's sample, it is refused by name: the check asked for is not
+    // skipped quietly.
+    for cmd in ["plan", "run"] {
+        let out = run_in(
+            dir.path(),
+            &[
+                cmd,
+                "t",
+                "--sql",
+                "f.sql",
+                "--all",
+                "--preflight-partition",
+                "p=1",
+                "--json",
+            ],
+        );
+        fails(&out, &expect);
+    }
+    assert_eq!(crate::support::file_hashes(&t), before);
 }
 
 /// Every flag is checked before the table is read: each of these names the flag and what
