@@ -105,14 +105,21 @@ def main():
         if counts:
             print(f"  requests: {counts}")
 
-    if not args.skip_local:
-        local(binary, table, args, report)
-    if args.s3:
-        s3(binary, table, args, report)
+    # The local tries' caches, removed at the end (they are made next to the table).
+    caches = os.path.join(args.work, "incremental-caches")
+    shutil.rmtree(caches, ignore_errors=True)
+    os.makedirs(caches)
+    try:
+        if not args.skip_local:
+            local(binary, table, args, report, caches)
+        if args.s3:
+            s3(binary, table, args, report)
+    finally:
+        shutil.rmtree(caches, ignore_errors=True)
 
 
-def local(binary, table, args, report):
-    rows, counts, cache = measure(binary, table, args.work, args.runs)
+def local(binary, table, args, report, caches):
+    rows, counts, cache = measure(binary, table, caches, args.runs)
     report("local", rows, counts)
     # After a run of 3 days: the run records its new files in the cache it writes (the
     # table's work area), so measure with the default cache.
