@@ -2,7 +2,8 @@
 //! runs' unfinished steps, and releasing a run's backups.
 
 use futures::StreamExt;
-use serde::Serialize;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
 
 use crate::commit::journal::{self, Event, Journal, RunDir, Side};
 use crate::commit::{self, OpenStep, RunState};
@@ -54,16 +55,113 @@ pub(super) fn final_report(ev: &Event) -> Option<PartitionReport> {
     Some(r)
 }
 
-/// Every run of the table folded from its journal, oldest first; a run whose journal has
-/// no plan (it stopped before it started) is left out.
-pub(super) async fn run_states(loc: &Location) -> Result<Vec<RunState>> {
-    let mut out = Vec::new();
-    for id in journal::run_ids(loc).await? {
-        if let Some(state) = run_state(loc, &id, None).await? {
-            out.push(state);
+/// What `runs` and a run's start need of one run: its history line and the steps it left
+/// unfinished.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Brief {
+    info: RunInfo,
+    open_steps: Vec<(PartitionId, Step)>,
+}
+
+/// An unfinished step's kind, as a [`Summary`] keeps it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Step {
+    Commit,
+    Delete,
+    Rollback,
+}
+
+impl Step {
+    fn of(step: &OpenStep) -> Step {
+        match step {
+            OpenStep::Committing(_) | OpenStep::Added(_) => Step::Commit,
+            OpenStep::Deleting(_) => Step::Delete,
+            OpenStep::RollingBack(_) => Step::Rollback,
         }
     }
-    Ok(out)
+    fn name(self) -> &'static str {
+        match self {
+            Step::Commit => "commit",
+            Step::Delete => "delete",
+            Step::Rollback => "rollback",
+        }
+    }
+}
+
+impl Brief {
+    fn of(run: &RunState) -> Brief {
+        Brief {
+            info: info(run),
+            open_steps: run
+                .open_steps()
+                .map(|(p, step)| (p.clone(), Step::of(&step)))
+                .collect(),
+        }
+    }
+}
+
+/// An ended run's [`Brief`], kept beside its journal (`runs/ID/summary.json`) so that
+/// later runs and `runs` need not read every record of every earlier run: that grew with
+/// the history, and on object stores took one request per record. It holds for the
+/// journal's `extent` only; a record written since makes it stale, and the journal is
+/// read again. Only ever a copy: a summary that is missing, damaged or stale is ignored.
+#[derive(Serialize, Deserialize)]
+struct Summary {
+    format: u32,
+    extent: journal::Extent,
+    brief: Brief,
+}
+
+const SUMMARY: &str = "summary.json";
+const SUMMARY_FORMAT: u32 = 1;
+/// Runs looked at once.
+const RUNS_AT_ONCE: usize = 8;
+
+/// Every run of the table, oldest first; a run whose journal has no plan (it stopped
+/// before it started) is left out.
+async fn briefs(loc: &Location) -> Result<Vec<Brief>> {
+    let ids = journal::run_ids(loc).await?;
+    let all: Vec<Option<Brief>> = futures::stream::iter(&ids)
+        .map(|id| brief(loc, id))
+        .buffered(RUNS_AT_ONCE)
+        .try_collect()
+        .await?;
+    Ok(all.into_iter().flatten().collect())
+}
+
+async fn brief(loc: &Location, id: &str) -> Result<Option<Brief>> {
+    let path = RunDir::new(loc, id).root.join(SUMMARY);
+    // Taken before the journal is read: a record written meanwhile makes the summary
+    // written below stale at once, never wrong.
+    let extent = journal::extent(loc, id).await?;
+    if let Some(s) = read_summary(loc, &path).await {
+        if s.format == SUMMARY_FORMAT && s.extent == extent {
+            return Ok(Some(s.brief));
+        }
+    }
+    let Some(state) = run_state(loc, id, None).await? else {
+        return Ok(None);
+    };
+    let brief = Brief::of(&state);
+    let ended =
+        state.finished.is_some() || state.rolled_back || (state.plan.frozen && state.all_final());
+    if ended {
+        let summary = Summary {
+            format: SUMMARY_FORMAT,
+            extent,
+            brief: brief.clone(),
+        };
+        let body = serde_json::to_vec(&summary).expect("a summary serialises");
+        // A copy: where it cannot be written, the journal is read next time.
+        let _ = loc.store.put(&path, PutPayload::from(body)).await;
+    }
+    Ok(Some(brief))
+}
+
+async fn read_summary(loc: &Location, path: &object_store::path::Path) -> Option<Summary> {
+    let bytes = loc.store.get(path).await.ok()?.bytes().await.ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Run `id` folded from its journal and, for a frozen run, its partitions' journals (all
@@ -111,12 +209,12 @@ pub struct UnfinishedStep {
 /// so none of those runs is still working.
 pub async fn unfinished_steps(loc: &Location) -> Result<Vec<UnfinishedStep>> {
     let mut out = Vec::new();
-    for run in run_states(loc).await? {
-        for (partition, step) in run.open_steps() {
+    for run in briefs(loc).await? {
+        for (partition, step) in run.open_steps {
             out.push(UnfinishedStep {
-                run_id: run.run_id.clone(),
-                partition: partition.clone(),
-                step: step.step(),
+                run_id: run.info.run_id.clone(),
+                partition,
+                step: step.name(),
             });
         }
     }
@@ -150,7 +248,7 @@ pub(super) async fn refuse_unfinished(loc: &Location, run_id: &str, plan: &Plan)
 }
 
 /// One line of the run history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     /// The run's id.
     pub run_id: String,
@@ -187,7 +285,7 @@ pub struct RunHistory {
 pub async fn history(loc: &Location) -> Result<RunHistory> {
     Ok(RunHistory {
         table: loc.display.clone(),
-        runs: run_states(loc).await?.iter().map(info).collect(),
+        runs: briefs(loc).await?.into_iter().map(|b| b.info).collect(),
     })
 }
 

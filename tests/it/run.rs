@@ -1020,3 +1020,99 @@ fn a_plan_estimates_time_and_cost_from_a_measured_sample() {
         "{v}"
     );
 }
+
+/// `runs` and a run's start read an ended run from its summary (`runs/ID/summary.json`),
+/// not its whole journal; a record written since (here `--release`'s) makes the summary
+/// stale, and the journal is read again. Shown by editing the summary: what it says is what
+/// `runs` shows and what a run refuses, until the journal grows.
+#[test]
+fn ended_runs_are_read_from_their_summary_until_their_journal_grows() {
+    let (dir, table) = small_table(2);
+    let q = sql(
+        dir.path(),
+        "fix.sql",
+        "SELECT id + 1 AS id, name FROM source",
+    );
+    let out = run_in(dir.path(), &["run", "t", "--sql", &q, "--all", "--json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let run_id = v["run_id"].as_str().unwrap().to_string();
+    let summary = dir
+        .path()
+        .join(".backfill/t/runs")
+        .join(&run_id)
+        .join("summary.json");
+    assert!(!summary.exists(), "nothing has read the history yet");
+    let history = |dir: &std::path::Path| -> serde_json::Value {
+        let out = run_in(dir, &["runs", "t", "--json"]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["runs"][0].clone()
+    };
+    let first = history(dir.path());
+    assert_eq!(
+        (&first["status"], &first["rewritten"], &first["released"]),
+        (&"finished".into(), &4.into(), &false.into()),
+        "{first}"
+    );
+    // The first reader wrote the summary, from the journal.
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(written["brief"]["info"], first);
+    assert_eq!(written["brief"]["open_steps"], serde_json::json!([]));
+
+    // Edited, the summary is what is read: the journal has not grown.
+    let mut edited = written.clone();
+    edited["brief"]["info"]["status"] = "edited".into();
+    edited["brief"]["open_steps"] = serde_json::json!([["day=2024-01-01/region=eu", "commit"]]);
+    std::fs::write(&summary, serde_json::to_vec(&edited).unwrap()).unwrap();
+    assert_eq!(history(dir.path())["status"], "edited");
+    let before = file_hashes(&table);
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "t",
+            "--sql",
+            &q,
+            "--partition",
+            "day=2024-01-01/region=eu",
+        ],
+    );
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "partition day=2024-01-01/region=eu holds an unfinished commit of run {run_id}"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(file_hashes(&table), before);
+
+    // Releasing the run appends to its journal: the summary is stale, and the journal says
+    // what is true again.
+    let out = run_in(dir.path(), &["runs", "t", "--release", &run_id]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let after = history(dir.path());
+    assert_eq!(
+        (&after["status"], &after["rewritten"], &after["released"]),
+        (&"finished".into(), &4.into(), &true.into()),
+        "{after}"
+    );
+    let rewritten: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(rewritten["brief"]["info"], after);
+    assert_ne!(rewritten["extent"], written["extent"]);
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "t",
+            "--sql",
+            &q,
+            "--partition",
+            "day=2024-01-01/region=eu",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}

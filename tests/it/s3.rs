@@ -412,3 +412,57 @@ fn bad_s3_settings_are_clear_errors() {
         out.stderr
     );
 }
+
+/// On S3 a journal is one object per record. An ended run's history is read from them
+/// once; from then on `runs` and every run's start read its summary: a listing of the
+/// journal and one GET, however many records it has.
+#[test]
+fn an_ended_run_is_read_from_one_summary_not_a_request_per_record() {
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let direct = s3::store(&server.endpoint, &bucket);
+    rt.block_on(put_table(&direct, "lake/t", 6));
+    let p = proxy::start(&server.endpoint, Mode::PassThrough);
+    let loc = Location::with_store(
+        s3::store(&p.endpoint, &bucket),
+        Backend::S3,
+        &format!("s3://{bucket}"),
+        "lake/t",
+    );
+    let table = rt
+        .block_on(backfill::table::discover(&loc, &Default::default()))
+        .unwrap();
+    let report = rt
+        .block_on(backfill::run::run(
+            &table,
+            request("SELECT id, upper(name) AS name FROM source", 2),
+        ))
+        .unwrap();
+    assert_eq!(report.summary.rewritten, 6);
+    let gets = |what: &str| {
+        p.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("GET ") && l.contains(what) && !l.contains("list-type"))
+            .count()
+    };
+    let history = || {
+        p.seen.lock().unwrap().clear();
+        let h = rt.block_on(backfill::run::history(&loc)).unwrap();
+        serde_json::to_value(&h.runs).unwrap()
+    };
+    let first = history();
+    assert_eq!(first[0]["status"], "finished", "{first}");
+    assert_eq!(first[0]["rewritten"], 6, "{first}");
+    let records = gets("/journal/");
+    assert!(
+        records > 6,
+        "the first reading reads every record: {records}"
+    );
+    let again = history();
+    assert_eq!(again, first);
+    assert_eq!(gets("/journal/"), 0, "{:?}", p.seen.lock().unwrap());
+    assert_eq!(gets("/summary.json"), 1, "{:?}", p.seen.lock().unwrap());
+}
