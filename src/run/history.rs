@@ -58,9 +58,11 @@ pub(super) fn final_report(ev: &Event) -> Option<PartitionReport> {
 /// What `runs` and a run's start need of one run: its history line and the steps it left
 /// unfinished.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Brief {
+pub(super) struct Brief {
     info: RunInfo,
     open_steps: Vec<(PartitionId, Step)>,
+    /// [`RunState::settled`]: nothing left for `resume`.
+    pub(super) settled: bool,
 }
 
 /// An unfinished step's kind, as a [`Summary`] keeps it.
@@ -97,7 +99,16 @@ impl Brief {
                 .open_steps()
                 .map(|(p, step)| (p.clone(), Step::of(&step)))
                 .collect(),
+            settled: run.settled(),
         }
+    }
+
+    /// The unfinished step the run left on `partition`, if any.
+    pub(super) fn open_step(&self, partition: &str) -> Option<&'static str> {
+        self.open_steps
+            .iter()
+            .find(|(p, _)| p.as_str() == partition)
+            .map(|(_, s)| s.name())
     }
 }
 
@@ -130,15 +141,35 @@ async fn briefs(loc: &Location) -> Result<Vec<Brief>> {
     Ok(all.into_iter().flatten().collect())
 }
 
+/// Writes the summaries of ended runs that have none (or a stale one), so that later
+/// readers find them: a frozen run's workers read other runs one partition at a time, which
+/// never makes a summary.
+pub(super) async fn summarise(loc: &Location) -> Result<()> {
+    briefs(loc).await.map(|_| ())
+}
+
+/// Run `id`'s summary, if it has one that still holds.
+pub(super) async fn valid_summary(loc: &Location, id: &str) -> Result<Option<Brief>> {
+    Ok(summary_and_extent(loc, id).await?.0)
+}
+
+async fn summary_and_extent(loc: &Location, id: &str) -> Result<(Option<Brief>, journal::Extent)> {
+    let path = RunDir::new(loc, id).root.join(SUMMARY);
+    // Taken before the journal is read: a record written meanwhile makes a summary written
+    // from that reading stale at once, never wrong.
+    let extent = journal::extent(loc, id).await?;
+    let brief = read_summary(loc, &path)
+        .await
+        .filter(|s| s.format == SUMMARY_FORMAT && s.extent == extent)
+        .map(|s| s.brief);
+    Ok((brief, extent))
+}
+
 async fn brief(loc: &Location, id: &str) -> Result<Option<Brief>> {
     let path = RunDir::new(loc, id).root.join(SUMMARY);
-    // Taken before the journal is read: a record written meanwhile makes the summary
-    // written below stale at once, never wrong.
-    let extent = journal::extent(loc, id).await?;
-    if let Some(s) = read_summary(loc, &path).await {
-        if s.format == SUMMARY_FORMAT && s.extent == extent {
-            return Ok(Some(s.brief));
-        }
+    let (valid, extent) = summary_and_extent(loc, id).await?;
+    if valid.is_some() {
+        return Ok(valid);
     }
     let Some(state) = run_state(loc, id, None).await? else {
         return Ok(None);

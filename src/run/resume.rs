@@ -15,7 +15,7 @@ use crate::storage::Location;
 use crate::transform::{ms, Transform};
 
 use super::execute::{execute, Ctx};
-use super::history::{final_report, refuse_unfinished, run_state};
+use super::history::{final_report, refuse_unfinished, run_state, valid_summary};
 use super::worker::run_partition;
 use super::{finish, no_settings, PartitionReport, Progress, RunReport, Status};
 
@@ -23,6 +23,12 @@ use super::{finish, no_settings, PartitionReport, Progress, RunReport, Status};
 pub async fn resumable(loc: &Location) -> Result<String> {
     let ids = journal::run_ids(loc).await?;
     for id in ids.iter().rev() {
+        // An ended run's summary says whether it is settled, without reading its records.
+        match valid_summary(loc, id).await? {
+            Some(brief) if brief.settled => continue,
+            Some(_) => return Ok(id.clone()),
+            None => {}
+        }
         let records = journal::read(loc, id).await?;
         // No plan recorded: the run stopped before it started anything.
         if records.is_empty() {

@@ -1047,7 +1047,13 @@ fn ended_runs_are_read_from_their_summary_until_their_journal_grows() {
         let out = run_in(dir, &["runs", "t", "--json"]);
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        v["runs"][0].clone()
+        v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run_id"] == run_id.as_str())
+            .unwrap()
+            .clone()
     };
     let first = history(dir.path());
     assert_eq!(
@@ -1060,6 +1066,7 @@ fn ended_runs_are_read_from_their_summary_until_their_journal_grows() {
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(written["brief"]["info"], first);
     assert_eq!(written["brief"]["open_steps"], serde_json::json!([]));
+    assert_eq!(written["brief"]["settled"], true);
 
     // Edited, the summary is what is read: the journal has not grown.
     let mut edited = written.clone();
@@ -1075,6 +1082,42 @@ fn ended_runs_are_read_from_their_summary_until_their_journal_grows() {
             "t",
             "--sql",
             &q,
+            "--partition",
+            "day=2024-01-01/region=eu",
+        ],
+    );
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "partition day=2024-01-01/region=eu holds an unfinished commit of run {run_id}"
+        )),
+        "{}",
+        out.stderr
+    );
+    // So does a frozen run's worker, which looks at other runs one partition at a time.
+    let out = run_in(
+        dir.path(),
+        &[
+            "plan",
+            "t",
+            "--sql",
+            &q,
+            "--partition",
+            "day=2024-01-01/region=eu",
+            "--freeze",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let frozen: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let frozen = frozen["run_id"].as_str().unwrap();
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "t",
+            "--run",
+            frozen,
             "--partition",
             "day=2024-01-01/region=eu",
         ],
