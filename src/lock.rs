@@ -277,16 +277,24 @@ impl Lock {
     }
 
     pub async fn release(mut self) -> Result<()> {
-        if let Some(r) = self.renewer.take() {
-            r.abort();
-        }
+        let renewer = self.renewer.take();
         match &self.kind {
             Kind::Local { file } | Kind::Worker { file, .. } => {
                 let _ = file.set_len(0);
                 Ok(())
             }
             Kind::Lease { store, path, etag } => {
-                let current = etag.lock().await.clone();
+                // The renewer writes while holding the ETag: wait for a renewal in flight
+                // to record its new ETag before stopping it. Stopped mid-write instead,
+                // the store would hold a renewed lease under an ETag nobody knows, left
+                // for its whole life.
+                let current = {
+                    let guard = etag.lock().await;
+                    if let Some(r) = renewer {
+                        r.abort();
+                    }
+                    guard.clone()
+                };
                 // Delete only our own lease: re-read and compare the ETag first.
                 if let Ok(meta) = store.head(path).await {
                     if meta.e_tag == current {

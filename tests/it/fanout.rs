@@ -931,9 +931,15 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
     let _ = api.kill();
     let _ = api.wait();
     let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    // A failed task's own message is far from the log's end: its lines first.
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("RuntimeError") || l.contains("exc_value"))
+        .collect();
     assert!(
         status.success(),
-        "the DAG failed:\n{}",
+        "the DAG failed:\n{}\n{}",
+        errors.join("\n"),
         &log[log.len().saturating_sub(4000)..]
     );
     assert!(

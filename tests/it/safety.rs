@@ -587,6 +587,38 @@ async fn a_lease_released_between_create_and_read_is_taken_not_an_error() {
 }
 
 #[tokio::test]
+async fn a_lease_released_while_its_renewal_is_in_flight_is_gone() {
+    use crate::support::faulty::{Tamper, Tampering};
+    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let slow = Tampering::new(
+        inner.clone(),
+        Tamper::SlowLockReplies(Duration::from_millis(400)),
+    );
+    let loc = Location::in_memory(slow, "lake/t");
+    let times = LeaseTimes {
+        ttl: Duration::from_secs(600),
+        renew_every: Duration::from_millis(100),
+    };
+    let held = Lock::acquire(&loc, "first", times).await.unwrap();
+    // Taking it took one slow reply; the first renewal is stored at 100 ms and answered
+    // at 500 ms: release in between.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    held.release().await.unwrap();
+    let lock = inner.head(&"lake/.backfill/t/lock.json".into()).await;
+    assert!(
+        matches!(lock, Err(object_store::Error::NotFound { .. })),
+        "the released lease is still stored: {lock:?}"
+    );
+    let next = Location::in_memory(inner, "lake/t");
+    Lock::acquire(&next, "second", LeaseTimes::default())
+        .await
+        .expect("a released lease is free at once")
+        .release()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_stale_process_cannot_write_over_a_newer_journal() {
     let (_dir, table) = small_table(1);
     let local = Location::open(table.to_str().unwrap()).unwrap();

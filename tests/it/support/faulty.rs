@@ -176,6 +176,9 @@ pub enum Tamper {
     /// The holder of the table lock releases it just before the first read of it: the
     /// race between a refused create and the read of who holds the lease.
     ReleaseLockBeforeFirstRead(std::sync::atomic::AtomicBool),
+    /// Writes of a lock are stored at once but answered this much later, as a slow
+    /// network would answer them.
+    SlowLockReplies(std::time::Duration),
 }
 
 #[derive(Debug)]
@@ -209,6 +212,13 @@ impl ObjectStore for Tampering {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        if let Tamper::SlowLockReplies(after) = self.how {
+            let stored = self.inner.put_opts(location, payload, opts).await;
+            if location.filename() == Some("lock.json") {
+                tokio::time::sleep(after).await;
+            }
+            return stored;
+        }
         if !matches!(self.how, Tamper::FlipLastByte) {
             return self.inner.put_opts(location, payload, opts).await;
         }
