@@ -65,7 +65,11 @@ def backfill_fix():
         # Whatever the workers left (none, when every task succeeded), then the proof:
         # every partition of the run holds what the run's journal recorded (rows and
         # checksum), none is pending or mid-commit, and the table has no other finding.
-        for args in (["resume", table, run_id], ["verify", table, "--run", run_id]):
+        # (`--wait`: a partition a killed try still holds is free once its lease expires.)
+        for args in (
+            ["resume", table, run_id, "--wait", "120"],
+            ["verify", table, "--run", run_id],
+        ):
             out = backfill(*args)
             if out.returncode != 0:
                 raise RuntimeError(f"backfill {' '.join(args)}: {out.stdout}{out.stderr}")

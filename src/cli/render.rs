@@ -69,6 +69,9 @@ impl Report for RunReport {
         run_report(self)
     }
     fn exit_code(&self) -> ExitCode {
+        if self.busy() {
+            return ExitCode::from(75);
+        }
         failed_if(!self.ok())
     }
 }
@@ -564,6 +567,11 @@ pub fn run_report(r: &RunReport) -> String {
         "\n{} rewritten, {} unchanged, {} failed, {} deleted, {} kept, {} skipped; rows {} -> {} ({:+})\n",
         s.rewritten, s.unchanged, s.failed, s.deleted, s.kept, s.skipped, s.rows_before, s.rows_after, s.rows_delta
     ));
+    if r.busy() {
+        text.push_str(
+            "the failed partitions are only busy (held by another run or worker): the same command again later finishes them (exit 75), or with --wait SECS it waits\n",
+        );
+    }
     if let Some(e) = &r.estimate {
         text.push_str(&format!(
             "took {:.1} s and wrote {}; the plan estimated {:.1} s and {}\n",

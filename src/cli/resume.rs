@@ -20,6 +20,11 @@ pub struct ResumeArgs {
     pub table: String,
     /// The run to resume (default: the latest one that did not finish cleanly)
     pub run_id: Option<String>,
+    /// When the table or a partition is busy (another run or worker holds it), keep
+    /// trying for up to SECS seconds; partitions still busy then are reported busy and
+    /// the exit code is 75 (retry later)
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub wait: u64,
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
@@ -38,7 +43,8 @@ pub async fn run(args: ResumeArgs) -> Result<ExitCode> {
     if let Ok(largest) = run::largest_planned_partition(&loc, &run_id).await {
         super::heap::size_for(largest);
     }
-    let report = run::resume(&loc, &run_id, LeaseTimes::from_env(), None)
+    let wait = std::time::Duration::from_secs(args.wait);
+    let report = run::resume(&loc, &run_id, LeaseTimes::from_env(), wait, None)
         .await
         .with_context(|| format!("resuming run {run_id} on {}", loc.display))?;
     Ok(render::emit(&report, args.json))

@@ -206,18 +206,14 @@ async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
 }
 
 /// `f`'s result, tried again every second while it is busy (retryable), for up to `secs`.
-async fn waiting<T, F, Fut>(secs: u64, mut f: F) -> backfill::Result<T>
+async fn waiting<T, F, Fut>(secs: u64, f: F) -> backfill::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = backfill::Result<T>>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        match f().await {
-            Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            r => return r,
-        }
-    }
+    run::retrying(
+        std::time::Instant::now() + std::time::Duration::from_secs(secs),
+        f,
+    )
+    .await
 }

@@ -31,7 +31,7 @@ use history::refuse_unfinished;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -140,6 +140,9 @@ pub struct PartitionReport {
     /// try, or an interrupted commit finished).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// It failed only because another run or worker held it: try again later.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub busy: bool,
 }
 
 impl PartitionReport {
@@ -157,6 +160,7 @@ impl PartitionReport {
             error: None,
             bytes_written: None,
             note: None,
+            busy: false,
         }
     }
 }
@@ -275,6 +279,18 @@ impl RunReport {
     /// Whether every partition succeeded (none failed or skipped).
     pub fn ok(&self) -> bool {
         self.summary.failed == 0 && self.summary.skipped == 0
+    }
+
+    /// Not ok only because partitions were busy (held by another run or worker): the
+    /// same command later may finish them.
+    pub fn busy(&self) -> bool {
+        !self.ok()
+            && self.summary.skipped == 0
+            && self
+                .partitions
+                .iter()
+                .filter(|p| p.status == Status::Failed)
+                .all(|p| p.busy)
     }
 
     /// A report of no partition (a shard of a run with fewer partitions than shards).
@@ -496,4 +512,21 @@ async fn finish(
     ctx.lock.release().await?;
     finished?;
     Ok(report)
+}
+
+/// `f`'s result, tried again every second while it is busy (another run or worker holds
+/// what it needs), until `deadline`.
+pub async fn retrying<T, F, Fut>(deadline: Instant, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    loop {
+        match f().await {
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            r => return r,
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -17,7 +17,7 @@ use crate::transform::{ms, Transform};
 use super::execute::{execute, Ctx};
 use super::history::{final_report, refuse_unfinished, run_state, valid_summary};
 use super::worker::run_partition;
-use super::{finish, no_settings, PartitionReport, Progress, RunReport, Status};
+use super::{finish, no_settings, retrying, PartitionReport, Progress, RunReport, Status};
 
 /// The latest run with unfinished business (not finished, or finished with failures).
 pub async fn resumable(loc: &Location) -> Result<String> {
@@ -59,14 +59,18 @@ pub async fn largest_planned_partition(loc: &Location, run_id: &str) -> Result<u
         .unwrap_or(0))
 }
 
-/// Finishes an interrupted run from its journal; never recomputes the plan.
+/// Finishes an interrupted run from its journal; never recomputes the plan. While the
+/// table (or, for a frozen run, a partition) is busy, tries again every second for up to
+/// `wait`.
 pub async fn resume(
     loc: &Location,
     run_id: &str,
     lease: LeaseTimes,
+    wait: Duration,
     progress: Option<Progress>,
 ) -> Result<RunReport> {
     let started = Instant::now();
+    let deadline = started + wait;
     if let Some(state) = run_state(loc, run_id, None).await? {
         if state.plan.frozen {
             if state.rolling_back || state.rolled_back || state.released {
@@ -76,10 +80,10 @@ pub async fn resume(
                     next: "start a new run instead",
                 });
             }
-            return resume_frozen(loc, &state, lease, progress).await;
+            return resume_frozen(loc, &state, lease, deadline, progress).await;
         }
     }
-    let lock = Lock::acquire(loc, run_id, lease).await?;
+    let lock = retrying(deadline, || Lock::acquire(loc, run_id, lease)).await?;
     let opened = async {
         let (journal, records) = Journal::open(loc, run_id).await?;
         let state = RunState::from_records(run_id, &records)?;
@@ -162,6 +166,7 @@ async fn resume_frozen(
     loc: &Location,
     state: &RunState,
     lease: LeaseTimes,
+    deadline: Instant,
     progress: Option<Progress>,
 ) -> Result<RunReport> {
     let started = Instant::now();
@@ -172,7 +177,10 @@ async fn resume_frozen(
             let run_id = state.run_id.clone();
             let progress = progress.clone();
             async move {
-                let r = run_partition(&loc, &run_id, &p.partition, lease).await;
+                let r = retrying(deadline, || {
+                    run_partition(&loc, &run_id, &p.partition, lease)
+                })
+                .await;
                 if let (Ok(r), Some(progress)) = (&r, &progress) {
                     progress(&r.partitions[0]);
                 }
@@ -188,6 +196,7 @@ async fn resume_frozen(
             Ok(mut r) => r.partitions.remove(0),
             Err(e) => {
                 let mut r = PartitionReport::new(&p.partition, Status::Failed);
+                r.busy = e.is_retryable();
                 r.error = Some(e.to_string());
                 r
             }

@@ -323,7 +323,7 @@ async fn resume_after_a_fault_at_each_step(kind: Kind) {
         assert_eq!(now.len(), 2, "{kind:?} k={k}");
         match run::resumable(&f.loc).await {
             Ok(id) => {
-                let r = run::resume(&f.loc, &id, lease(), None)
+                let r = run::resume(&f.loc, &id, lease(), std::time::Duration::ZERO, None)
                     .await
                     .unwrap_or_else(|e| panic!("{kind:?} k={k}: {e}"));
                 assert!(r.ok(), "{kind:?} k={k}: {r:?}");

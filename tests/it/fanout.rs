@@ -269,6 +269,77 @@ fn a_worker_is_busy_beside_a_worker_of_its_partition_or_a_whole_table_run() {
 }
 
 #[test]
+fn resume_of_a_frozen_run_reports_a_held_partition_busy_then_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    table(dir.path(), 3, 1);
+    let t = dir.path().join("t");
+    let untouched = ids_by_partition(&t);
+    let run = freeze(dir.path(), "t", &[]);
+    let loc = backfill::storage::Location::open(t.to_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A worker still holds day=2024-01-02.
+    let held = rt
+        .block_on(backfill::lock::Lock::partition(
+            &loc,
+            &run,
+            "day=2024-01-02",
+            Default::default(),
+        ))
+        .unwrap();
+    let out = run_in(dir.path(), &["resume", "t", &run, "--json"]);
+    assert_eq!(
+        out.code, 75,
+        "busy is retryable: {}{}",
+        out.stdout, out.stderr
+    );
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<(String, String, bool)> = report["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partition"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+                p["busy"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let row = |p: &str, s: &str, b| (p.to_string(), s.to_string(), b);
+    assert_eq!(
+        rows,
+        [
+            row("day=2024-01-01", "rewritten", false),
+            row("day=2024-01-02", "failed", true),
+            row("day=2024-01-03", "rewritten", false),
+        ]
+    );
+    let mut expected = transformed_once(3, 1);
+    expected.insert("day=2024-01-02".into(), untouched["day=2024-01-02"].clone());
+    assert_eq!(
+        ids_by_partition(&t),
+        expected,
+        "the held partition untouched"
+    );
+    let out = run_in(dir.path(), &["resume", "t", &run]);
+    assert_eq!(out.code, 75, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("day=2024-01-02: table ") && out.stdout.contains("only busy"),
+        "{}",
+        out.stdout
+    );
+    // With --wait, the partition is done once its holder lets go.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        rt.block_on(held.release()).unwrap();
+    });
+    let out = run_in(dir.path(), &["resume", "t", &run, "--wait", "60", "--json"]);
+    releaser.join().unwrap();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(ids_by_partition(&t), transformed_once(3, 1));
+}
+
+#[test]
 fn a_worker_killed_at_any_moment_is_retried_into_exactly_one_transform() {
     // 20 files a partition: the commit window is wide. Kill -9 after a growing delay,
     // then retry as an orchestrator does, until the task succeeds.

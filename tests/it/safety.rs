@@ -114,7 +114,9 @@ async fn new_run_after_crash(
             // Its backups cannot be dropped while a partition is mid-step either.
             let released = run::release(loc, id, lease()).await;
             assert!(released.is_err(), "k={k}: released a half-committed run");
-            let report = run::resume(loc, id, lease(), None).await.unwrap();
+            let report = run::resume(loc, id, lease(), std::time::Duration::ZERO, None)
+                .await
+                .unwrap();
             assert!(report.ok(), "k={k}: {report:?}");
             assert_eq!(checksums_of(loc).await, *after, "k={k}: after resume");
             true
@@ -191,7 +193,7 @@ async fn a_crash_at_every_operation_on_an_object_store_is_recovered() {
                     .unwrap_or_else(|e| panic!("k={k}: rollback: {e}"));
                 assert_eq!(checksums_of(&loc).await, before, "k={k}: after rollback");
             } else {
-                let report = run::resume(&loc, &id, lease(), None)
+                let report = run::resume(&loc, &id, lease(), std::time::Duration::ZERO, None)
                     .await
                     .unwrap_or_else(|e| panic!("k={k}: resume: {e}"));
                 assert!(report.ok(), "k={k}: {report:?}");
@@ -291,7 +293,7 @@ async fn a_crash_at_every_operation_on_local_disk_leaves_partitions_whole() {
                 );
                 continue;
             }
-            let report = run::resume(&loc, &id, lease(), None)
+            let report = run::resume(&loc, &id, lease(), std::time::Duration::ZERO, None)
                 .await
                 .unwrap_or_else(|e| panic!("k={k}: {e}"));
             assert!(report.ok(), "k={k}: {report:?}");
@@ -781,7 +783,9 @@ async fn resume_follows_the_frozen_plan_not_the_table_of_now() {
         .unwrap();
     let loc = Location::in_memory(inner.clone(), "lake/t");
     let before_late = checksums_of(&loc).await["day=2024-01-09"].clone();
-    let report = run::resume(&loc, &id, lease(), None).await.unwrap();
+    let report = run::resume(&loc, &id, lease(), std::time::Duration::ZERO, None)
+        .await
+        .unwrap();
     let resumed: Vec<&str> = report
         .partitions
         .iter()
