@@ -193,12 +193,20 @@ async fn work(args: &RunArgs, run_id: &str) -> Result<ExitCode> {
         let report = waiting(args.wait, || {
             run::run_partition(&loc, run_id, p, LeaseTimes::from_env())
         })
-        .await
-        .with_context(|| format!("partition {p} of run {run_id} on {}", loc.display))?;
+        .await;
+        let report = match report {
+            // Of several partitions, a busy one is reported and the others go on; the
+            // exit code is 75 if nothing else failed.
+            Err(e) if e.is_retryable() && wanted.len() > 1 => {
+                partitions.push(run::PartitionReport::busy(p, &e));
+                continue;
+            }
+            r => r.with_context(|| format!("partition {p} of run {run_id} on {}", loc.display))?,
+        };
         partitions.extend(report.partitions.iter().cloned());
         last = Some(report);
     }
-    let mut report = last.expect("at least one partition");
+    let mut report = last.unwrap_or_else(|| run::RunReport::empty(run_id, &loc.display));
     report.set_partitions(partitions);
     let code = render::emit(&report, args.json);
     write_html(args, &loc, &report).await?;

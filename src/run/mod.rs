@@ -146,6 +146,14 @@ pub struct PartitionReport {
 }
 
 impl PartitionReport {
+    /// A partition that failed only because another run or worker held it.
+    pub fn busy(partition: &str, error: &Error) -> PartitionReport {
+        let mut r = PartitionReport::new(partition, Status::Failed);
+        r.busy = true;
+        r.error = Some(error.to_string());
+        r
+    }
+
     fn new(partition: &str, status: Status) -> PartitionReport {
         PartitionReport {
             partition: partition.into(),

@@ -194,9 +194,9 @@ async fn resume_frozen(
     for (p, r) in state.plan.partitions.iter().zip(reports) {
         partitions.push(match r {
             Ok(mut r) => r.partitions.remove(0),
+            Err(e) if e.is_retryable() => PartitionReport::busy(&p.partition, &e),
             Err(e) => {
                 let mut r = PartitionReport::new(&p.partition, Status::Failed);
-                r.busy = e.is_retryable();
                 r.error = Some(e.to_string());
                 r
             }

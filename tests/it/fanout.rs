@@ -1092,6 +1092,74 @@ fn shards_of_a_frozen_run_cover_every_partition_once() {
 }
 
 #[test]
+fn a_shard_goes_on_past_a_busy_partition_and_exits_75() {
+    let dir = tempfile::tempdir().unwrap();
+    table(dir.path(), 4, 1);
+    let t = dir.path().join("t");
+    let untouched = ids_by_partition(&t);
+    let run = freeze(dir.path(), "t", &[]);
+    let loc = backfill::storage::Location::open(t.to_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Shard 0/2 is days 1 and 3; another worker still holds day 1.
+    let held = rt
+        .block_on(backfill::lock::Lock::partition(
+            &loc,
+            &run,
+            "day=2024-01-01",
+            Default::default(),
+        ))
+        .unwrap();
+    let shard = || {
+        run_in(
+            dir.path(),
+            &["run", "t", "--run", &run, "--shard", "0/2", "--json"],
+        )
+    };
+    let statuses = |stdout: &str| -> Vec<(String, String, bool)> {
+        let r: serde_json::Value = serde_json::from_str(stdout).unwrap();
+        r["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["partition"].as_str().unwrap().to_string(),
+                    p["status"].as_str().unwrap().to_string(),
+                    p["busy"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    };
+    let row = |p: &str, s: &str, b| (p.to_string(), s.to_string(), b);
+    let out = shard();
+    assert_eq!(out.code, 75, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        statuses(&out.stdout),
+        [
+            row("day=2024-01-01", "failed", true),
+            row("day=2024-01-03", "rewritten", false),
+        ]
+    );
+    let mut expected = untouched.clone();
+    let done = transformed_once(4, 1);
+    expected.insert("day=2024-01-03".into(), done["day=2024-01-03"].clone());
+    assert_eq!(ids_by_partition(&t), expected);
+    // Retried once the holder lets go: day 1 is done, day 3 is not transformed again.
+    rt.block_on(held.release()).unwrap();
+    let out = shard();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        statuses(&out.stdout),
+        [
+            row("day=2024-01-01", "rewritten", false),
+            row("day=2024-01-03", "rewritten", false),
+        ]
+    );
+    expected.insert("day=2024-01-01".into(), done["day=2024-01-01"].clone());
+    assert_eq!(ids_by_partition(&t), expected);
+}
+
+#[test]
 fn wait_keeps_trying_a_busy_partition_until_it_is_free() {
     let dir = tempfile::tempdir().unwrap();
     table(dir.path(), 1, 1);
