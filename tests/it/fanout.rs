@@ -111,6 +111,47 @@ fn transformed_once(days: u32, files: u32) -> BTreeMap<String, Vec<i64>> {
         .collect()
 }
 
+/// Holds partition `partition` of frozen run `run` on the local table `t`, as another
+/// worker would, until the lock is released (on the returned runtime).
+fn hold_partition(
+    t: &Path,
+    run: &str,
+    partition: &str,
+) -> (tokio::runtime::Runtime, backfill::lock::Lock) {
+    let loc = backfill::storage::Location::open(t.to_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let held = rt
+        .block_on(backfill::lock::Lock::partition(
+            &loc,
+            run,
+            partition,
+            Default::default(),
+        ))
+        .unwrap();
+    (rt, held)
+}
+
+/// A `--json` run report's partitions: (partition, status, busy).
+fn partition_rows(stdout: &str) -> Vec<(String, String, bool)> {
+    let r: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    r["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partition"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+                p["busy"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+fn row(partition: &str, status: &str, busy: bool) -> (String, String, bool) {
+    (partition.to_string(), status.to_string(), busy)
+}
+
 fn freeze(dir: &Path, table: &str, env: &[(&str, String)]) -> String {
     std::fs::write(dir.join("f.sql"), SQL).unwrap();
     let out = run_env(
@@ -275,39 +316,16 @@ fn resume_of_a_frozen_run_reports_a_held_partition_busy_then_waits_for_it() {
     let t = dir.path().join("t");
     let untouched = ids_by_partition(&t);
     let run = freeze(dir.path(), "t", &[]);
-    let loc = backfill::storage::Location::open(t.to_str().unwrap()).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
     // A worker still holds day=2024-01-02.
-    let held = rt
-        .block_on(backfill::lock::Lock::partition(
-            &loc,
-            &run,
-            "day=2024-01-02",
-            Default::default(),
-        ))
-        .unwrap();
+    let (rt, held) = hold_partition(&t, &run, "day=2024-01-02");
     let out = run_in(dir.path(), &["resume", "t", &run, "--json"]);
     assert_eq!(
         out.code, 75,
         "busy is retryable: {}{}",
         out.stdout, out.stderr
     );
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let rows: Vec<(String, String, bool)> = report["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["partition"].as_str().unwrap().to_string(),
-                p["status"].as_str().unwrap().to_string(),
-                p["busy"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect();
-    let row = |p: &str, s: &str, b| (p.to_string(), s.to_string(), b);
     assert_eq!(
-        rows,
+        partition_rows(&out.stdout),
         [
             row("day=2024-01-01", "rewritten", false),
             row("day=2024-01-02", "failed", true),
@@ -1098,43 +1116,18 @@ fn a_shard_goes_on_past_a_busy_partition_and_exits_75() {
     let t = dir.path().join("t");
     let untouched = ids_by_partition(&t);
     let run = freeze(dir.path(), "t", &[]);
-    let loc = backfill::storage::Location::open(t.to_str().unwrap()).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
     // Shard 0/2 is days 1 and 3; another worker still holds day 1.
-    let held = rt
-        .block_on(backfill::lock::Lock::partition(
-            &loc,
-            &run,
-            "day=2024-01-01",
-            Default::default(),
-        ))
-        .unwrap();
+    let (rt, held) = hold_partition(&t, &run, "day=2024-01-01");
     let shard = || {
         run_in(
             dir.path(),
             &["run", "t", "--run", &run, "--shard", "0/2", "--json"],
         )
     };
-    let statuses = |stdout: &str| -> Vec<(String, String, bool)> {
-        let r: serde_json::Value = serde_json::from_str(stdout).unwrap();
-        r["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["partition"].as_str().unwrap().to_string(),
-                    p["status"].as_str().unwrap().to_string(),
-                    p["busy"].as_bool().unwrap_or(false),
-                )
-            })
-            .collect()
-    };
-    let row = |p: &str, s: &str, b| (p.to_string(), s.to_string(), b);
     let out = shard();
     assert_eq!(out.code, 75, "{}{}", out.stdout, out.stderr);
     assert_eq!(
-        statuses(&out.stdout),
+        partition_rows(&out.stdout),
         [
             row("day=2024-01-01", "failed", true),
             row("day=2024-01-03", "rewritten", false),
@@ -1149,7 +1142,7 @@ fn a_shard_goes_on_past_a_busy_partition_and_exits_75() {
     let out = shard();
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(
-        statuses(&out.stdout),
+        partition_rows(&out.stdout),
         [
             row("day=2024-01-01", "rewritten", false),
             row("day=2024-01-03", "rewritten", false),
@@ -1160,20 +1153,53 @@ fn a_shard_goes_on_past_a_busy_partition_and_exits_75() {
 }
 
 #[test]
+fn resume_wait_keeps_trying_a_busy_table_until_it_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    table(dir.path(), 2, 1);
+    std::fs::write(dir.path().join("f.sql"), SQL).unwrap();
+    let out = run_in(
+        dir.path(),
+        &["run", "t", "--sql", "f.sql", "--all", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let run = report["run_id"].as_str().unwrap().to_string();
+    let t = dir.path().join("t");
+    let loc = backfill::storage::Location::open(t.to_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let held = rt
+        .block_on(backfill::lock::Lock::acquire(
+            &loc,
+            "other",
+            Default::default(),
+        ))
+        .unwrap();
+    let busy = run_in(dir.path(), &["resume", "t", &run]);
+    assert_eq!(busy.code, 75, "{}{}", busy.stdout, busy.stderr);
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        rt.block_on(held.release()).unwrap();
+    });
+    let out = run_in(dir.path(), &["resume", "t", &run, "--wait", "30", "--json"]);
+    releaser.join().unwrap();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // Both partitions were done by the run: nothing is transformed again.
+    assert_eq!(
+        partition_rows(&out.stdout),
+        [
+            row("day=2024-01-01", "rewritten", false),
+            row("day=2024-01-02", "rewritten", false),
+        ]
+    );
+    assert_eq!(ids_by_partition(&t), transformed_once(2, 1));
+}
+
+#[test]
 fn wait_keeps_trying_a_busy_partition_until_it_is_free() {
     let dir = tempfile::tempdir().unwrap();
     table(dir.path(), 1, 1);
     let run = freeze(dir.path(), "t", &[]);
-    let loc = backfill::storage::Location::open(dir.path().join("t").to_str().unwrap()).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let held = rt
-        .block_on(backfill::lock::Lock::partition(
-            &loc,
-            &run,
-            "day=2024-01-01",
-            Default::default(),
-        ))
-        .unwrap();
+    let (rt, held) = hold_partition(&dir.path().join("t"), &run, "day=2024-01-01");
     let mut waiting = worker(dir.path(), "t", &run, "day=2024-01-01", &[]);
     waiting.args(["--wait", "30"]);
     let child = waiting.spawn().unwrap();
