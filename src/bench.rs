@@ -244,6 +244,7 @@ pub fn rewrite_request(sql: String, jobs: usize) -> crate::run::RunRequest {
         lease: crate::lock::LeaseTimes::default(),
         progress: None,
         preflight_partition: None,
+        slice_above_mib: crate::plan::SLICE_ABOVE_MIB,
     }
 }
 

@@ -15,6 +15,7 @@
 //!    │     │ journal    every step recorded before it is taken; resume reads it
 //!    │     ▼ run, per partition, --jobs at a time:
 //!    │   transform  read once (before-checksum) -> the user's SQL in DataFusion -> conform
+//!    │              (a large partition: a slice of rows at a time, through stage too)
 //!    │   stage      encode new files, prove them, write outside the table, read back
 //!    │   commit     rename-exchange (local) / add-then-delete (object stores); backups; undo
 //!    │
@@ -48,7 +49,8 @@
 //! - [`selection`]: the selection flags, evaluated over discovered partitions.
 //! - [`plan`]: the frozen plan of a run.
 //! - [`transform`]: the SQL over one partition, and the checks of its output.
-//! - [`stage`]: encoding new files, proving them, staging them.
+//! - [`stage`]: encoding new files, proving them, staging them; [`stage::sliced`], a file
+//!   encoded and proven a row group at a time.
 //! - [`commit`]: the commit protocol: its states ([`commit::RunState`]), the journal
 //!   that records them ([`commit::journal`]), the swap, backups, recovery, undo.
 //! - [`lock`]: the table lock and per-partition leases (flock on local disk, lease objects

@@ -89,6 +89,18 @@ pub struct RunSettings {
     /// What the SQL's preflight found (journals before it have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preflight: Option<crate::run::Preflight>,
+    /// Partitions larger than this many MiB on storage are rewritten a slice of rows at a
+    /// time when the SQL handles each row on its own.
+    #[serde(default = "default_slice_above_mib")]
+    pub slice_above_mib: u64,
+}
+
+/// See [`RunSettings::slice_above_mib`]: below this, a partition rewritten whole holds a
+/// few times its size in memory, and keeps the copying of unchanged column chunks.
+pub const SLICE_ABOVE_MIB: u64 = 16;
+
+fn default_slice_above_mib() -> u64 {
+    SLICE_ABOVE_MIB
 }
 
 /// A plan's totals.

@@ -43,6 +43,10 @@ pub struct PlanArgs {
     /// Partitions a run would rewrite at once (for the estimate)
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Partitions larger than this are rewritten a slice at a time (see `run --help`): the
+    /// estimate's sample and a frozen run follow it
+    #[arg(long, value_name = "MIB", default_value_t = backfill::plan::SLICE_ABOVE_MIB)]
+    pub slice_above: u64,
     /// Register another table for joins, as NAME=TABLE (repeatable)
     #[arg(long = "table", value_name = "NAME=TABLE", value_parser = super::lookup_table)]
     pub tables: Vec<(String, String)>,
@@ -158,6 +162,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
             lease: backfill::lock::LeaseTimes::from_env(),
             progress: None,
             preflight_partition: args.preflight_partition.clone(),
+            slice_above_mib: args.slice_above,
         };
         let plan = run::freeze(&table, req)
             .await
@@ -215,6 +220,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
             let settings = run::SampleSettings {
                 allow_schema_change: args.allow_schema_change,
                 on_empty: args.on_empty,
+                slice_above_mib: args.slice_above,
             };
             let given = args.preflight_partition.is_some();
             let sample =

@@ -42,7 +42,7 @@ pub struct RunArgs {
     )]
     pub sql: Option<std::path::PathBuf>,
     /// Work on partitions (--partition, or --shard) of this frozen run (`backfill plan --freeze`)
-    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["all", "jobs", "order", "on_empty", "allow_schema_change", "allow_nondeterministic", "tables"])]
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["all", "jobs", "order", "on_empty", "allow_schema_change", "allow_nondeterministic", "tables", "slice_above"])]
     pub run: Option<String>,
     /// With --run: the K-th of N shards of the run's partitions (those at plan positions
     /// K, K+N, K+2N...; K from 0), for orchestrators that map fewer tasks than partitions
@@ -60,6 +60,14 @@ pub struct RunArgs {
     /// Partitions rewritten at once (default: the number of cores)
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// A partition larger than this on storage is rewritten a slice of rows (a source row
+    /// group) at a time, so memory does not grow with it, when the SQL handles each row on
+    /// its own (SELECT and WHERE over `source`); smaller ones, and other SQL, are
+    /// rewritten whole. A SQL without WHERE that passes columns through as they are is
+    /// sliced only above 4 times this: rewritten whole, those columns are copied, not
+    /// encoded
+    #[arg(long, value_name = "MIB", default_value_t = backfill::plan::SLICE_ABOVE_MIB)]
+    pub slice_above: u64,
     /// Execution order
     #[arg(long, value_name = "ORDER", value_enum, default_value_t = Order::OldestFirst)]
     pub order: Order,
@@ -127,6 +135,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         lease: LeaseTimes::from_env(),
         progress: bar.as_ref().map(|(_, p)| Arc::clone(p)),
         preflight_partition: args.preflight_partition.clone(),
+        slice_above_mib: args.slice_above,
     };
     let report = waiting(args.wait, || run::run(&table, req.clone()))
         .await

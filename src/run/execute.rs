@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use futures::StreamExt;
 
 use crate::checksum::{self, Hasher};
@@ -136,28 +137,40 @@ async fn process_inner(
     let partition = p.to_partition(&ctx.loc, &ctx.keys)?;
     let compute = slots.compute.acquire().await.map_err(closed)?;
 
-    let (source, before) = read_before(ctx, &partition, report).await?;
-    let conformed = transform_rows(ctx, &partition, &source, report).await?;
-    if conformed.rows == 0 {
-        drop(compute);
-        report.rows_after = Some(0);
-        report.status = settle_empty(ctx, p, before).await?;
-        return Ok(());
-    }
-    let candidate = checksum_after(source, conformed, report)?;
-    if candidate.after == before {
-        drop(compute);
-        ctx.journal
-            .note(Event::Unchanged(Unchanged {
-                partition: p.partition.clone(),
-                before,
-                phases: report.phases.clone(),
-            }))
-            .await?;
-        report.status = Status::Unchanged;
-        return Ok(());
-    }
-    let proven = encode_and_prove(candidate, partition.bytes() as usize, report)?;
+    let how = How {
+        transform: &ctx.transform,
+        keys: &ctx.keys,
+        allow_schema_change: ctx.settings.allow_schema_change,
+    };
+    let sliced = match sliceable(&ctx.loc, &how, ctx.settings.slice_above_mib, &partition).await? {
+        Some(rows) => rewrite_sliced(&how, &partition, rows, report).await?,
+        None => None,
+    };
+    let (before, outcome) = match sliced {
+        Some(done) => done,
+        None => rewrite_whole(ctx, &partition, report).await?,
+    };
+    let proven = match outcome {
+        Outcome::Empty => {
+            drop(compute);
+            report.rows_after = Some(0);
+            report.status = settle_empty(ctx, p, before).await?;
+            return Ok(());
+        }
+        Outcome::Unchanged => {
+            drop(compute);
+            ctx.journal
+                .note(Event::Unchanged(Unchanged {
+                    partition: p.partition.clone(),
+                    before,
+                    phases: report.phases.clone(),
+                }))
+                .await?;
+            report.status = Status::Unchanged;
+            return Ok(());
+        }
+        Outcome::New(proven) => proven,
+    };
     let mb = u32::try_from(proven.file.len() >> 20).unwrap_or(u32::MAX);
     let _writing = slots
         .writing
@@ -171,6 +184,221 @@ async fn process_inner(
     commit_staged(ctx, p, before, staged, report).await?;
     report.status = Status::Rewritten;
     Ok(())
+}
+
+/// What the transform made of a partition, before anything is written.
+pub(super) enum Outcome {
+    /// No rows: settled by `--on-empty`.
+    Empty,
+    /// The same rows: nothing to write.
+    Unchanged,
+    New(Proven),
+}
+
+/// The partition read, transformed, checksummed, encoded and proven whole.
+async fn rewrite_whole(
+    ctx: &Ctx,
+    partition: &Partition,
+    report: &mut PartitionReport,
+) -> Result<(Side, Outcome)> {
+    let (source, before) = read_before(ctx, partition, report).await?;
+    let conformed = transform_rows(ctx, partition, &source, report).await?;
+    if conformed.rows == 0 {
+        return Ok((before, Outcome::Empty));
+    }
+    let candidate = checksum_after(source, conformed, report)?;
+    if candidate.after == before {
+        return Ok((before, Outcome::Unchanged));
+    }
+    let proven = encode_and_prove(candidate, partition.bytes() as usize, report)?;
+    Ok((before, Outcome::New(proven)))
+}
+
+/// What transforming a partition needs, in a run or in its preflight.
+pub(super) struct How<'a> {
+    pub(super) transform: &'a Transform,
+    pub(super) keys: &'a [PartitionKey],
+    pub(super) allow_schema_change: bool,
+}
+
+/// A partition to rewrite a slice at a time, opened: one larger on storage than
+/// `slice_above_mib` whose SQL handles each row on its own ([`Transform::row_by_row`]).
+/// When the SQL passes columns through as they are, a whole rewrite copies their chunks
+/// instead of encoding them, which is much faster: then only a partition
+/// [`COPYING_SLICE_FACTOR`] times larger is sliced.
+pub(super) async fn sliceable(
+    loc: &Location,
+    how: &How<'_>,
+    slice_above_mib: u64,
+    partition: &Partition,
+) -> Result<Option<read::Streaming>> {
+    let above = slice_above_mib.saturating_mul(1 << 20);
+    if partition.bytes() <= above {
+        return Ok(None);
+    }
+    let rows = read::Streaming::open(loc, partition).await?;
+    let (row_by_row, copies) = how
+        .transform
+        .row_by_row(how.keys, partition, &rows.schema)
+        .await?;
+    let above = if copies {
+        above.saturating_mul(COPYING_SLICE_FACTOR)
+    } else {
+        above
+    };
+    Ok((row_by_row && partition.bytes() > above).then_some(rows))
+}
+
+/// See [`sliceable`].
+pub(super) const COPYING_SLICE_FACTOR: u64 = 4;
+
+/// The next slice of `rows`: batches of at least a row group of the source (the largest),
+/// or the last rows; empty after the last.
+pub(super) async fn next_slice(rows: &mut read::Streaming) -> Result<Vec<RecordBatch>> {
+    let mut slice = Vec::new();
+    let mut n = 0;
+    while n < rows.layout.row_group_rows {
+        match rows.next().await? {
+            Some(b) => {
+                n += b.num_rows();
+                slice.push(b);
+            }
+            None => break,
+        }
+    }
+    Ok(slice)
+}
+
+/// Runs the SQL on one slice of a partition's rows and makes the output fit the table.
+pub(super) async fn transform_slice(
+    how: &How<'_>,
+    partition: &Partition,
+    schema: &arrow::datatypes::SchemaRef,
+    slice: &[RecordBatch],
+) -> Result<transform::Conformed> {
+    let (out_schema, batches) = how
+        .transform
+        .apply_rows(how.keys, partition, schema, slice)
+        .await?;
+    transform::conform(
+        how.keys,
+        partition,
+        schema,
+        &out_schema,
+        batches,
+        how.allow_schema_change,
+    )
+    .map_err(|e| Error::OutputRejected {
+        partition: partition.id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The partition rewritten a slice of rows at a time (about a row group of the source:
+/// read, transformed, checksummed, then encoded and proven a row group at a time), so
+/// that memory does not grow with the partition. `None` when the new file needs the
+/// whole-partition encoding ([`crate::stage::sliced::Encoder::new`]); nothing is written
+/// before that is known.
+pub(super) async fn rewrite_sliced(
+    how: &How<'_>,
+    partition: &Partition,
+    mut rows: read::Streaming,
+    report: &mut PartitionReport,
+) -> Result<Option<(Side, Outcome)>> {
+    let props = crate::stage::properties(&rows.layout);
+    let mut encoder: Option<crate::stage::sliced::Encoder> = None;
+    let mut after: Option<Hasher> = None;
+    let mut schema_change = None;
+    loop {
+        let t = Instant::now();
+        let checksummed = rows.checksum_ms;
+        let slice = next_slice(&mut rows).await?;
+        report.phases.read_ms += ms(t) - (rows.checksum_ms - checksummed);
+        if slice.is_empty() {
+            break;
+        }
+        report.slices += 1;
+        let t = Instant::now();
+        let conformed = transform_slice(how, partition, &rows.schema, &slice).await?;
+        drop(slice);
+        report.phases.transform_ms += ms(t);
+        schema_change = conformed.schema_change.clone();
+
+        let t = Instant::now();
+        let hasher = match &mut after {
+            Some(h) => h,
+            None => after.insert(Hasher::new(&conformed.schema, false)?),
+        };
+        for b in &conformed.batches {
+            hasher.update(b)?;
+        }
+        report.phases.checksum_ms += ms(t);
+
+        let t = Instant::now();
+        if encoder.is_none() {
+            let Some(e) = crate::stage::sliced::Encoder::new(
+                &conformed.schema,
+                &rows.layout,
+                props.clone(),
+                partition.bytes() as usize,
+            )?
+            else {
+                report.slices = 0;
+                report.phases = Default::default();
+                return Ok(None);
+            };
+            encoder = Some(e);
+        }
+        encoder
+            .as_mut()
+            .expect("set above")
+            .push(conformed.batches)?;
+        report.phases.encode_ms += ms(t);
+    }
+    report.phases.checksum_ms += rows.checksum_ms;
+    let before = Side {
+        rows: rows.part().rows,
+        checksum: checksum::digest(&rows.logical, rows.part()),
+    };
+    report.rows_before = Some(before.rows);
+    report.checksum_before = Some(before.checksum.clone());
+    report.schema_change = schema_change.clone();
+    let (Some(hasher), Some(encoder)) = (after, encoder) else {
+        return Ok(Some((before, Outcome::Empty)));
+    };
+    let (logical, part) = hasher.finish();
+    if part.rows == 0 {
+        return Ok(Some((before, Outcome::Empty)));
+    }
+    let after = Side {
+        rows: part.rows,
+        checksum: checksum::digest(&logical, &part),
+    };
+    report.rows_after = Some(after.rows);
+    report.checksum_after = Some(after.checksum.clone());
+    if after == before {
+        return Ok(Some((before, Outcome::Unchanged)));
+    }
+    let t = Instant::now();
+    if encoder.rows() != after.rows {
+        return Err(Error::Internal(format!(
+            "{} rows encoded, {} checksummed",
+            encoder.rows(),
+            after.rows
+        )));
+    }
+    let file = encoder.finish()?;
+    let scan = crate::snapshot::scan_of_written(&file, logical, part).ok();
+    report.phases.encode_ms += ms(t);
+    Ok(Some((
+        before,
+        Outcome::New(Proven {
+            file,
+            after,
+            schema_change,
+            scan,
+        }),
+    )))
 }
 
 fn closed(e: tokio::sync::AcquireError) -> Error {

@@ -71,6 +71,8 @@ pub struct RunRequest {
     pub progress: Option<Progress>,
     /// The partition the preflight runs the transform on (default: the median by bytes).
     pub preflight_partition: Option<String>,
+    /// See [`RunSettings::slice_above_mib`].
+    pub slice_above_mib: u64,
 }
 
 /// Called after each partition finishes.
@@ -143,6 +145,14 @@ pub struct PartitionReport {
     /// It failed only because another run or worker held it: try again later.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub busy: bool,
+    /// The slices of rows it was rewritten in, when it was rewritten a slice at a time
+    /// (`--slice-above`); 0 when it was rewritten whole.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub slices: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl PartitionReport {
@@ -169,6 +179,7 @@ impl PartitionReport {
             bytes_written: None,
             note: None,
             busy: false,
+            slices: 0,
         }
     }
 }
@@ -389,6 +400,7 @@ async fn plan_run(
         tables: req.tables.clone(),
         jobs: req.jobs,
         preflight: Some(preflight),
+        slice_above_mib: req.slice_above_mib,
     });
     Ok(plan)
 }
@@ -414,6 +426,7 @@ async fn sample_plan(
     let settings = preflight::SampleSettings {
         allow_schema_change: req.allow_schema_change,
         on_empty: req.on_empty,
+        slice_above_mib: req.slice_above_mib,
     };
     let refs: Vec<&plan::PlannedPartition> = candidates.iter().collect();
     let Some(mut sample) = preflight::first_sample(

@@ -26,7 +26,10 @@ use crate::storage::Location;
 use crate::table::{read, PartitionId, PartitionKey, Table};
 use crate::transform::{self, ms, Transform};
 
-use super::execute::{checksum_after, encode_and_prove};
+use super::execute::{
+    checksum_after, encode_and_prove, next_slice, rewrite_sliced, sliceable, transform_slice, How,
+    Outcome,
+};
 use super::{PartitionReport, Status};
 
 /// What the preflight found before any partition was touched.
@@ -47,7 +50,8 @@ pub struct Preflight {
 pub struct SampleCheck {
     /// The partition it ran on.
     pub partition: PartitionId,
-    /// Its rows.
+    /// The rows it ran on: the partition's, or the first slice's of a partition rewritten
+    /// a slice at a time.
     pub rows: u64,
     /// Whether both runs gave the same rows; `None` when it could not be told (the
     /// partition has fewer than two rows, or its output cannot be written).
@@ -175,6 +179,20 @@ async fn time_one(
     let partition = p.to_partition(loc, keys)?;
     let bytes = partition.bytes();
     let mut report = PartitionReport::new(&p.partition, Status::Failed);
+    let how = How {
+        transform,
+        keys,
+        allow_schema_change: settings.allow_schema_change,
+    };
+    if let Some(rows) = sliceable(loc, &how, settings.slice_above_mib, &partition).await? {
+        match rewrite_sliced(&how, &partition, rows, &mut report).await? {
+            Some((_, Outcome::New(proven))) => {
+                return Ok((report.phases, bytes, Some(proven.file.len() as u64)))
+            }
+            Some(_) => return Ok((report.phases, bytes, None)),
+            None => report = PartitionReport::new(&p.partition, Status::Failed),
+        }
+    }
     let (source, _, conformed) =
         read_and_transform(loc, keys, &partition, transform, settings, &mut report).await?;
     let conformed = match conformed {
@@ -346,6 +364,8 @@ pub struct SampleSettings {
     pub allow_schema_change: bool,
     /// What a run does with no rows.
     pub on_empty: OnEmpty,
+    /// Partitions larger than this many MiB go through a slice at a time, as in a run.
+    pub slice_above_mib: u64,
 }
 
 /// Runs the transform on partition `p` twice (its rows, then its rows reversed) and once
@@ -360,6 +380,16 @@ pub async fn sample(
 ) -> Result<Sample> {
     let started = Instant::now();
     let partition = p.to_partition(loc, keys)?;
+    let how = How {
+        transform,
+        keys,
+        allow_schema_change: settings.allow_schema_change,
+    };
+    if let Some(rows) = sliceable(loc, &how, settings.slice_above_mib, &partition).await? {
+        if let Some(s) = sample_sliced(loc, &how, p, &partition, rows, settings, started).await? {
+            return Ok(s);
+        }
+    }
     let mut report = PartitionReport::new(&p.partition, Status::Failed);
     let (source, out_schema, conformed) =
         read_and_transform(loc, keys, &partition, transform, settings, &mut report).await?;
@@ -441,6 +471,75 @@ pub async fn sample(
     sample.phases = report.phases;
     sample.total_ms = ms(started);
     Ok(sample)
+}
+
+/// [`sample`] of a partition a run rewrites a slice at a time, in bounded memory as the run
+/// does it: the determinism check on its first slice (the SQL handles each row on its
+/// own, so a slice shows what order does to it), then the whole partition through the
+/// sliced pipeline, timed.
+async fn sample_sliced(
+    loc: &Location,
+    how: &How<'_>,
+    p: &PlannedPartition,
+    partition: &crate::table::Partition,
+    mut rows: read::Streaming,
+    settings: &SampleSettings,
+    started: Instant,
+) -> Result<Option<Sample>> {
+    let slice = next_slice(&mut rows).await?;
+    let checked: u64 = slice.iter().map(|b| b.num_rows() as u64).sum();
+    let first = transform_slice(how, partition, &rows.schema, &slice).await;
+    let again = transform_slice(how, partition, &rows.schema, &reverse(&slice)?).await;
+    let (same, detail) = match (&first, &again) {
+        (Err(e), _) | (_, Err(e)) => (None, Some(format!("not compared: {e}"))),
+        (Ok(a), Ok(b)) => compare(a, b, checked)?,
+    };
+    drop((slice, first, again));
+    let check_ms = ms(started);
+    let t = Instant::now();
+    how.transform
+        .apply_rows(how.keys, partition, &rows.schema, &[])
+        .await?;
+    let fixed_ms = ms(t);
+    drop(rows);
+
+    let mut report = PartitionReport::new(&p.partition, Status::Failed);
+    let rows = read::Streaming::open(loc, partition).await?;
+    let done = rewrite_sliced(how, partition, rows, &mut report).await;
+    let (status, bytes_written) = match done {
+        Ok(Some((_, Outcome::Empty))) => (
+            match settings.on_empty {
+                OnEmpty::Fail => Status::Failed,
+                OnEmpty::Keep => Status::Kept,
+                OnEmpty::Delete => Status::Deleted,
+            },
+            0,
+        ),
+        Ok(Some((_, Outcome::Unchanged))) => (Status::Unchanged, 0),
+        Ok(Some((_, Outcome::New(proven)))) => (Status::Rewritten, proven.file.len() as u64),
+        // Columns only the whole-partition encoding writes: the run rewrites it whole.
+        Ok(None) => return Ok(None),
+        // The run will fail it alike.
+        Err(Error::OutputRejected { .. }) => (Status::Failed, 0),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(Sample {
+        check: SampleCheck {
+            partition: p.partition.clone(),
+            rows: checked,
+            same,
+            detail,
+            ms: check_ms,
+        },
+        bytes: partition.bytes(),
+        files: partition.files.len(),
+        phases: report.phases,
+        fixed_ms,
+        bytes_written,
+        status,
+        total_ms: ms(started),
+        timed: Timed::default(),
+    }))
 }
 
 /// Partition `p` read and checksummed, timed: what a snapshot's estimate scales.

@@ -35,6 +35,7 @@ use crate::storage::{blocking, Location};
 use crate::table::read::{Layout, SourceFile};
 
 pub mod reuse;
+pub mod sliced;
 mod twelve_bytes;
 pub use reuse::Reuse;
 
@@ -362,20 +363,6 @@ pub fn check_decodes(
         .and_then(|m| crate::table::reader::reading(m, options, false))
         .map(|m| ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), m))
         .map_err(|e| refused(e.to_string()))?;
-    let got = crate::table::interval::logical_schema(builder.schema());
-    if got.fields().len() != schema.fields().len()
-        || got
-            .fields()
-            .iter()
-            .zip(schema.fields())
-            .any(|(a, b)| a.name() != b.name() || a.data_type() != b.data_type())
-    {
-        return Err(refused(format!(
-            "columns {:?} instead of {:?}",
-            got.fields(),
-            schema.fields()
-        )));
-    }
     let decoded: Vec<usize> = match reuse {
         None => (0..schema.fields().len()).collect(),
         Some((reuse, files)) => {
@@ -385,29 +372,54 @@ pub fn check_decodes(
                 .collect()
         }
     };
+    compare(builder, schema, batches, &decoded).map_err(refused)
+}
+
+/// Decodes columns `decoded` of what `builder` reads and compares them, in order, with
+/// those of `batches`; every row must be there, and no other.
+fn compare<T: parquet::file::reader::ChunkReader + 'static>(
+    builder: ParquetRecordBatchReaderBuilder<T>,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    decoded: &[usize],
+) -> std::result::Result<(), String> {
+    let got = crate::table::interval::logical_schema(builder.schema());
+    if got.fields().len() != schema.fields().len()
+        || got
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .any(|(a, b)| a.name() != b.name() || a.data_type() != b.data_type())
+    {
+        return Err(format!(
+            "columns {:?} instead of {:?}",
+            got.fields(),
+            schema.fields()
+        ));
+    }
     let mask = ProjectionMask::roots(builder.parquet_schema(), decoded.iter().copied());
     let reader = builder
         .with_projection(mask)
         .with_batch_size(8192)
         .build()
-        .map_err(|e| refused(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     let mut expected = Rows::new(batches, schema);
     for part in reader {
-        let part = part.map_err(|e| refused(e.to_string()))?;
+        let part = part.map_err(|e| e.to_string())?;
         let logical = crate::table::interval::logical_schema(part.schema_ref());
-        let part = crate::table::interval::logical_batch(part, &logical)
-            .map_err(|e| refused(e.to_string()))?;
+        let part =
+            crate::table::interval::logical_batch(part, &logical).map_err(|e| e.to_string())?;
         if part.num_columns() != decoded.len() {
-            return Err(refused(format!(
+            return Err(format!(
                 "{} columns decoded instead of {}",
                 part.num_columns(),
                 decoded.len()
-            )));
+            ));
         }
-        expected.check(&part, &decoded).map_err(refused)?;
+        expected.check(&part, decoded)?;
     }
     if expected.remaining() > 0 {
-        return Err(refused(format!("{} rows missing", expected.remaining())));
+        return Err(format!("{} rows missing", expected.remaining()));
     }
     Ok(())
 }

@@ -45,28 +45,24 @@ pub struct SourceFile {
     pub fetched: Fetched,
 }
 
-/// Reads every file of a partition and checksums it on the way.
-pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Source> {
-    let mut schema: Option<(SchemaRef, LogicalSchema, String)> = None;
-    let mut batches = Vec::new();
-    let mut part = Part::default();
-    let mut checksum_ms = 0.0;
-    let mut layout = Layout {
-        row_group_rows: 0,
-        ..Layout::default()
-    };
-    let mut files = Vec::new();
-    let mut batch_row_groups = Some(Vec::new());
-    for (f, file) in partition.files.iter().enumerate() {
-        let unreadable = |e: &dyn std::fmt::Display| Error::Unreadable {
-            partition: partition.id.to_string(),
-            path: file.relative.clone(),
-            reason: e.to_string(),
-        };
-        let fetched = Fetched::default();
-        let reader =
-            crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size)
-                .keeping(fetched.clone());
+/// One file of a partition, opened: its footer, how it is read, and the second reading
+/// that proves converted values ([`crate::table::faithful`]).
+struct Opened {
+    meta: Arc<ParquetMetaData>,
+    file_schema: SchemaRef,
+    faithful: Option<crate::table::faithful::Faithful>,
+    reader: crate::table::reader::FileReader,
+    read: ArrowReaderMetadata,
+    relative: String,
+}
+
+impl Opened {
+    async fn open(
+        partition: &Partition,
+        file: &super::DataFile,
+        reader: crate::table::reader::FileReader,
+    ) -> Result<Opened> {
+        let unreadable = |e: &dyn std::fmt::Display| unreadable(partition, file, e);
         // The page index too: copied column chunks keep theirs.
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let mut reader = reader;
@@ -82,9 +78,159 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             .await
             .map_err(|e| unreadable(&e))?;
         let file_schema = crate::table::reader::logical_schema(&read);
-        let mut faithful = crate::table::faithful::open(reader.clone(), &read, 8192)
+        let faithful = crate::table::faithful::open(reader.clone(), &read, BATCH_ROWS)
             .map_err(|e| unreadable(&e))?;
-        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, read);
+        Ok(Opened {
+            meta,
+            file_schema,
+            faithful,
+            reader,
+            read,
+            relative: file.relative.clone(),
+        })
+    }
+
+    /// Its rows, batch by batch.
+    fn stream(&self) -> parquet::errors::Result<Stream> {
+        ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader.clone(), self.read.clone())
+            .with_batch_size(BATCH_ROWS)
+            .build()
+    }
+}
+
+type Stream =
+    parquet::arrow::async_reader::ParquetRecordBatchStream<crate::table::reader::FileReader>;
+
+const BATCH_ROWS: usize = 8192;
+
+fn unreadable(partition: &Partition, file: &super::DataFile, e: &dyn std::fmt::Display) -> Error {
+    Error::Unreadable {
+        partition: partition.id.to_string(),
+        path: file.relative.clone(),
+        reason: e.to_string(),
+    }
+}
+
+/// What the first file says of how files are written; the largest row group of all
+/// files is added as each file is opened ([`grow_layout`]).
+fn first_layout(meta: &ParquetMetaData) -> Layout {
+    let mut layout = Layout {
+        row_group_rows: 0,
+        ..Layout::default()
+    };
+    if let Some(rg) = meta.row_groups().first() {
+        if let Some(col) = rg.columns().first() {
+            layout.codec = col.compression();
+            layout.page_index = col.column_index_offset().is_some();
+        }
+        layout.dictionary = rg
+            .columns()
+            .iter()
+            .map(|c| {
+                let dict = c.encodings().any(|e| {
+                    matches!(
+                        e,
+                        parquet::basic::Encoding::RLE_DICTIONARY
+                            | parquet::basic::Encoding::PLAIN_DICTIONARY
+                    )
+                });
+                (c.column_path().clone(), dict)
+            })
+            .collect();
+    }
+    layout
+}
+
+fn grow_layout(layout: &mut Layout, meta: &ParquetMetaData) {
+    layout.row_group_rows = layout.row_group_rows.max(
+        meta.row_groups()
+            .iter()
+            .map(|r| r.num_rows().max(0) as usize)
+            .max()
+            .unwrap_or(0),
+    );
+}
+
+/// The partition's schema so far (from its first file), or the error that `opened`
+/// holds other columns.
+fn same_schema(
+    partition: &Partition,
+    schema: &mut Option<(SchemaRef, LogicalSchema, String)>,
+    opened: &Opened,
+    logical: &LogicalSchema,
+) -> Result<()> {
+    match schema {
+        None => {
+            *schema = Some((
+                opened.file_schema.clone(),
+                logical.clone(),
+                opened.relative.clone(),
+            ))
+        }
+        Some((_, first, first_path)) if !first.same_columns(logical) => {
+            return Err(Error::MixedSchema {
+                partition: partition.id.to_string(),
+                first: first_path.clone(),
+                first_schema: first.describe(),
+                second: opened.relative.clone(),
+                second_schema: logical.describe(),
+            })
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A batch of a file made to fit the partition's schema, checked and checksummed.
+async fn next_batch(
+    stream: &mut Stream,
+    opened: &mut Opened,
+    hasher: &mut Hasher,
+    target: &SchemaRef,
+    checksum_ms: &mut f64,
+    (partition, file): (&Partition, &super::DataFile),
+) -> Result<Option<(RecordBatch, usize)>> {
+    let unreadable = |e: &dyn std::fmt::Display| unreadable(partition, file, e);
+    let Some(batch) = stream.try_next().await.map_err(|e| unreadable(&e))? else {
+        return Ok(None);
+    };
+    let batch = crate::table::reader::logical_batch(batch, &opened.file_schema)
+        .map_err(|e| unreadable(&e))?;
+    if let Some(f) = opened.faithful.as_mut() {
+        f.check(&batch).await.map_err(|e| unreadable(&e))?;
+    }
+    let t = Instant::now();
+    hasher.update(&batch)?;
+    *checksum_ms += t.elapsed().as_secs_f64() * 1000.0;
+    let rows = batch.num_rows();
+    // Files may order columns differently; the transform sees the first file's order.
+    let batch = if batch.schema() == *target {
+        batch
+    } else {
+        reorder(&batch, target)?
+    };
+    Ok(Some((batch, rows)))
+}
+
+/// Reads every file of a partition and checksums it on the way.
+pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Source> {
+    let mut schema: Option<(SchemaRef, LogicalSchema, String)> = None;
+    let mut batches = Vec::new();
+    let mut part = Part::default();
+    let mut checksum_ms = 0.0;
+    let mut layout = Layout {
+        row_group_rows: 0,
+        ..Layout::default()
+    };
+    let mut files = Vec::new();
+    let mut batch_row_groups = Some(Vec::new());
+    for (f, file) in partition.files.iter().enumerate() {
+        let fetched = Fetched::default();
+        let reader =
+            crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size)
+                .keeping(fetched.clone());
+        let mut opened = Opened::open(partition, file, reader).await?;
+        let meta = opened.meta.clone();
         files.push(SourceFile {
             metadata: meta.clone(),
             fetched,
@@ -98,86 +244,37 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             .filter(|(_, n)| *n > 0);
         let mut current = row_groups.next();
         if schema.is_none() {
-            if let Some(rg) = meta.row_groups().first() {
-                if let Some(col) = rg.columns().first() {
-                    layout.codec = col.compression();
-                    layout.page_index = col.column_index_offset().is_some();
-                }
-                layout.dictionary = rg
-                    .columns()
-                    .iter()
-                    .map(|c| {
-                        let dict = c.encodings().any(|e| {
-                            matches!(
-                                e,
-                                parquet::basic::Encoding::RLE_DICTIONARY
-                                    | parquet::basic::Encoding::PLAIN_DICTIONARY
-                            )
-                        });
-                        (c.column_path().clone(), dict)
-                    })
-                    .collect();
-            }
+            layout = first_layout(&meta);
         }
-        layout.row_group_rows = layout.row_group_rows.max(
-            meta.row_groups()
-                .iter()
-                .map(|r| r.num_rows().max(0) as usize)
-                .max()
-                .unwrap_or(0),
-        );
-        let mut hasher = Hasher::new(&file_schema, false)?;
-        match &schema {
-            None => {
-                schema = Some((
-                    file_schema.clone(),
-                    hasher.schema().clone(),
-                    file.relative.clone(),
-                ))
-            }
-            Some((_, first, first_path)) if !first.same_columns(hasher.schema()) => {
-                return Err(Error::MixedSchema {
-                    partition: partition.id.to_string(),
-                    first: first_path.clone(),
-                    first_schema: first.describe(),
-                    second: file.relative.clone(),
-                    second_schema: hasher.schema().describe(),
-                })
-            }
-            _ => {}
-        }
+        grow_layout(&mut layout, &meta);
+        let mut hasher = Hasher::new(&opened.file_schema, false)?;
+        let logical = hasher.schema().clone();
+        same_schema(partition, &mut schema, &opened, &logical)?;
         let target = schema.as_ref().map(|s| s.0.clone()).expect("set above");
-        let mut stream = builder
-            .with_batch_size(8192)
-            .build()
-            .map_err(|e| unreadable(&e))?;
-        while let Some(batch) = stream.try_next().await.map_err(|e| unreadable(&e))? {
-            let batch = crate::table::reader::logical_batch(batch, &file_schema)
-                .map_err(|e| unreadable(&e))?;
-            if let Some(f) = faithful.as_mut() {
-                f.check(&batch).await.map_err(|e| unreadable(&e))?;
-            }
-            let t = Instant::now();
-            hasher.update(&batch)?;
-            checksum_ms += t.elapsed().as_secs_f64() * 1000.0;
+        let unreadable = |e: &dyn std::fmt::Display| unreadable(partition, file, e);
+        let mut stream = opened.stream().map_err(|e| unreadable(&e))?;
+        while let Some((batch, rows)) = next_batch(
+            &mut stream,
+            &mut opened,
+            &mut hasher,
+            &target,
+            &mut checksum_ms,
+            (partition, file),
+        )
+        .await?
+        {
             match current.as_mut() {
-                Some((rg, left)) if batch.num_rows() <= *left => {
+                Some((rg, left)) if rows <= *left => {
                     if let Some(v) = batch_row_groups.as_mut() {
                         v.push((f, *rg));
                     }
-                    *left -= batch.num_rows();
+                    *left -= rows;
                     if *left == 0 {
                         current = row_groups.next();
                     }
                 }
                 _ => batch_row_groups = None,
             }
-            // Files may order columns differently; the transform sees the first file's order.
-            let batch = if batch.schema() == target {
-                batch
-            } else {
-                reorder(&batch, &target)?
-            };
             batches.push(batch);
         }
         let (_, p) = hasher.finish();
@@ -201,6 +298,105 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         files,
         batch_row_groups,
     })
+}
+
+/// A partition read batch by batch, for a partition rewritten a slice at a time: the
+/// footers of all its files first (its schema and [`Layout`]), then their rows in order,
+/// checked and checksummed as [`read_partition`] does.
+pub struct Streaming {
+    pub schema: SchemaRef,
+    pub logical: LogicalSchema,
+    pub layout: Layout,
+    /// Milliseconds spent on the before-checksum so far.
+    pub checksum_ms: f64,
+    partition: Partition,
+    waiting: std::collections::VecDeque<(usize, Opened)>,
+    current: Option<(usize, Opened, Stream, Hasher)>,
+    part: Part,
+}
+
+impl Streaming {
+    pub async fn open(loc: &Location, partition: &Partition) -> Result<Streaming> {
+        let mut schema: Option<(SchemaRef, LogicalSchema, String)> = None;
+        let mut layout = Layout::default();
+        let mut waiting = std::collections::VecDeque::new();
+        let mut files = Vec::new();
+        for (f, file) in partition.files.iter().enumerate() {
+            let reader = crate::table::reader::FileReader::new(
+                loc.store.clone(),
+                file.path.clone(),
+                file.size,
+            );
+            let opened = Opened::open(partition, file, reader).await?;
+            if schema.is_none() {
+                layout = first_layout(&opened.meta);
+            }
+            grow_layout(&mut layout, &opened.meta);
+            let logical = Hasher::new(&opened.file_schema, false)?.schema().clone();
+            same_schema(partition, &mut schema, &opened, &logical)?;
+            files.push(SourceFile {
+                metadata: opened.meta.clone(),
+                fetched: Fetched::default(),
+            });
+            waiting.push_back((f, opened));
+        }
+        let (schema, logical) = match schema {
+            Some((s, l, _)) => (s, l),
+            None => (Arc::new(Schema::empty()), LogicalSchema::default()),
+        };
+        describe(&mut layout, &files, &schema);
+        layout.row_group_rows = layout.row_group_rows.max(1024);
+        Ok(Streaming {
+            schema,
+            logical,
+            layout,
+            checksum_ms: 0.0,
+            partition: partition.clone(),
+            waiting,
+            current: None,
+            part: Part::default(),
+        })
+    }
+
+    /// The next batch of rows, in the partition's schema; `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if self.current.is_none() {
+                let Some((f, opened)) = self.waiting.pop_front() else {
+                    return Ok(None);
+                };
+                let file = &self.partition.files[f];
+                let stream = opened
+                    .stream()
+                    .map_err(|e| unreadable(&self.partition, file, &e))?;
+                let hasher = Hasher::new(&opened.file_schema, false)?;
+                self.current = Some((f, opened, stream, hasher));
+            }
+            let (f, opened, stream, hasher) = self.current.as_mut().expect("set above");
+            let file = &self.partition.files[*f];
+            let next = next_batch(
+                stream,
+                opened,
+                hasher,
+                &self.schema,
+                &mut self.checksum_ms,
+                (&self.partition, file),
+            )
+            .await?;
+            match next {
+                Some((batch, _)) => return Ok(Some(batch)),
+                None => {
+                    let (_, _, _, hasher) = self.current.take().expect("set above");
+                    self.part.add(&hasher.finish().1);
+                }
+            }
+        }
+    }
+
+    /// The before-checksum's part of every row read.
+    pub fn part(&self) -> &Part {
+        &self.part
+    }
 }
 
 fn reorder(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {

@@ -216,6 +216,26 @@ impl Transform {
         Ok((schema, batches))
     }
 
+    /// Whether the SQL handles each row of `source` on its own (projections and filters
+    /// over `source` only: no join, aggregate, window, sort, limit or subquery), so that a
+    /// partition can be transformed a slice of rows at a time and give the same rows in
+    /// the same order as when transformed whole.
+    ///
+    /// Also whether it may pass columns through as they are, row for row (no filter, and
+    /// some output column is a bare column of `source`): a partition rewritten whole can
+    /// then copy their chunks instead of encoding them.
+    pub async fn row_by_row(
+        &self,
+        keys: &[PartitionKey],
+        partition: &Partition,
+        file_schema: &SchemaRef,
+    ) -> Result<(bool, bool)> {
+        let (schema, _) = with_keys(keys, partition, file_schema, &[])?;
+        let (pschema, _) = with_keys(keys, partition, &Arc::new(Schema::empty()), &[])?;
+        let planned = self.planned_for(&schema, &pschema).await?;
+        Ok((row_by_row(&planned.plan), passes_through(&planned.plan)))
+    }
+
     /// The SQL planned for these table schemas, planned now if it was not yet.
     async fn planned_for(&self, source: &SchemaRef, this: &SchemaRef) -> Result<Arc<Planned>> {
         {
@@ -304,6 +324,51 @@ fn volatile_functions(plan: &LogicalPlan) -> Result<Vec<String>> {
     found.sort();
     found.dedup();
     Ok(found)
+}
+
+/// See [`Transform::row_by_row`]; anything not known to be row by row is not.
+fn row_by_row(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::logical_expr::Expr;
+    let node_ok = match plan {
+        LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => true,
+        LogicalPlan::TableScan(scan) => {
+            scan.table_name.table() == Name::Source.as_str() && scan.fetch.is_none()
+        }
+        _ => false,
+    };
+    let exprs_ok = plan.expressions().iter().all(|e| {
+        !e.exists(|e| {
+            Ok(matches!(
+                e,
+                Expr::ScalarSubquery(_)
+                    | Expr::InSubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::OuterReferenceColumn(..)
+                    | Expr::WindowFunction(_)
+                    | Expr::AggregateFunction(_)
+            ))
+        })
+        .unwrap_or(true)
+    });
+    node_ok && exprs_ok && plan.inputs().into_iter().all(row_by_row)
+}
+
+/// See [`Transform::row_by_row`].
+fn passes_through(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr;
+    let mut filters = false;
+    let _ = plan.apply(|node| {
+        filters |= matches!(node, LogicalPlan::Filter(_));
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let bare = match plan {
+        LogicalPlan::Projection(p) => p.expr.iter().any(|e| matches!(e, Expr::Column(_))),
+        // No projection on top: the rows of `source` as they are.
+        _ => true,
+    };
+    !filters && bare
 }
 
 /// Where in the query a plan node comes from, for messages.

@@ -126,12 +126,26 @@ fn request(sql: &str, selection: Selection, all: bool) -> RunRequest {
         lease: lease(),
         progress: None,
         preflight_partition: None,
+        slice_above_mib: backfill::plan::SLICE_ABOVE_MIB,
     }
 }
 
 async fn run_all(loc: &Location, sql: &str) -> Result<run::RunReport, backfill::Error> {
+    run_all_sliced(loc, sql, backfill::plan::SLICE_ABOVE_MIB).await
+}
+
+/// [`run_all`], with partitions over `slice_above_mib` rewritten a slice at a time.
+async fn run_all_sliced(
+    loc: &Location,
+    sql: &str,
+    slice_above_mib: u64,
+) -> Result<run::RunReport, backfill::Error> {
     let table = backfill::table::discover(loc, &Default::default()).await?;
-    run::run(&table, request(sql, Selection::default(), true)).await
+    let req = RunRequest {
+        slice_above_mib,
+        ..request(sql, Selection::default(), true)
+    };
+    run::run(&table, req).await
 }
 
 const UPPER: &str = "SELECT id, upper(name) AS name FROM source";
@@ -301,6 +315,16 @@ async fn backfill_and_history(kind: Kind) {
 }
 
 async fn resume_after_a_fault_at_each_step(kind: Kind) {
+    resume_after_a_fault_at_each_step_of(kind, backfill::plan::SLICE_ABOVE_MIB).await;
+}
+
+/// The same, with every partition rewritten a slice at a time (its files read range by
+/// range, a row group at a time).
+async fn resume_sliced_after_a_fault_at_each_step(kind: Kind) {
+    resume_after_a_fault_at_each_step_of(kind, 0).await;
+}
+
+async fn resume_after_a_fault_at_each_step_of(kind: Kind, slice_above_mib: u64) {
     let f = Fixture::new(kind);
     f.table(2, &["eu"]).await;
     let before = checksums(&f.loc).await;
@@ -309,16 +333,19 @@ async fn resume_after_a_fault_at_each_step(kind: Kind) {
     let scratch = Fixture::new(kind);
     scratch.table(2, &["eu"]).await;
     let counting = Faulty::new(scratch.raw.clone(), usize::MAX);
-    run_all(&scratch.wrapped(counting.clone()), UPPER)
+    let clean = run_all_sliced(&scratch.wrapped(counting.clone()), UPPER, slice_above_mib)
         .await
         .unwrap();
+    let sliced = clean.partitions.iter().all(|p| p.slices == 1);
+    assert_eq!(sliced, slice_above_mib == 0, "{kind:?}: {clean:?}");
     let after = checksums(&scratch.loc).await;
     let total = counting.ops();
     drop(counter);
     for k in 0..total {
         let f = Fixture::new(kind);
         f.table(2, &["eu"]).await;
-        let _ = run_all(&f.wrapped(Faulty::new(f.raw.clone(), k)), UPPER).await;
+        let faulty = f.wrapped(Faulty::new(f.raw.clone(), k));
+        let _ = run_all_sliced(&faulty, UPPER, slice_above_mib).await;
         let now = checksums(&f.loc).await;
         assert_eq!(now.len(), 2, "{kind:?} k={k}");
         match run::resumable(&f.loc).await {
@@ -405,5 +432,6 @@ on_every_backend!(
     diff_and_verify,
     backfill_and_history,
     resume_after_a_fault_at_each_step,
+    resume_sliced_after_a_fault_at_each_step,
     checksum_cache
 );

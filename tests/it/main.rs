@@ -20,5 +20,6 @@ mod roundtrip;
 mod run;
 mod s3;
 mod safety;
+mod sliced;
 mod verify;
 mod writers;

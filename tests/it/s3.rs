@@ -29,6 +29,7 @@ fn request(sql: &str, jobs: usize) -> backfill::run::RunRequest {
         lease: LeaseTimes::default(),
         progress: None,
         preflight_partition: None,
+        slice_above_mib: backfill::plan::SLICE_ABOVE_MIB,
     }
 }
 

@@ -42,6 +42,7 @@ fn request() -> RunRequest {
         lease: lease(),
         progress: None,
         preflight_partition: None,
+        slice_above_mib: backfill::plan::SLICE_ABOVE_MIB,
     }
 }
 
