@@ -130,12 +130,8 @@ fn request(sql: &str, selection: Selection, all: bool) -> RunRequest {
     }
 }
 
-async fn run_all(loc: &Location, sql: &str) -> Result<run::RunReport, backfill::Error> {
-    run_all_sliced(loc, sql, backfill::plan::SLICE_ABOVE_MIB).await
-}
-
-/// [`run_all`], with partitions over `slice_above_mib` rewritten a slice at a time.
-async fn run_all_sliced(
+/// A run of every partition, those over `slice_above_mib` rewritten a slice at a time.
+async fn run_all(
     loc: &Location,
     sql: &str,
     slice_above_mib: u64,
@@ -333,7 +329,7 @@ async fn resume_after_a_fault_at_each_step_of(kind: Kind, slice_above_mib: u64) 
     let scratch = Fixture::new(kind);
     scratch.table(2, &["eu"]).await;
     let counting = Faulty::new(scratch.raw.clone(), usize::MAX);
-    let clean = run_all_sliced(&scratch.wrapped(counting.clone()), UPPER, slice_above_mib)
+    let clean = run_all(&scratch.wrapped(counting.clone()), UPPER, slice_above_mib)
         .await
         .unwrap();
     let sliced = clean.partitions.iter().all(|p| p.slices == 1);
@@ -345,7 +341,7 @@ async fn resume_after_a_fault_at_each_step_of(kind: Kind, slice_above_mib: u64) 
         let f = Fixture::new(kind);
         f.table(2, &["eu"]).await;
         let faulty = f.wrapped(Faulty::new(f.raw.clone(), k));
-        let _ = run_all_sliced(&faulty, UPPER, slice_above_mib).await;
+        let _ = run_all(&faulty, UPPER, slice_above_mib).await;
         let now = checksums(&f.loc).await;
         assert_eq!(now.len(), 2, "{kind:?} k={k}");
         match run::resumable(&f.loc).await {
