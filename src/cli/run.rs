@@ -63,9 +63,9 @@ pub struct RunArgs {
     /// A partition larger than this on storage is rewritten a slice of rows (a source row
     /// group) at a time, so memory does not grow with it, when the SQL handles each row on
     /// its own (SELECT and WHERE over `source`); smaller ones, and other SQL, are
-    /// rewritten whole. A SQL without WHERE that passes columns through as they are is
-    /// sliced only above 4 times this: rewritten whole, those columns are copied, not
-    /// encoded
+    /// rewritten whole. Columns passed through are copied either way, except from files
+    /// with a page index, where only a whole rewrite copies them: such partitions are
+    /// sliced only above 4 times this
     #[arg(long, value_name = "MIB", default_value_t = backfill::plan::SLICE_ABOVE_MIB)]
     pub slice_above: u64,
     /// Execution order

@@ -223,8 +223,8 @@ pub(super) struct How<'a> {
 
 /// A partition to rewrite a slice at a time, opened: one larger on storage than
 /// `slice_above_mib` whose SQL handles each row on its own ([`Transform::row_by_row`]).
-/// When the SQL passes columns through as they are, a whole rewrite copies their chunks
-/// instead of encoding them, which is much faster: then only a partition
+/// When the SQL passes columns through as they are from files with a page index, a whole
+/// rewrite copies their chunks and a sliced one cannot: then only a partition
 /// [`COPYING_SLICE_FACTOR`] times larger is sliced.
 pub(super) async fn sliceable(
     loc: &Location,
@@ -237,11 +237,12 @@ pub(super) async fn sliceable(
         return Ok(None);
     }
     let rows = read::Streaming::open(loc, partition).await?;
-    let (row_by_row, copies) = how
+    let (row_by_row, passes_through) = how
         .transform
         .row_by_row(how.keys, partition, &rows.schema)
         .await?;
-    let above = if copies {
+    // Chunks are copied into a sliced file only from a source without a page index.
+    let above = if passes_through && rows.layout.page_index {
         above.saturating_mul(COPYING_SLICE_FACTOR)
     } else {
         above
@@ -252,21 +253,31 @@ pub(super) async fn sliceable(
 /// See [`sliceable`].
 pub(super) const COPYING_SLICE_FACTOR: u64 = 4;
 
-/// The next slice of `rows`: batches of at least a row group of the source (the largest),
-/// or the last rows; empty after the last.
-pub(super) async fn next_slice(rows: &mut read::Streaming) -> Result<Vec<RecordBatch>> {
-    let mut slice = Vec::new();
+/// A slice of a partition's rows, and the (file, row group) each batch comes from when
+/// every batch holds rows of one row group.
+pub(super) struct Slice {
+    pub(super) batches: Vec<RecordBatch>,
+    origin: Option<Vec<(usize, usize)>>,
+}
+
+/// The next slice of `rows`: whole row groups of the source, at least as many rows as its
+/// largest one, or the last rows; empty after the last.
+pub(super) async fn next_slice(rows: &mut read::Streaming) -> Result<Slice> {
+    let mut batches = Vec::new();
+    let mut origin = Some(Vec::new());
     let mut n = 0;
-    while n < rows.layout.row_group_rows {
-        match rows.next().await? {
-            Some(b) => {
-                n += b.num_rows();
-                slice.push(b);
-            }
-            None => break,
+    while let Some(s) = rows.next().await? {
+        n += s.batch.num_rows();
+        match (origin.as_mut(), s.origin) {
+            (Some(v), Some(o)) => v.push(o),
+            _ => origin = None,
+        }
+        batches.push(s.batch);
+        if n >= rows.layout.row_group_rows && (s.ends_row_group || s.origin.is_none()) {
+            break;
         }
     }
-    Ok(slice)
+    Ok(Slice { batches, origin })
 }
 
 /// Runs the SQL on one slice of a partition's rows and makes the output fit the table.
@@ -314,13 +325,12 @@ pub(super) async fn rewrite_sliced(
         let checksummed = rows.checksum_ms;
         let slice = next_slice(&mut rows).await?;
         report.phases.read_ms += ms(t) - (rows.checksum_ms - checksummed);
-        if slice.is_empty() {
+        if slice.batches.is_empty() {
             break;
         }
         report.slices += 1;
         let t = Instant::now();
-        let conformed = transform_slice(how, partition, &rows.schema, &slice).await?;
-        drop(slice);
+        let conformed = transform_slice(how, partition, &rows.schema, &slice.batches).await?;
         report.phases.transform_ms += ms(t);
         schema_change = conformed.schema_change.clone();
 
@@ -349,10 +359,24 @@ pub(super) async fn rewrite_sliced(
             };
             encoder = Some(e);
         }
-        encoder
-            .as_mut()
-            .expect("set above")
-            .push(conformed.batches)?;
+        let encoder = encoder.as_mut().expect("set above");
+        // Columns the SQL passed through are copied from the slice's row groups.
+        let reuse = slice.origin.as_deref().and_then(|origin| {
+            crate::stage::reuse::plan(
+                &rows.files,
+                Some(origin),
+                &slice.batches,
+                &conformed.schema,
+                &conformed.batches,
+                &props,
+            )
+        });
+        drop(slice);
+        match reuse.filter(|r| encoder.can_copy(r)) {
+            Some(reuse) => encoder.push_copied(conformed.batches, &reuse, &rows.files)?,
+            None => encoder.push(conformed.batches)?,
+        }
+        rows.release();
         report.phases.encode_ms += ms(t);
     }
     report.phases.checksum_ms += rows.checksum_ms;

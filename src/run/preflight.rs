@@ -486,7 +486,7 @@ async fn sample_sliced(
     settings: &SampleSettings,
     started: Instant,
 ) -> Result<Option<Sample>> {
-    let slice = next_slice(&mut rows).await?;
+    let slice = next_slice(&mut rows).await?.batches;
     let checked: u64 = slice.iter().map(|b| b.num_rows() as u64).sum();
     let first = transform_slice(how, partition, &rows.schema, &slice).await;
     let again = transform_slice(how, partition, &rows.schema, &reverse(&slice)?).await;

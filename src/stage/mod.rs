@@ -194,13 +194,8 @@ pub fn encode(
         (root.clone(), schema.clone())
     };
     let props = Arc::new(props);
-    let encoded_descr = SchemaDescriptor::new(encoded_root);
     let mut file = SerializedFileWriter::new(buf, root, props.clone()).map_err(failed)?;
-    let descr = file.schema_descr().clone();
-    let mut leaves = vec![0usize; schema.fields().len()];
-    for leaf in 0..descr.num_columns() {
-        leaves[descr.get_column_root_idx(leaf)] += 1;
-    }
+    let groups_writer = GroupWriter::new(schema, encoded_schema, encoded_root, props, twelve);
     // Each new row group's rows: a source row group's, or the layout's row group size.
     let groups: Vec<(Vec<RecordBatch>, Option<&reuse::RowGroup>)> = match reuse {
         Some((reuse, _)) => reuse
@@ -213,26 +208,86 @@ pub fn encode(
             .map(|g| (g, None))
             .collect(),
     };
+    // Copied chunks without an offset index: the encoded ones go without too.
+    let strip = reuse.is_some_and(|(r, _)| !r.page_index);
     for (rows, rg) in &groups {
+        let source = match (reuse, rg) {
+            (Some((reuse, files)), Some(rg)) => Some((reuse, files, *rg)),
+            _ => None,
+        };
+        groups_writer.write(&mut file, rows, source, strip)?;
+    }
+    Ok(Bytes::from(file.into_inner().map_err(failed)?))
+}
+
+/// Writes row groups into a [`SerializedFileWriter`]: the columns encoded from the rows,
+/// the copied ones appended from the source's chunks.
+pub(crate) struct GroupWriter {
+    schema: SchemaRef,
+    /// The schema the column writers encode: INT96 leaves as 12-byte binaries.
+    encoded_schema: SchemaRef,
+    encoded_descr: SchemaDescriptor,
+    props: Arc<WriterProperties>,
+    /// Leaves of each top-level column.
+    leaves: Vec<usize>,
+    /// Columns written as 12-byte binaries, then described as they were.
+    twelve: Vec<bool>,
+}
+
+impl GroupWriter {
+    fn new(
+        schema: &SchemaRef,
+        encoded_schema: SchemaRef,
+        encoded_root: TypePtr,
+        props: Arc<WriterProperties>,
+        twelve: Vec<bool>,
+    ) -> GroupWriter {
+        let encoded_descr = SchemaDescriptor::new(encoded_root);
+        let mut leaves = vec![0usize; schema.fields().len()];
+        for leaf in 0..encoded_descr.num_columns() {
+            leaves[encoded_descr.get_column_root_idx(leaf)] += 1;
+        }
+        GroupWriter {
+            schema: schema.clone(),
+            encoded_schema,
+            encoded_descr,
+            props,
+            leaves,
+            twelve,
+        }
+    }
+
+    /// Writes `rows` as the next row group of `file`; with `source`, the columns it copies
+    /// come from that source row group and `rows` may leave them out. `strip` drops every
+    /// chunk's page index.
+    fn write(
+        &self,
+        file: &mut SerializedFileWriter<Vec<u8>>,
+        rows: &[RecordBatch],
+        source: Option<(&Reuse, &[SourceFile], &reuse::RowGroup)>,
+        strip: bool,
+    ) -> Result<()> {
+        let failed = encoding;
+        let schema = &self.schema;
+        let copied = |c: usize| source.is_some_and(|(r, _, _)| r.columns[c].is_some());
         // The factory that replaces it builds writers for the file's own schema, which
         // says INT96 where these encode binaries.
         #[allow(deprecated)]
-        let writers = parquet::arrow::arrow_writer::get_column_writers(
-            &encoded_descr,
-            &props,
-            &encoded_schema,
+        let mut writers = parquet::arrow::arrow_writer::get_column_writers(
+            &self.encoded_descr,
+            &self.props,
+            &self.encoded_schema,
         )
         .map_err(failed)?;
-        let mut writers = writers;
         let mut first = 0;
         for (c, field) in schema.fields().iter().enumerate() {
-            if !matches!(copied.get(c), Some(Some(_))) {
-                let encoded_field = encoded_schema.field(c);
+            if !copied(c) {
+                let encoded_field = self.encoded_schema.field(c);
                 for b in rows {
                     let column = column_of(b, schema, c).ok_or_else(|| {
                         Error::Internal(format!("no column {} to encode", field.name()))
                     })?;
-                    let column = if twelve[c] {
+                    let column = if self.twelve[c] {
                         twelve_bytes::to_binary(column, encoded_field.data_type(), field.name())
                             .map_err(failed)?
                     } else {
@@ -244,19 +299,20 @@ pub fn encode(
                     }
                 }
             }
-            first += leaves[c];
+            first += self.leaves[c];
         }
+        let descr = file.schema_descr().clone();
         let mut group = file.next_row_group().map_err(failed)?;
         let mut writers = writers.into_iter();
         let mut leaf = 0;
-        for (c, n) in leaves.iter().enumerate() {
-            match (reuse, rg) {
-                (Some((reuse, files)), Some(rg)) if reuse.columns[c].is_some() => {
+        for (c, n) in self.leaves.iter().enumerate() {
+            match source {
+                Some((reuse, files, rg)) if reuse.columns[c].is_some() => {
                     writers.next();
                     let in_files = reuse.columns[c].as_ref().expect("copied");
                     let (chunk, mut close) =
                         reuse::chunk(files, rg, in_files[rg.file]).map_err(failed)?;
-                    if !reuse.page_index {
+                    if strip {
                         close.offset_index = None;
                         close.column_index = None;
                     }
@@ -265,7 +321,7 @@ pub fn encode(
                 _ => {
                     for (k, w) in writers.by_ref().take(*n).enumerate() {
                         let mut chunk = w.close().map_err(failed)?;
-                        if reuse.is_some_and(|(r, _)| !r.page_index) {
+                        if strip {
                             chunk.close_mut().offset_index = None;
                             chunk.close_mut().column_index = None;
                         }
@@ -280,8 +336,8 @@ pub fn encode(
             leaf += n;
         }
         group.close().map_err(failed)?;
+        Ok(())
     }
-    Ok(Bytes::from(file.into_inner().map_err(failed)?))
 }
 
 /// `batches` cut into runs of `rows` rows (the last may be shorter), without copying.

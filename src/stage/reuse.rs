@@ -248,11 +248,11 @@ fn row_groups(
 
 /// Checks every copied chunk of the new `file` (whose metadata is `new`) against the
 /// source chunk it was copied from; `Err` says what differs.
-pub(super) fn check_copied(
+pub(super) fn check_copied<R: ChunkReader>(
     new: &ParquetMetaData,
     reuse: &Reuse,
     files: &[SourceFile],
-    file: &Bytes,
+    file: &R,
 ) -> std::result::Result<(), String> {
     if new.num_row_groups() != reuse.row_groups.len() {
         return Err(format!(
@@ -311,9 +311,9 @@ pub(super) fn check_copied(
             if !same_statistics(got.statistics(), src.statistics()) {
                 return Err(differs("statistics"));
             }
-            let bytes = usize::try_from(at)
+            let bytes = usize::try_from(len)
                 .ok()
-                .and_then(|at| file.get(at..at + len as usize))
+                .and_then(|len| file.get_bytes(at, len).ok())
                 .ok_or_else(|| differs("position"))?;
             if bytes != want_chunk.bytes {
                 return Err(differs("content"));

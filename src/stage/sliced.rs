@@ -12,27 +12,34 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::{Buf, Bytes};
+use parquet::arrow::add_encoded_arrow_schema_to_metadata;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use parquet::arrow::arrow_writer::ArrowWriterOptions;
-use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowWriter};
 use parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, RowGroupMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{ChunkReader, Length};
-use parquet::schema::types::{SchemaDescPtr, SchemaDescriptor};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::{SchemaDescPtr, TypePtr};
 
-use super::{arrow_schema_to_write, carry_metadata, encoding, in_groups_of, new_root};
+use super::reuse::{self, Reuse};
+use super::{arrow_schema_to_write, carry_metadata, encoding, in_groups_of, new_root, GroupWriter};
 use crate::error::{Error, Result};
-use crate::table::read::Layout;
+use crate::table::read::{Layout, SourceFile};
 
 /// The new file being written; rows go in with [`Encoder::push`] in order.
 pub struct Encoder {
-    writer: ArrowWriter<Vec<u8>>,
+    file: SerializedFileWriter<Vec<u8>>,
+    groups: GroupWriter,
     schema: SchemaRef,
+    root: TypePtr,
     descr: SchemaDescPtr,
     /// The key-value metadata the footer will hold.
     metadata: Option<Vec<KeyValue>>,
+    /// Whether chunks may be copied from the source: only when the source has no page
+    /// index, and then no chunk of the new file has one (a file has one for all of its
+    /// chunks or for none).
+    copies: bool,
     row_group_rows: usize,
     /// Rows not yet written: less than a row group.
     pending: Vec<RecordBatch>,
@@ -59,33 +66,37 @@ impl Encoder {
             return Ok(None);
         }
         let mut props = carry_metadata(props, layout, schema);
-        let source_arrow = arrow_schema_to_write(schema, layout);
-        if let Some(kv) = &source_arrow {
-            let mut all = props.key_value_metadata().cloned().unwrap_or_default();
-            all.push(kv.clone());
-            props = props
+        let mut kv = props.key_value_metadata().cloned().unwrap_or_default();
+        match arrow_schema_to_write(schema, layout) {
+            Some(source_arrow) => kv.push(source_arrow),
+            None => {
+                add_encoded_arrow_schema_to_metadata(schema, &mut props);
+                kv = props.key_value_metadata().cloned().unwrap_or_default();
+            }
+        }
+        let props = Arc::new(
+            props
                 .into_builder()
-                .set_key_value_metadata(Some(all))
-                .build();
-        }
-        // What the writer will put in the footer: it adds the Arrow schema itself.
-        let mut footer_props = props.clone();
-        if source_arrow.is_none() {
-            add_encoded_arrow_schema_to_metadata(schema, &mut footer_props);
-        }
-        let descr = Arc::new(SchemaDescriptor::new(root.clone()));
-        let options = ArrowWriterOptions::new()
-            .with_properties(props)
-            .with_skip_arrow_metadata(source_arrow.is_some())
-            .with_parquet_schema(SchemaDescriptor::new(root));
+                .set_key_value_metadata(Some(kv))
+                .build(),
+        );
         let buf = Vec::with_capacity(size_hint.saturating_add(size_hint / 8).min(1 << 30));
-        let writer =
-            ArrowWriter::try_new_with_options(buf, schema.clone(), options).map_err(encoding)?;
+        let file = SerializedFileWriter::new(buf, root.clone(), props.clone()).map_err(encoding)?;
+        let n = schema.fields().len();
         Ok(Some(Encoder {
-            writer,
+            descr: Arc::new(file.schema_descr().clone()),
+            file,
+            groups: GroupWriter::new(
+                schema,
+                schema.clone(),
+                root.clone(),
+                props.clone(),
+                vec![false; n],
+            ),
             schema: schema.clone(),
-            descr,
-            metadata: footer_props.key_value_metadata().cloned(),
+            root,
+            metadata: props.key_value_metadata().cloned(),
+            copies: !layout.page_index,
             row_group_rows: layout.row_group_rows.max(1),
             pending: Vec::new(),
             pending_rows: 0,
@@ -98,17 +109,24 @@ impl Encoder {
         self.proven.iter().map(|r| r.num_rows() as u64).sum::<u64>() + self.pending_rows as u64
     }
 
+    /// Whether the columns `reuse` copies can go into this file as they are: chunks
+    /// without a page index, described as this file describes the column.
+    pub fn can_copy(&self, reuse: &Reuse) -> bool {
+        self.copies
+            && !reuse.page_index
+            && reuse
+                .columns
+                .iter()
+                .zip(reuse.root.get_fields())
+                .zip(self.root.get_fields())
+                .all(|((c, theirs), ours)| c.is_none() || theirs == ours)
+    }
+
     /// Adds `batches` after the rows already pushed; each row group filled is written and
     /// proven.
     pub fn push(&mut self, batches: Vec<RecordBatch>) -> Result<()> {
         for b in batches {
-            if b.schema() != self.schema {
-                return Err(Error::Internal(format!(
-                    "a slice's rows have columns {:?}, the file {:?}",
-                    b.schema().fields(),
-                    self.schema.fields()
-                )));
-            }
+            self.check_columns(&b)?;
             self.pending_rows += b.num_rows();
             self.pending.push(b);
         }
@@ -125,48 +143,98 @@ impl Encoder {
             groups.pop().unwrap_or_default()
         };
         for g in groups {
-            self.write_proven(&g)?;
+            self.write_proven(std::slice::from_ref(&g), None)?;
         }
         self.pending_rows = rest.iter().map(|b| b.num_rows()).sum();
         self.pending = rest;
         Ok(())
     }
 
+    /// Adds `batches`, the output of whole source row groups, in the row groups `reuse`
+    /// names, its copied columns' chunks copied from `files` ([`Encoder::can_copy`] must
+    /// hold); rows pushed before go first, in a row group of their own.
+    pub fn push_copied(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        reuse: &Reuse,
+        files: &[SourceFile],
+    ) -> Result<()> {
+        if !self.can_copy(reuse) {
+            return Err(Error::Internal(
+                "chunks copied into a file that cannot hold them".into(),
+            ));
+        }
+        for b in &batches {
+            self.check_columns(b)?;
+        }
+        self.write_pending()?;
+        let groups: Vec<Vec<RecordBatch>> = reuse
+            .row_groups
+            .iter()
+            .map(|rg| batches[rg.batches.clone()].to_vec())
+            .collect();
+        self.write_proven(&groups, Some((reuse, files)))
+    }
+
     /// Writes the last rows, closes the file and checks its footer against the row
     /// groups proven.
     pub fn finish(mut self) -> Result<Bytes> {
-        let rest = std::mem::take(&mut self.pending);
-        if !rest.is_empty() {
-            self.write_proven(&rest)?;
-        }
+        self.write_pending()?;
         let Encoder {
-            writer,
+            file,
             descr,
             metadata,
             proven,
+            copies,
             ..
         } = self;
-        let file = Bytes::from(writer.into_inner().map_err(encoding)?);
-        check_footer(&file, &descr, metadata.as_deref(), &proven)?;
+        let file = Bytes::from(file.into_inner().map_err(encoding)?);
+        check_footer(&file, &descr, metadata.as_deref(), &proven, copies)?;
         Ok(file)
     }
 
-    /// Writes `rows` as the next row groups and proves them.
-    fn write_proven(&mut self, rows: &[RecordBatch]) -> Result<()> {
-        for b in rows {
-            self.writer.write(b).map_err(encoding)?;
+    fn check_columns(&self, b: &RecordBatch) -> Result<()> {
+        if b.schema() != self.schema {
+            return Err(Error::Internal(format!(
+                "a slice's rows have columns {:?}, the file {:?}",
+                b.schema().fields(),
+                self.schema.fields()
+            )));
         }
-        self.writer.flush().map_err(encoding)?;
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> Result<()> {
+        let rest = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        if rest.is_empty() {
+            return Ok(());
+        }
+        self.write_proven(&[rest], None)
+    }
+
+    /// Writes `groups` as the next row groups (with `copied`, those of its row groups)
+    /// and proves them.
+    fn write_proven(
+        &mut self,
+        groups: &[Vec<RecordBatch>],
+        copied: Option<(&Reuse, &[SourceFile])>,
+    ) -> Result<()> {
+        for (g, rows) in groups.iter().enumerate() {
+            let source = copied.map(|(r, files)| (r, files, &r.row_groups[g]));
+            self.groups
+                .write(&mut self.file, rows, source, self.copies)?;
+        }
         // Out of the writer's buffer, into the bytes read below.
-        self.writer.sync().map_err(|e| encoding(e.into()))?;
+        self.file.flush().map_err(|e| encoding(e.into()))?;
         let new: Vec<RowGroupMetaData> =
-            self.writer.flushed_row_groups()[self.proven.len()..].to_vec();
+            self.file.flushed_row_groups()[self.proven.len()..].to_vec();
+        let written = self.file.inner();
         let start = new
             .iter()
             .flat_map(|rg| rg.columns().iter().map(|c| c.byte_range().0))
             .min()
-            .unwrap_or(self.writer.bytes_written() as u64);
-        let written = self.writer.inner();
+            .unwrap_or(written.len() as u64);
         if (written.len() as u64) < start {
             return Err(refused(format!(
                 "row groups from byte {start}, {} bytes written",
@@ -189,7 +257,14 @@ impl Encoder {
             ),
             new.clone(),
         );
-        prove(window, meta, &self.schema, rows)?;
+        let rows: Vec<RecordBatch> = groups.iter().flatten().cloned().collect();
+        let decoded: Vec<usize> = (0..self.schema.fields().len())
+            .filter(|c| copied.is_none_or(|(r, _)| r.columns[*c].is_none()))
+            .collect();
+        if let Some((reuse, files)) = copied {
+            reuse::check_copied(&meta, reuse, files, &window).map_err(refused)?;
+        }
+        prove(window, meta, &self.schema, &rows, &decoded)?;
         self.proven.extend(new);
         Ok(())
     }
@@ -207,14 +282,14 @@ fn prove(
     meta: ParquetMetaData,
     schema: &SchemaRef,
     rows: &[RecordBatch],
+    decoded: &[usize],
 ) -> Result<()> {
     let options = ArrowReaderOptions::new();
     let read = ArrowReaderMetadata::try_new(Arc::new(meta), options.clone())
         .and_then(|m| crate::table::reader::reading(m, options, false))
         .map_err(|e| refused(e.to_string()))?;
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(window, read);
-    let all: Vec<usize> = (0..schema.fields().len()).collect();
-    super::compare(builder, schema, rows, &all).map_err(refused)
+    super::compare(builder, schema, rows, decoded).map_err(refused)
 }
 
 /// The closed file's footer must describe the row groups proven, and nothing else.
@@ -223,6 +298,7 @@ fn check_footer(
     descr: &SchemaDescPtr,
     metadata: Option<&[KeyValue]>,
     proven: &[RowGroupMetaData],
+    no_page_index: bool,
 ) -> Result<()> {
     let footer = ArrowReaderMetadata::load(file, ArrowReaderOptions::new())
         .map_err(|e| refused(format!("its footer: {e}")))?;
@@ -255,6 +331,9 @@ fn check_footer(
                     && a.encodings().collect::<Vec<_>>() == b.encodings().collect::<Vec<_>>()
                     && a.dictionary_page_offset() == b.dictionary_page_offset()
                     && a.data_page_offset() == b.data_page_offset()
+                    && same_bounds(a.statistics(), b.statistics())
+                    && !(no_page_index
+                        && (a.offset_index_offset().is_some() || a.column_index_offset().is_some()))
             });
         if !same {
             return Err(refused(format!(
@@ -263,6 +342,26 @@ fn check_footer(
         }
     }
     Ok(())
+}
+
+/// Statistics compared by their bytes and counts (a footer read back does not say
+/// whether the bounds were also written in the deprecated fields).
+fn same_bounds(
+    a: Option<&parquet::file::statistics::Statistics>,
+    b: Option<&parquet::file::statistics::Statistics>,
+) -> bool {
+    let key = |s: &parquet::file::statistics::Statistics| {
+        (
+            s.physical_type(),
+            s.min_bytes_opt().map(<[u8]>::to_vec),
+            s.max_bytes_opt().map(<[u8]>::to_vec),
+            s.null_count_opt(),
+            s.distinct_count_opt(),
+            s.min_is_exact(),
+            s.max_is_exact(),
+        )
+    };
+    a.map(key) == b.map(key)
 }
 
 /// The bytes of a file from `base` on, read at the file's own offsets.
@@ -374,10 +473,11 @@ mod tests {
     #[test]
     fn a_row_group_that_does_not_decode_to_its_rows_is_refused() {
         let mut e = encoder(100);
-        e.writer.write(&rows(0, 100)).unwrap();
-        e.writer.flush().unwrap();
-        e.writer.sync().unwrap();
-        let new = e.writer.flushed_row_groups().to_vec();
+        e.groups
+            .write(&mut e.file, &[rows(0, 100)], None, e.copies)
+            .unwrap();
+        e.file.flush().unwrap();
+        let new = e.file.flushed_row_groups().to_vec();
         let meta = || {
             ParquetMetaData::new(
                 FileMetaData::new(1, 100, None, e.metadata.clone(), e.descr.clone(), None),
@@ -386,14 +486,15 @@ mod tests {
         };
         let window = || Window {
             base: 4,
-            bytes: Bytes::copy_from_slice(&e.writer.inner()[4..]),
+            bytes: Bytes::copy_from_slice(&e.file.inner()[4..]),
         };
-        prove(window(), meta(), &e.schema, &[rows(0, 100)]).unwrap();
-        let err = prove(window(), meta(), &e.schema, &[rows(1, 100)]).unwrap_err();
+        let all = [0, 1];
+        prove(window(), meta(), &e.schema, &[rows(0, 100)], &all).unwrap();
+        let err = prove(window(), meta(), &e.schema, &[rows(1, 100)], &all).unwrap_err();
         assert!(err.to_string().contains("column a differs"), "{err}");
-        let err = prove(window(), meta(), &e.schema, &[rows(0, 99)]).unwrap_err();
+        let err = prove(window(), meta(), &e.schema, &[rows(0, 99)], &all).unwrap_err();
         assert!(err.to_string().contains("1 rows too many"), "{err}");
-        let err = prove(window(), meta(), &e.schema, &[rows(0, 101)]).unwrap_err();
+        let err = prove(window(), meta(), &e.schema, &[rows(0, 101)], &all).unwrap_err();
         assert!(err.to_string().contains("1 rows missing"), "{err}");
     }
 
@@ -401,24 +502,25 @@ mod tests {
     fn a_footer_other_than_the_row_groups_proven_is_refused() {
         let mut e = encoder(100);
         e.push(vec![rows(0, 250)]).unwrap();
-        let (descr, metadata) = (e.descr.clone(), e.metadata.clone());
+        let (descr, metadata, copies) = (e.descr.clone(), e.metadata.clone(), e.copies);
         let mut proven = e.proven.clone();
         let file = e.finish().unwrap();
         // The last 50 rows were proven at `finish`: take the footer's word for them only
         // here, to have all three.
         let footer = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).unwrap();
         proven.push(footer.metadata().row_groups()[2].clone());
-        check_footer(&file, &descr, metadata.as_deref(), &proven).unwrap();
-        let err = check_footer(&file, &descr, metadata.as_deref(), &proven[..2]).unwrap_err();
+        check_footer(&file, &descr, metadata.as_deref(), &proven, copies).unwrap();
+        let err =
+            check_footer(&file, &descr, metadata.as_deref(), &proven[..2], copies).unwrap_err();
         assert!(
             err.to_string().contains("250 rows in 3 row groups"),
             "{err}"
         );
         let mut other = proven.clone();
         other.swap(0, 1);
-        let err = check_footer(&file, &descr, metadata.as_deref(), &other).unwrap_err();
+        let err = check_footer(&file, &descr, metadata.as_deref(), &other, copies).unwrap_err();
         assert!(err.to_string().contains("row group 0"), "{err}");
-        let err = check_footer(&file, &descr, None, &proven).unwrap_err();
+        let err = check_footer(&file, &descr, None, &proven, copies).unwrap_err();
         assert!(err.to_string().contains("key-value metadata"), "{err}");
     }
 }

@@ -302,17 +302,39 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
 
 /// A partition read batch by batch, for a partition rewritten a slice at a time: the
 /// footers of all its files first (its schema and [`Layout`]), then their rows in order,
-/// checked and checksummed as [`read_partition`] does.
+/// checked and checksummed as [`read_partition`] does. The bytes fetched are kept, to copy
+/// chunks from, until [`Streaming::release`].
 pub struct Streaming {
     pub schema: SchemaRef,
     pub logical: LogicalSchema,
     pub layout: Layout,
     /// Milliseconds spent on the before-checksum so far.
     pub checksum_ms: f64,
+    /// Each file's metadata and the bytes fetched since the last release.
+    pub files: Vec<SourceFile>,
     partition: Partition,
     waiting: std::collections::VecDeque<(usize, Opened)>,
-    current: Option<(usize, Opened, Stream, Hasher)>,
+    current: Option<Current>,
     part: Part,
+}
+
+/// The file being read: its rows, its hasher, and its row groups yet to read (index,
+/// rows left).
+struct Current {
+    file: usize,
+    opened: Opened,
+    stream: Stream,
+    hasher: Hasher,
+    row_groups: std::collections::VecDeque<(usize, usize)>,
+}
+
+/// A batch of [`Streaming`], with where it comes from.
+pub struct Streamed {
+    pub batch: RecordBatch,
+    /// The (file, row group) all its rows come from; `None` if it holds rows of two.
+    pub origin: Option<(usize, usize)>,
+    /// Whether it holds the last rows of its row group.
+    pub ends_row_group: bool,
 }
 
 impl Streaming {
@@ -322,11 +344,13 @@ impl Streaming {
         let mut waiting = std::collections::VecDeque::new();
         let mut files = Vec::new();
         for (f, file) in partition.files.iter().enumerate() {
+            let fetched = Fetched::default();
             let reader = crate::table::reader::FileReader::new(
                 loc.store.clone(),
                 file.path.clone(),
                 file.size,
-            );
+            )
+            .keeping(fetched.clone());
             let opened = Opened::open(partition, file, reader).await?;
             if schema.is_none() {
                 layout = first_layout(&opened.meta);
@@ -336,7 +360,7 @@ impl Streaming {
             same_schema(partition, &mut schema, &opened, &logical)?;
             files.push(SourceFile {
                 metadata: opened.meta.clone(),
-                fetched: Fetched::default(),
+                fetched,
             });
             waiting.push_back((f, opened));
         }
@@ -346,20 +370,23 @@ impl Streaming {
         };
         describe(&mut layout, &files, &schema);
         layout.row_group_rows = layout.row_group_rows.max(1024);
-        Ok(Streaming {
+        let streaming = Streaming {
             schema,
             logical,
             layout,
             checksum_ms: 0.0,
+            files,
             partition: partition.clone(),
             waiting,
             current: None,
             part: Part::default(),
-        })
+        };
+        streaming.release();
+        Ok(streaming)
     }
 
     /// The next batch of rows, in the partition's schema; `None` after the last.
-    pub async fn next(&mut self) -> Result<Option<RecordBatch>> {
+    pub async fn next(&mut self) -> Result<Option<Streamed>> {
         loop {
             if self.current.is_none() {
                 let Some((f, opened)) = self.waiting.pop_front() else {
@@ -370,26 +397,68 @@ impl Streaming {
                     .stream()
                     .map_err(|e| unreadable(&self.partition, file, &e))?;
                 let hasher = Hasher::new(&opened.file_schema, false)?;
-                self.current = Some((f, opened, stream, hasher));
+                let row_groups = opened
+                    .meta
+                    .row_groups()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rg)| (i, rg.num_rows().max(0) as usize))
+                    .filter(|(_, n)| *n > 0)
+                    .collect();
+                self.current = Some(Current {
+                    file: f,
+                    opened,
+                    stream,
+                    hasher,
+                    row_groups,
+                });
             }
-            let (f, opened, stream, hasher) = self.current.as_mut().expect("set above");
-            let file = &self.partition.files[*f];
+            let c = self.current.as_mut().expect("set above");
+            let file = &self.partition.files[c.file];
             let next = next_batch(
-                stream,
-                opened,
-                hasher,
+                &mut c.stream,
+                &mut c.opened,
+                &mut c.hasher,
                 &self.schema,
                 &mut self.checksum_ms,
                 (&self.partition, file),
             )
             .await?;
             match next {
-                Some((batch, _)) => return Ok(Some(batch)),
+                Some((batch, rows)) => {
+                    // Batches are matched to row groups by counting rows.
+                    let (origin, ends_row_group) = match c.row_groups.front_mut() {
+                        Some((rg, left)) if rows <= *left => {
+                            *left -= rows;
+                            let at = (Some((c.file, *rg)), *left == 0);
+                            if *left == 0 {
+                                c.row_groups.pop_front();
+                            }
+                            at
+                        }
+                        _ => {
+                            c.row_groups.clear();
+                            (None, false)
+                        }
+                    };
+                    return Ok(Some(Streamed {
+                        batch,
+                        origin,
+                        ends_row_group,
+                    }));
+                }
                 None => {
-                    let (_, _, _, hasher) = self.current.take().expect("set above");
-                    self.part.add(&hasher.finish().1);
+                    let c = self.current.take().expect("set above");
+                    self.part.add(&c.hasher.finish().1);
                 }
             }
+        }
+    }
+
+    /// Lets the bytes fetched so far go: chunks of the rows read are no longer copied.
+    pub fn release(&self) {
+        for f in &self.files {
+            f.fetched.clear();
         }
     }
 

@@ -79,6 +79,11 @@ impl Fetched {
         self.0.lock().expect("not poisoned")
     }
 
+    /// Lets every byte kept so far go.
+    pub fn clear(&self) {
+        self.lock().ranges.clear();
+    }
+
     /// Whether bytes `start..start + len` of the file are at hand (held or to be read
     /// again).
     pub fn covers(&self, start: u64, len: u64) -> bool {

@@ -19,6 +19,8 @@ type Row = (i64, Option<String>, u64);
 type RowFix = fn(&Row) -> Option<Row>;
 /// What a SQL does to a partition's rows.
 type PartitionFix = fn(&[Row]) -> Vec<Row>;
+/// A row group: its rows, and each column's chunk bytes by name.
+type Group = (i64, Vec<(String, Vec<u8>)>);
 
 fn batch(rows: &[Row], order: &[&str]) -> RecordBatch {
     let a: ArrayRef = Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0)));
@@ -52,8 +54,15 @@ fn source_rows(d: i64) -> Vec<Row> {
 }
 
 /// Table `t` in `dir`: two days, each three files (5,000, 5,000 and 2,000 rows, the
-/// second with its columns in another order) in row groups of 1,500 rows.
+/// second with its columns in another order) in row groups of 1,500 rows, as arrow-rs
+/// writes them (with a page index).
 fn table(dir: &Path) -> PathBuf {
+    table_with(dir, true)
+}
+
+/// [`table`]; without `page_index`, the files have none (as DuckDB writes them), and a
+/// sliced rewrite copies the chunks of the columns it passes through.
+fn table_with(dir: &Path, page_index: bool) -> PathBuf {
     let t = dir.join("t");
     for d in 1..=2 {
         let rows = source_rows(d);
@@ -66,9 +75,13 @@ fn table(dir: &Path) -> PathBuf {
         ];
         for (f, (part, order)) in files.iter().enumerate() {
             let b = batch(part, order);
-            let props = WriterProperties::builder()
-                .set_max_row_group_row_count(Some(1_500))
-                .build();
+            let mut props = WriterProperties::builder().set_max_row_group_row_count(Some(1_500));
+            if !page_index {
+                props = props
+                    .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+                    .set_offset_index_disabled(true);
+            }
+            let props = props.build();
             let file = std::fs::File::create(folder.join(format!("part-{f}.parquet"))).unwrap();
             let mut w = ArrowWriter::try_new(file, b.schema(), Some(props)).unwrap();
             w.write(&b).unwrap();
@@ -113,6 +126,35 @@ fn read_rows(partition: &Path) -> Vec<Row> {
                     x.value(i).to_bits(),
                 )
             }));
+        }
+    }
+    out
+}
+
+/// Each row group of each file of `partition` (in name order): its rows and each
+/// column's chunk bytes, by name.
+fn chunks(partition: &Path) -> Vec<Group> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(partition)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
+        for rg in reader.metadata().row_groups() {
+            let cols = rg
+                .columns()
+                .iter()
+                .map(|c| {
+                    let (at, len) = c.byte_range();
+                    let chunk = bytes[at as usize..(at + len) as usize].to_vec();
+                    (c.column_path().string(), chunk)
+                })
+                .collect();
+            out.push((rg.num_rows(), cols));
         }
     }
     out
@@ -381,5 +423,77 @@ fn a_sliced_partition_that_does_not_change_or_is_emptied_keeps_every_byte() {
     }
     for d in 1..=2 {
         assert!(read_rows(&t.join(format!("day=2024-01-0{d}"))).is_empty());
+    }
+}
+
+#[test]
+fn a_sliced_partition_copies_the_chunks_of_the_columns_it_passes_through() {
+    // Files without a page index, as DuckDB writes them: `a` and `x` pass through and are
+    // copied byte for byte, in the source's row groups one for one; `s` is encoded.
+    let work = tempfile::tempdir().unwrap();
+    let t = table_with(work.path(), false);
+    let before: Vec<_> = (1..=2)
+        .map(|d| chunks(&t.join(format!("day=2024-01-0{d}"))))
+        .collect();
+    let q = sql(
+        work.path(),
+        "f.sql",
+        "SELECT a, upper(s) AS s, x FROM source",
+    );
+    let report = run_json(
+        work.path(),
+        &[
+            "run",
+            "t",
+            "--sql",
+            &q,
+            "--all",
+            "--json",
+            "--slice-above",
+            "0",
+        ],
+    );
+    for (p, status, rows, _, slices) in outcome(&report) {
+        // Row groups of 1,500 rows; the 500 rows ending a file go with the next 1,500.
+        assert_eq!(
+            (status.as_str(), rows, slices),
+            ("rewritten", 12_000, 8),
+            "{p}"
+        );
+    }
+    for d in 1..=2i64 {
+        let p = t.join(format!("day=2024-01-0{d}"));
+        let after = chunks(&p);
+        let source = &before[d as usize - 1];
+        assert_eq!(
+            after.iter().map(|g| g.0).collect::<Vec<_>>(),
+            source.iter().map(|g| g.0).collect::<Vec<_>>(),
+            "day {d}: the source's row groups"
+        );
+        for (g, ((_, new), (_, old))) in after.iter().zip(source).enumerate() {
+            for (name, bytes) in new {
+                let was = &old.iter().find(|(c, _)| c == name).unwrap().1;
+                if name == "s" {
+                    assert_ne!(bytes, was, "day {d} row group {g}: s is encoded");
+                } else {
+                    assert_eq!(bytes, was, "day {d} row group {g}: {name} is copied");
+                }
+            }
+        }
+        let want: Vec<Row> = source_rows(d)
+            .iter()
+            .map(|r| (r.0, r.1.as_ref().map(|s| s.to_uppercase()), r.2))
+            .collect();
+        assert!(read_rows(&p) == want, "day {d}: rows or their order differ");
+    }
+    let after = snapshot_json(work.path(), "t", &[]);
+    for (p, _, _, checksum, _) in outcome(&report) {
+        let s = after["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["partition"] == p.as_str())
+            .unwrap();
+        assert_eq!(s["checksum"], checksum.as_str(), "{p}");
     }
 }
