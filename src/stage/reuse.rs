@@ -308,7 +308,7 @@ pub(super) fn check_copied<R: ChunkReader>(
             {
                 return Err(differs("description"));
             }
-            if !same_statistics(got.statistics(), src.statistics()) {
+            if !same_statistics(got.statistics(), src.statistics(), true) {
                 return Err(differs("statistics"));
             }
             let bytes = usize::try_from(len)
@@ -350,9 +350,12 @@ pub(super) fn check_copied<R: ChunkReader>(
 }
 
 /// Statistics compared by their bytes: as values a NaN bound would differ from itself.
-fn same_statistics(
+/// With `how_written`, also whether the bounds were written in the deprecated fields too,
+/// which statistics read back from a footer do not say.
+pub(super) fn same_statistics(
     a: Option<&parquet::file::statistics::Statistics>,
     b: Option<&parquet::file::statistics::Statistics>,
+    how_written: bool,
 ) -> bool {
     let key = |s: &parquet::file::statistics::Statistics| {
         (
@@ -363,8 +366,12 @@ fn same_statistics(
             s.distinct_count_opt(),
             s.min_is_exact(),
             s.max_is_exact(),
-            s.is_min_max_deprecated(),
-            s.is_min_max_backwards_compatible(),
+            how_written.then(|| {
+                (
+                    s.is_min_max_deprecated(),
+                    s.is_min_max_backwards_compatible(),
+                )
+            }),
         )
     };
     a.map(key) == b.map(key)

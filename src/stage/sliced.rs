@@ -331,7 +331,7 @@ fn check_footer(
                     && a.encodings().collect::<Vec<_>>() == b.encodings().collect::<Vec<_>>()
                     && a.dictionary_page_offset() == b.dictionary_page_offset()
                     && a.data_page_offset() == b.data_page_offset()
-                    && same_bounds(a.statistics(), b.statistics())
+                    && reuse::same_statistics(a.statistics(), b.statistics(), false)
                     && !(no_page_index
                         && (a.offset_index_offset().is_some() || a.column_index_offset().is_some()))
             });
@@ -342,26 +342,6 @@ fn check_footer(
         }
     }
     Ok(())
-}
-
-/// Statistics compared by their bytes and counts (a footer read back does not say
-/// whether the bounds were also written in the deprecated fields).
-fn same_bounds(
-    a: Option<&parquet::file::statistics::Statistics>,
-    b: Option<&parquet::file::statistics::Statistics>,
-) -> bool {
-    let key = |s: &parquet::file::statistics::Statistics| {
-        (
-            s.physical_type(),
-            s.min_bytes_opt().map(<[u8]>::to_vec),
-            s.max_bytes_opt().map(<[u8]>::to_vec),
-            s.null_count_opt(),
-            s.distinct_count_opt(),
-            s.min_is_exact(),
-            s.max_is_exact(),
-        )
-    };
-    a.map(key) == b.map(key)
 }
 
 /// The bytes of a file from `base` on, read at the file's own offsets.

@@ -2,13 +2,13 @@
 //! files byte for byte, and the new file has the source's row groups; anything else
 //! (moved rows, columns trading places) is encoded from the output.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, Int64Array, RecordBatch};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use crate::support::{copy_dir, root, run_in, snapshot_json, sql};
+use crate::support::{copy_dir, parquet_files, root, run_in, snapshot_json, sql};
 
 /// One row group of a file: its row count and each column's chunk bytes, by name.
 struct Group {
@@ -36,16 +36,6 @@ fn groups(file: &Path) -> Vec<Group> {
                 .collect(),
         })
         .collect()
-}
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Rewrites all of `<dir>/t` with `sql_text`; returns the run's JSON report.

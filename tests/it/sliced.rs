@@ -11,7 +11,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use crate::support::{copy_dir, file_hashes, run_in, snapshot_json, sql};
+use crate::support::{copy_dir, file_hashes, parquet_files, run_in, snapshot_json, sql};
 
 /// One row as written and read back: `a`, `s`, and `x`'s bits (NaN and -0.0 compare).
 type Row = (i64, Option<String>, u64);
@@ -94,17 +94,8 @@ fn table_with(dir: &Path, page_index: bool) -> PathBuf {
 /// Every row of every file of `partition`, in file name order, as the parquet crate reads
 /// them.
 fn read_rows(partition: &Path) -> Vec<Row> {
-    if !partition.exists() {
-        return Vec::new();
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(partition)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for f in files {
+    for f in parquet_files(partition) {
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
             std::fs::File::open(&f).unwrap(),
             1024,
@@ -134,14 +125,8 @@ fn read_rows(partition: &Path) -> Vec<Row> {
 /// Each row group of each file of `partition` (in name order): its rows and each
 /// column's chunk bytes, by name.
 fn chunks(partition: &Path) -> Vec<Group> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(partition)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for f in files {
+    for f in parquet_files(partition) {
         let bytes = std::fs::read(&f).unwrap();
         let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone())).unwrap();
         for rg in reader.metadata().row_groups() {
@@ -162,11 +147,7 @@ fn chunks(partition: &Path) -> Vec<Group> {
 
 /// The row counts of the row groups of the one file in `partition`.
 fn row_groups(partition: &Path) -> Vec<i64> {
-    let files: Vec<PathBuf> = std::fs::read_dir(partition)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
+    let files = parquet_files(partition);
     assert_eq!(files.len(), 1, "{files:?}");
     let reader = SerializedFileReader::new(std::fs::File::open(&files[0]).unwrap()).unwrap();
     reader
@@ -175,6 +156,22 @@ fn row_groups(partition: &Path) -> Vec<i64> {
         .iter()
         .map(|rg| rg.num_rows())
         .collect()
+}
+
+/// `run TABLE --sql SQL --all --json --slice-above 0 EXTRA...` in `dir`.
+fn run_sliced(dir: &Path, table: &str, sql: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "run",
+        table,
+        "--sql",
+        sql,
+        "--all",
+        "--json",
+        "--slice-above",
+        "0",
+    ];
+    args.extend(extra);
+    run_json(dir, &args)
 }
 
 fn run_json(dir: &Path, args: &[&str]) -> serde_json::Value {
@@ -201,6 +198,24 @@ fn outcome(report: &serde_json::Value) -> Vec<(String, String, u64, String, u64)
         .collect()
 }
 
+/// A snapshot of `<dir>/t` finds the rows and checksums the run reported.
+fn snapshot_agrees(dir: &Path, outcome: &[(String, String, u64, String, u64)]) {
+    let after = snapshot_json(dir, "t", &[]);
+    for (p, _, rows, checksum, _) in outcome {
+        let s = after["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["partition"] == p.as_str())
+            .unwrap();
+        assert_eq!(
+            (s["rows"].as_u64().unwrap(), s["checksum"].as_str().unwrap()),
+            (*rows, checksum.as_str()),
+            "{p}: a snapshot of the new file"
+        );
+    }
+}
+
 #[test]
 fn a_partition_rewritten_a_slice_at_a_time_holds_what_a_whole_rewrite_holds() {
     let fixes: [(&str, RowFix); 3] = [
@@ -222,19 +237,7 @@ fn a_partition_rewritten_a_slice_at_a_time_holds_what_a_whole_rewrite_holds() {
         let t = table(work.path());
         copy_dir(&t, &work.path().join("whole"));
         let q = sql(work.path(), "f.sql", text);
-        let sliced = run_json(
-            work.path(),
-            &[
-                "run",
-                "t",
-                "--sql",
-                &q,
-                "--all",
-                "--json",
-                "--slice-above",
-                "0",
-            ],
-        );
+        let sliced = run_sliced(work.path(), "t", &q, &[]);
         let whole = run_json(
             work.path(),
             &["run", "whole", "--sql", &q, "--all", "--json"],
@@ -256,20 +259,7 @@ fn a_partition_rewritten_a_slice_at_a_time_holds_what_a_whole_rewrite_holds() {
                 "{text}: {p}: as rewritten whole"
             );
         }
-        let after = snapshot_json(work.path(), "t", &[]);
-        for (p, _, rows, checksum, _) in &sliced {
-            let s = after["partitions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["partition"] == p.as_str())
-                .unwrap();
-            assert_eq!(
-                (s["rows"].as_u64().unwrap(), s["checksum"].as_str().unwrap()),
-                (*rows, checksum.as_str()),
-                "{text}: {p}: a snapshot of the new file"
-            );
-        }
+        snapshot_agrees(work.path(), &sliced);
         for d in 1..=2 {
             let p = format!("day=2024-01-0{d}");
             let want: Vec<Row> = source_rows(d).iter().filter_map(fix).collect();
@@ -328,19 +318,7 @@ fn sql_that_needs_the_whole_partition_is_not_sliced() {
     for (text, want) in cases {
         copy_dir(&t, &work.path().join("c"));
         let q = sql(work.path(), "f.sql", text);
-        let report = run_json(
-            work.path(),
-            &[
-                "run",
-                "c",
-                "--sql",
-                &q,
-                "--all",
-                "--json",
-                "--slice-above",
-                "0",
-            ],
-        );
+        let report = run_sliced(work.path(), "c", &q, &[]);
         for (p, status, _, _, slices) in outcome(&report) {
             assert_eq!((status.as_str(), slices), ("rewritten", 0), "{text}: {p}");
         }
@@ -359,39 +337,13 @@ fn a_sliced_partition_that_does_not_change_or_is_emptied_keeps_every_byte() {
     let t = table(work.path());
     let before = file_hashes(&t);
     let same = sql(work.path(), "same.sql", "SELECT s, x, a FROM source");
-    let report = run_json(
-        work.path(),
-        &[
-            "run",
-            "t",
-            "--sql",
-            &same,
-            "--all",
-            "--json",
-            "--slice-above",
-            "0",
-        ],
-    );
+    let report = run_sliced(work.path(), "t", &same, &[]);
     for (p, status, rows, _, slices) in outcome(&report) {
         assert_eq!((status.as_str(), rows), ("unchanged", 12_000), "{p}");
         assert!(slices >= 7, "{p}: {slices}");
     }
     let none = sql(work.path(), "none.sql", "SELECT * FROM source WHERE a < 0");
-    let report = run_json(
-        work.path(),
-        &[
-            "run",
-            "t",
-            "--sql",
-            &none,
-            "--all",
-            "--json",
-            "--slice-above",
-            "0",
-            "--on-empty",
-            "keep",
-        ],
-    );
+    let report = run_sliced(work.path(), "t", &none, &["--on-empty", "keep"]);
     for p in report["partitions"].as_array().unwrap() {
         assert_eq!(p["status"], "kept", "{p}");
     }
@@ -403,21 +355,7 @@ fn a_sliced_partition_that_does_not_change_or_is_emptied_keeps_every_byte() {
             .collect::<Vec<_>>()
     };
     assert_eq!(data(&after), data(&before), "the data files are untouched");
-    let report = run_json(
-        work.path(),
-        &[
-            "run",
-            "t",
-            "--sql",
-            &none,
-            "--all",
-            "--json",
-            "--slice-above",
-            "0",
-            "--on-empty",
-            "delete",
-        ],
-    );
+    let report = run_sliced(work.path(), "t", &none, &["--on-empty", "delete"]);
     for p in report["partitions"].as_array().unwrap() {
         assert_eq!(p["status"], "deleted", "{p}");
     }
@@ -440,19 +378,7 @@ fn a_sliced_partition_copies_the_chunks_of_the_columns_it_passes_through() {
         "f.sql",
         "SELECT a, upper(s) AS s, x FROM source",
     );
-    let report = run_json(
-        work.path(),
-        &[
-            "run",
-            "t",
-            "--sql",
-            &q,
-            "--all",
-            "--json",
-            "--slice-above",
-            "0",
-        ],
-    );
+    let report = run_sliced(work.path(), "t", &q, &[]);
     for (p, status, rows, _, slices) in outcome(&report) {
         // Row groups of 1,500 rows; the 500 rows ending a file go with the next 1,500.
         assert_eq!(
@@ -486,14 +412,5 @@ fn a_sliced_partition_copies_the_chunks_of_the_columns_it_passes_through() {
             .collect();
         assert!(read_rows(&p) == want, "day {d}: rows or their order differ");
     }
-    let after = snapshot_json(work.path(), "t", &[]);
-    for (p, _, _, checksum, _) in outcome(&report) {
-        let s = after["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["partition"] == p.as_str())
-            .unwrap();
-        assert_eq!(s["checksum"], checksum.as_str(), "{p}");
-    }
+    snapshot_agrees(work.path(), &outcome(&report));
 }

@@ -339,6 +339,19 @@ pub fn file_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
     out
 }
 
+/// The Parquet files in folder `dir`, in name order (none if it does not exist).
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Writes a SQL file in `dir` and returns its name.
 pub fn sql(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(dir.join(name), text).unwrap();
