@@ -78,13 +78,34 @@ impl Fixture {
 
     /// `days` x `regions` partitions of three rows each.
     async fn table(&self, days: u32, regions: &[&str]) {
+        self.table_as(days, regions, true).await
+    }
+
+    /// [`Fixture::table`]; without `page_index`, files as DuckDB writes them (whose
+    /// chunks a sliced rewrite copies).
+    async fn table_as(&self, days: u32, regions: &[&str], page_index: bool) {
         for d in 1..=days {
             for (r, region) in regions.iter().enumerate() {
                 let base = d as i64 * 100 + r as i64 * 10;
                 let b = rows(&[(base, Some("a")), (base + 1, None), (base + 2, Some("b"))]);
+                let bytes = if page_index {
+                    parquet_bytes(&b)
+                } else {
+                    let props = parquet::file::properties::WriterProperties::builder()
+                        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+                        .set_offset_index_disabled(true)
+                        .build();
+                    let mut buf = Vec::new();
+                    let mut w =
+                        parquet::arrow::ArrowWriter::try_new(&mut buf, b.schema(), Some(props))
+                            .unwrap();
+                    w.write(&b).unwrap();
+                    w.close().unwrap();
+                    buf
+                };
                 self.put(
                     &format!("day=2024-03-{d:02}/region={region}/part-0.parquet"),
-                    parquet_bytes(&b),
+                    bytes,
                 )
                 .await;
             }
@@ -321,13 +342,15 @@ async fn resume_sliced_after_a_fault_at_each_step(kind: Kind) {
 }
 
 async fn resume_after_a_fault_at_each_step_of(kind: Kind, slice_above_mib: u64) {
+    // Sliced, from files without a page index: `id`'s chunks are copied.
+    let page_index = slice_above_mib != 0;
     let f = Fixture::new(kind);
-    f.table(2, &["eu"]).await;
+    f.table_as(2, &["eu"], page_index).await;
     let before = checksums(&f.loc).await;
     let counter = Faulty::new(f.raw.clone(), usize::MAX);
     // Count the operations of a clean run on a scratch copy of the same table.
     let scratch = Fixture::new(kind);
-    scratch.table(2, &["eu"]).await;
+    scratch.table_as(2, &["eu"], page_index).await;
     let counting = Faulty::new(scratch.raw.clone(), usize::MAX);
     let clean = run_all(&scratch.wrapped(counting.clone()), UPPER, slice_above_mib)
         .await
@@ -339,7 +362,7 @@ async fn resume_after_a_fault_at_each_step_of(kind: Kind, slice_above_mib: u64) 
     drop(counter);
     for k in 0..total {
         let f = Fixture::new(kind);
-        f.table(2, &["eu"]).await;
+        f.table_as(2, &["eu"], page_index).await;
         let faulty = f.wrapped(Faulty::new(f.raw.clone(), k));
         let _ = run_all(&faulty, UPPER, slice_above_mib).await;
         let now = checksums(&f.loc).await;
