@@ -8,6 +8,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ARROW_SCHEMA_META_KEY;
@@ -102,6 +103,66 @@ type Stream =
     parquet::arrow::async_reader::ParquetRecordBatchStream<crate::table::reader::FileReader>;
 
 const BATCH_ROWS: usize = 8192;
+
+/// The version of a file that is being read, so that all its reads are of that one: on an
+/// object store its ETag, which every read must match; on local disk its identity (inode
+/// and times), which must be the same once the file is read.
+struct Version {
+    local: Option<(std::path::PathBuf, String)>,
+    e_tag: Option<String>,
+}
+
+impl Version {
+    async fn of(loc: &Location, file: &super::DataFile) -> Result<Version> {
+        if let Some(at) = loc.fs_path(&file.path) {
+            let (fs, path) = (loc.fs.clone(), at.clone());
+            let identity = crate::storage::blocking(move || {
+                fs.identity(&path).map_err(|e| Error::io(&path, e))
+            })
+            .await?;
+            return Ok(Version {
+                local: Some((at, identity)),
+                e_tag: None,
+            });
+        }
+        let meta = loc
+            .store
+            .head(&file.path)
+            .await
+            .map_err(|e| Error::storage(&file.path, e))?;
+        Ok(Version {
+            local: None,
+            e_tag: meta.e_tag,
+        })
+    }
+
+    fn pin(&self, reader: crate::table::reader::FileReader) -> crate::table::reader::FileReader {
+        reader.pinned(self.e_tag.clone().map(crate::table::reader::Pinned::new))
+    }
+
+    /// `Err` if the local file is no longer the one whose reading started.
+    async fn still(
+        &self,
+        loc: &Location,
+        partition: &Partition,
+        file: &super::DataFile,
+    ) -> Result<()> {
+        let Some((at, before)) = &self.local else {
+            return Ok(());
+        };
+        let (fs, path) = (loc.fs.clone(), at.clone());
+        let now =
+            crate::storage::blocking(move || fs.identity(&path).map_err(|e| Error::io(&path, e)))
+                .await?;
+        if &now != before {
+            return Err(Error::PartitionChanged {
+                partition: partition.id.to_string(),
+                reason: format!("{} was rewritten while it was read", file.relative),
+            });
+        }
+        Ok(())
+    }
+}
 
 fn unreadable(partition: &Partition, file: &super::DataFile, e: &dyn std::fmt::Display) -> Error {
     Error::Unreadable {
@@ -226,9 +287,11 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
     let mut batch_row_groups = Some(Vec::new());
     for (f, file) in partition.files.iter().enumerate() {
         let fetched = Fetched::default();
-        let reader =
+        let version = Version::of(loc, file).await?;
+        let reader = version.pin(
             crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size)
-                .keeping(fetched.clone());
+                .keeping(fetched.clone()),
+        );
         let mut opened = Opened::open(partition, file, reader).await?;
         let meta = opened.meta.clone();
         files.push(SourceFile {
@@ -277,6 +340,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             }
             batches.push(batch);
         }
+        version.still(loc, partition, file).await?;
         let (_, p) = hasher.finish();
         part.add(&p);
     }
@@ -312,8 +376,9 @@ pub struct Streaming {
     pub checksum_ms: f64,
     /// Each file's metadata and the bytes fetched since the last release.
     pub files: Vec<SourceFile>,
+    loc: Location,
     partition: Partition,
-    waiting: std::collections::VecDeque<(usize, Opened)>,
+    waiting: std::collections::VecDeque<(usize, Opened, Version)>,
     current: Option<Current>,
     part: Part,
 }
@@ -322,6 +387,7 @@ pub struct Streaming {
 /// rows left).
 struct Current {
     file: usize,
+    version: Version,
     opened: Opened,
     stream: Stream,
     hasher: Hasher,
@@ -345,12 +411,15 @@ impl Streaming {
         let mut files = Vec::new();
         for (f, file) in partition.files.iter().enumerate() {
             let fetched = Fetched::default();
-            let reader = crate::table::reader::FileReader::new(
-                loc.store.clone(),
-                file.path.clone(),
-                file.size,
-            )
-            .keeping(fetched.clone());
+            let version = Version::of(loc, file).await?;
+            let reader = version.pin(
+                crate::table::reader::FileReader::new(
+                    loc.store.clone(),
+                    file.path.clone(),
+                    file.size,
+                )
+                .keeping(fetched.clone()),
+            );
             let opened = Opened::open(partition, file, reader).await?;
             if schema.is_none() {
                 layout = first_layout(&opened.meta);
@@ -362,7 +431,7 @@ impl Streaming {
                 metadata: opened.meta.clone(),
                 fetched,
             });
-            waiting.push_back((f, opened));
+            waiting.push_back((f, opened, version));
         }
         let (schema, logical) = match schema {
             Some((s, l, _)) => (s, l),
@@ -376,6 +445,7 @@ impl Streaming {
             layout,
             checksum_ms: 0.0,
             files,
+            loc: loc.clone(),
             partition: partition.clone(),
             waiting,
             current: None,
@@ -389,7 +459,7 @@ impl Streaming {
     pub async fn next(&mut self) -> Result<Option<Streamed>> {
         loop {
             if self.current.is_none() {
-                let Some((f, opened)) = self.waiting.pop_front() else {
+                let Some((f, opened, version)) = self.waiting.pop_front() else {
                     return Ok(None);
                 };
                 let file = &self.partition.files[f];
@@ -407,6 +477,7 @@ impl Streaming {
                     .collect();
                 self.current = Some(Current {
                     file: f,
+                    version,
                     opened,
                     stream,
                     hasher,
@@ -449,6 +520,8 @@ impl Streaming {
                 }
                 None => {
                     let c = self.current.take().expect("set above");
+                    let file = &self.partition.files[c.file];
+                    c.version.still(&self.loc, &self.partition, file).await?;
                     self.part.add(&c.hasher.finish().1);
                 }
             }

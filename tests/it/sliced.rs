@@ -414,3 +414,37 @@ fn a_sliced_partition_copies_the_chunks_of_the_columns_it_passes_through() {
     }
     snapshot_agrees(work.path(), &outcome(&report));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_while_it_is_read_is_refused() {
+    // A partition read a slice at a time reads its files range by range: another writer
+    // putting a file back in between (here its very bytes, a new version all the same)
+    // must not go unnoticed.
+    let work = tempfile::tempdir().unwrap();
+    let t = table(work.path());
+    let loc = backfill::storage::Location::open(t.to_str().unwrap()).unwrap();
+    let table = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+    let partition = &table.partitions[0];
+    let mut rows = backfill::table::read::Streaming::open(&loc, partition)
+        .await
+        .unwrap();
+    assert!(rows.next().await.unwrap().is_some());
+    let file = t.join(partition.id.as_str()).join("part-0.parquet");
+    let bytes = std::fs::read(&file).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&file, bytes).unwrap();
+    let err = loop {
+        match rows.next().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the partition was read to its end"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        err.to_string()
+            .contains("part-0.parquet was rewritten while it was read"),
+        "{err}"
+    );
+}
