@@ -113,8 +113,17 @@ struct Version {
 }
 
 impl Version {
-    async fn of(loc: &Location, file: &super::DataFile) -> Result<Version> {
+    /// With `whole`, a local file small enough is read at once
+    /// ([`crate::table::reader::FileReader::whole_file`]): all its rows come from that one
+    /// read, and there is nothing to check.
+    async fn of(loc: &Location, file: &super::DataFile, whole: bool) -> Result<Version> {
         if let Some(at) = loc.fs_path(&file.path) {
+            if whole && file.size <= crate::table::reader::WHOLE_FILE_LIMIT {
+                return Ok(Version {
+                    local: None,
+                    e_tag: None,
+                });
+            }
             let (fs, path) = (loc.fs.clone(), at.clone());
             let identity = crate::storage::blocking(move || {
                 fs.identity(&path).map_err(|e| Error::io(&path, e))
@@ -287,7 +296,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
     let mut batch_row_groups = Some(Vec::new());
     for (f, file) in partition.files.iter().enumerate() {
         let fetched = Fetched::default();
-        let version = Version::of(loc, file).await?;
+        let version = Version::of(loc, file, true).await?;
         let reader = version.pin(
             crate::table::reader::FileReader::whole_file(loc, file.path.clone(), file.size)
                 .keeping(fetched.clone()),
@@ -411,7 +420,7 @@ impl Streaming {
         let mut files = Vec::new();
         for (f, file) in partition.files.iter().enumerate() {
             let fetched = Fetched::default();
-            let version = Version::of(loc, file).await?;
+            let version = Version::of(loc, file, false).await?;
             let reader = version.pin(
                 crate::table::reader::FileReader::new(
                     loc.store.clone(),

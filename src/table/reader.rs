@@ -130,7 +130,7 @@ fn find(ranges: &[(u64, Bytes)], start: u64, len: u64) -> Option<Bytes> {
 }
 
 /// Local files up to this size are read whole by [`FileReader::whole_file`].
-const WHOLE_FILE_LIMIT: u64 = 256 * 1024 * 1024;
+pub(crate) const WHOLE_FILE_LIMIT: u64 = 256 * 1024 * 1024;
 
 impl FileReader {
     pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64) -> FileReader {
