@@ -382,7 +382,7 @@ pub(super) fn chunk(
     files: &[SourceFile],
     rg: &RowGroup,
     leaf: usize,
-) -> parquet::errors::Result<(Chunk, ColumnCloseResult)> {
+) -> parquet::errors::Result<(Placed, ColumnCloseResult)> {
     let missing = || {
         parquet::errors::ParquetError::General("a copied column chunk is no longer at hand".into())
     };
@@ -411,23 +411,24 @@ pub(super) fn chunk(
         column_index,
         offset_index,
     };
-    Ok((Chunk { start, bytes }, close))
+    Ok((Placed { start, bytes }, close))
 }
 
-/// A column chunk's bytes at their offset in the source file, as the Parquet writer
-/// reads them to append the chunk.
-pub(super) struct Chunk {
-    start: u64,
-    bytes: Bytes,
+/// Bytes of a file from `start` on, read at the file's own offsets: a source column
+/// chunk, as the Parquet writer reads it to append the chunk, or the row groups of a new
+/// file just written, as its proof decodes them.
+pub(super) struct Placed {
+    pub(super) start: u64,
+    pub(super) bytes: Bytes,
 }
 
-impl Length for Chunk {
+impl Length for Placed {
     fn len(&self) -> u64 {
         self.start + self.bytes.len() as u64
     }
 }
 
-impl ChunkReader for Chunk {
+impl ChunkReader for Placed {
     type T = bytes::buf::Reader<Bytes>;
 
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
@@ -443,7 +444,9 @@ impl ChunkReader for Chunk {
             .filter(|f| f + length <= self.bytes.len())
             .ok_or_else(|| {
                 parquet::errors::ParquetError::General(format!(
-                    "bytes {start}..+{length} are outside the copied column chunk"
+                    "bytes {start}..+{length} are outside those at hand ({} from {})",
+                    self.bytes.len(),
+                    self.start
                 ))
             })?;
         Ok(self.bytes.slice(from..from + length))

@@ -11,18 +11,17 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use parquet::arrow::add_encoded_arrow_schema_to_metadata;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::file::metadata::{FileMetaData, KeyValue, ParquetMetaData, RowGroupMetaData};
 use parquet::file::properties::WriterProperties;
-use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{SchemaDescPtr, TypePtr};
 
-use super::reuse::{self, Reuse};
+use super::reuse::{self, Placed, Reuse};
 use super::{arrow_schema_to_write, carry_metadata, encoding, in_groups_of, new_root, GroupWriter};
 use crate::error::{Error, Result};
 use crate::table::read::{Layout, SourceFile};
@@ -241,8 +240,8 @@ impl Encoder {
                 written.len()
             )));
         }
-        let window = Window {
-            base: start,
+        let window = Placed {
+            start,
             bytes: Bytes::copy_from_slice(&written[start as usize..]),
         };
         let num_rows = new.iter().map(|r| r.num_rows()).sum();
@@ -278,7 +277,7 @@ fn refused(what: String) -> Error {
 
 /// Decodes the row groups `meta` describes from `window` and compares them with `rows`.
 fn prove(
-    window: Window,
+    window: Placed,
     meta: ParquetMetaData,
     schema: &SchemaRef,
     rows: &[RecordBatch],
@@ -342,52 +341,6 @@ fn check_footer(
         }
     }
     Ok(())
-}
-
-/// The bytes of a file from `base` on, read at the file's own offsets.
-struct Window {
-    base: u64,
-    bytes: Bytes,
-}
-
-impl Window {
-    fn from(&self, start: u64) -> parquet::errors::Result<Bytes> {
-        let at = start
-            .checked_sub(self.base)
-            .filter(|at| *at <= self.bytes.len() as u64)
-            .ok_or_else(|| {
-                parquet::errors::ParquetError::General(format!(
-                    "offset {start} outside the row groups written ({} bytes from {})",
-                    self.bytes.len(),
-                    self.base
-                ))
-            })?;
-        Ok(self.bytes.slice(at as usize..))
-    }
-}
-
-impl Length for Window {
-    fn len(&self) -> u64 {
-        self.base + self.bytes.len() as u64
-    }
-}
-
-impl ChunkReader for Window {
-    type T = bytes::buf::Reader<Bytes>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        Ok(self.from(start)?.reader())
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let rest = self.from(start)?;
-        if length > rest.len() {
-            return Err(parquet::errors::ParquetError::EOF(format!(
-                "{length} bytes at {start}, past the row groups written"
-            )));
-        }
-        Ok(rest.slice(..length))
-    }
 }
 
 #[cfg(test)]
@@ -464,8 +417,8 @@ mod tests {
                 new.clone(),
             )
         };
-        let window = || Window {
-            base: 4,
+        let window = || Placed {
+            start: 4,
             bytes: Bytes::copy_from_slice(&e.file.inner()[4..]),
         };
         let all = [0, 1];
