@@ -1,9 +1,10 @@
 """Two builds of backfill on the same command, alternated: is B slower than A?
 
     python benches/ab.py --a OLD_BINARY --b NEW_BINARY --table DIR [--pairs 6] [--what run|snapshot]
+        [--sql FILE]
 
-`run`: `run COPY --sql upper(l_comment) --all --jobs 2` on a fresh copy of TABLE (lineitem
-from benches/peers.py) per try; `snapshot`: `snapshot TABLE --jobs 2 --no-cache`. Prints
+`run`: `run COPY --sql upper(l_comment) --all --jobs 2` (or the SQL in FILE) on a fresh copy of
+TABLE (lineitem from benches/peers.py) per try; `snapshot`: `snapshot TABLE --jobs 2 --no-cache`. Prints
 each build's median and the ratio B/A. This is a benchmark, not a test.
 """
 import argparse
@@ -26,13 +27,15 @@ def main():
     ap.add_argument("--table", required=True)
     ap.add_argument("--pairs", type=int, default=6)
     ap.add_argument("--what", choices=["run", "snapshot"], default="run")
+    ap.add_argument("--sql", help="the SQL file `run` applies (default: upper(l_comment))")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "backfill-ab"))
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    sql = os.path.join(a.work, "upper.sql")
-    with open(sql, "w") as f:
-        select = ", ".join("upper(l_comment) AS l_comment" if c == "l_comment" else c for c in COLS)
-        f.write(f"SELECT {select} FROM source\n")
+    sql = a.sql or os.path.join(a.work, "upper.sql")
+    if not a.sql:
+        with open(sql, "w") as f:
+            select = ", ".join("upper(l_comment) AS l_comment" if c == "l_comment" else c for c in COLS)
+            f.write(f"SELECT {select} FROM source\n")
     times = {a.a: [], a.b: []}
     for i in range(a.pairs):
         for binary in ([a.a, a.b] if i % 2 == 0 else [a.b, a.a]):

@@ -45,26 +45,37 @@ impl Default for Kernel {
 }
 
 macro_rules! dispatch {
-    ($self:ident, $buf:ident, $blocks:expr, $idx:expr, $sum:ident, $($n:literal)*) => {
+    ($self:ident, $buf:ident, $starts:ident, $blocks:expr, $idx:expr, $sum:ident, $each:ident, $($n:literal)*) => {
         match $blocks {
-            $($n => $self.many::<{ $n * BLOCK }>($buf, $idx, $sum),)*
+            $($n => $self.many::<{ $n * BLOCK }>($buf, $starts, $idx, $sum, $each),)*
             _ => unreachable!(),
         }
     };
 }
 
 impl Kernel {
-    /// Sums the message hashes into `sum`, one per `starts` window.
-    pub(super) fn sum(&mut self, buf: &[u8], starts: &[usize], sum: &mut u128) {
+    /// Sums the message hashes into `sum`, one per `starts` window; with `each`, also
+    /// puts message `i`'s hash in `each[i]`.
+    pub(super) fn sum(
+        &mut self,
+        buf: &[u8],
+        starts: &[usize],
+        sum: &mut u128,
+        mut each: Option<&mut [u128]>,
+    ) {
         for g in &mut self.groups {
             g.clear();
         }
-        for w in starts.windows(2) {
+        for (i, w) in starts.windows(2).enumerate() {
             let len = w[1] - w[0];
             if len <= CHUNK {
-                self.groups[len / BLOCK].push(w[0]);
+                self.groups[len / BLOCK].push(i);
             } else {
-                *sum = sum.wrapping_add(prefix(blake3::hash(&buf[w[0]..w[1]]).as_bytes()));
+                let h = prefix(blake3::hash(&buf[w[0]..w[1]]).as_bytes());
+                *sum = sum.wrapping_add(h);
+                if let Some(each) = each.as_deref_mut() {
+                    each[i] = h;
+                }
             }
         }
         let mut groups = std::mem::take(&mut self.groups);
@@ -72,22 +83,30 @@ impl Kernel {
             if idx.is_empty() {
                 continue;
             }
-            dispatch!(self, buf, blocks, idx, sum, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+            let each = each.as_deref_mut();
+            dispatch!(self, buf, starts, blocks, idx, sum, each, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
         }
         std::mem::swap(&mut self.groups, &mut groups);
     }
 
-    fn many<const N: usize>(&mut self, buf: &[u8], starts: &[usize], sum: &mut u128) {
+    /// Hashes messages `idx` (indexes into `starts`), all `N` bytes long.
+    fn many<const N: usize>(
+        &mut self,
+        buf: &[u8],
+        starts: &[usize],
+        idx: &[usize],
+        sum: &mut u128,
+        mut each: Option<&mut [u128]>,
+    ) {
         const LANES: usize = 64;
         let mut inputs: Vec<&[u8; N]> = Vec::with_capacity(LANES);
         self.out.resize(LANES * 32, 0);
-        for chunk in starts.chunks(LANES) {
+        for chunk in idx.chunks(LANES) {
             inputs.clear();
-            inputs.extend(
-                chunk
-                    .iter()
-                    .map(|s| <&[u8; N]>::try_from(&buf[*s..*s + N]).expect("padded message")),
-            );
+            inputs.extend(chunk.iter().map(|i| {
+                let s = starts[*i];
+                <&[u8; N]>::try_from(&buf[s..s + N]).expect("padded message")
+            }));
             let out = &mut self.out[..inputs.len() * 32];
             self.platform.hash_many(
                 &inputs,
@@ -99,8 +118,12 @@ impl Kernel {
                 CHUNK_END | ROOT,
                 out,
             );
-            for h in out.chunks_exact(32) {
-                *sum = sum.wrapping_add(prefix(h));
+            for (h, i) in out.chunks_exact(32).zip(chunk) {
+                let h = prefix(h);
+                *sum = sum.wrapping_add(h);
+                if let Some(each) = each.as_deref_mut() {
+                    each[*i] = h;
+                }
             }
         }
     }
@@ -130,8 +153,13 @@ mod tests {
                 starts.push(buf.len());
             }
             let mut got = 0u128;
-            Kernel::default().sum(&buf, &starts, &mut got);
+            let mut each = vec![0u128; 70];
+            Kernel::default().sum(&buf, &starts, &mut got, Some(&mut each));
             assert_eq!(got, want, "{blocks} blocks");
+            for (k, h) in each.iter().enumerate() {
+                let msg = &data[k..k + len];
+                assert_eq!(*h, prefix(blake3::hash(msg).as_bytes()), "{blocks} blocks");
+            }
         }
     }
 

@@ -123,6 +123,8 @@ pub struct Hasher {
     starts: Vec<usize>,
     cursor: Vec<usize>,
     part: Part,
+    /// Each row's hash, in the order rows were added, when asked for.
+    row_hashes: Option<Vec<u128>>,
     /// Hash as checksum version 1 (docs/CHECKSUM.md, "Versioning").
     v1: bool,
 }
@@ -153,8 +155,21 @@ impl Hasher {
             starts: Vec::new(),
             cursor: Vec::new(),
             part,
+            row_hashes: None,
             v1: version == 1,
         })
+    }
+
+    /// Also keeps each row's hash ([`Hasher::take_row_hashes`]): the rows a transform
+    /// only keeps or drops, unchanged, then need no hashing again.
+    pub fn keeping_row_hashes(mut self) -> Hasher {
+        self.row_hashes = Some(Vec::new());
+        self
+    }
+
+    /// The hashes of the rows added so far, in order, if they were kept.
+    pub fn take_row_hashes(&mut self) -> Option<Vec<u128>> {
+        self.row_hashes.as_mut().map(std::mem::take)
     }
 
     /// The logical schema being hashed.
@@ -182,7 +197,11 @@ impl Hasher {
         for c in &cols {
             c.add_lens(&mut self.lens);
         }
-        self.messages(&cols, None);
+        let base = self.row_hashes.as_ref().map(|h| h.len());
+        if let Some(h) = self.row_hashes.as_mut() {
+            h.resize(h.len() + n, 0);
+        }
+        self.messages(&cols, None, base);
 
         if self.per_column {
             // Value messages: one value, then zero padding.
@@ -190,7 +209,7 @@ impl Hasher {
                 self.lens.clear();
                 self.lens.resize(n, 0);
                 cols[k].add_lens(&mut self.lens);
-                self.messages(&cols[k..=k], Some(k));
+                self.messages(&cols[k..=k], Some(k), None);
             }
         }
         self.part.rows += n as u64;
@@ -201,7 +220,8 @@ impl Hasher {
     /// the row sum, or column `column`'s sum. Rows go a few hundred KiB of messages at a
     /// time: every column writes into each message, and a buffer that stays in the core's
     /// cache makes those writes several times cheaper than one the size of the batch.
-    fn messages(&mut self, cols: &[Col], column: Option<usize>) {
+    /// With `base`, each row's hash also goes to `row_hashes[base + row]`.
+    fn messages(&mut self, cols: &[Col], column: Option<usize>, base: Option<usize>) {
         const CHUNK_BYTES: usize = 256 * 1024;
         let n = self.lens.len();
         let mut first = 0;
@@ -220,7 +240,11 @@ impl Hasher {
                 None => &mut self.part.sum,
                 Some(k) => &mut self.part.columns[k],
             };
-            self.kernel.sum(&self.buf, &self.starts, sum);
+            let each = match (base, self.row_hashes.as_mut()) {
+                (Some(b), Some(h)) => Some(&mut h[b + first..b + end]),
+                _ => None,
+            };
+            self.kernel.sum(&self.buf, &self.starts, sum, each);
             first = end;
         }
     }
@@ -329,6 +353,44 @@ mod tests {
 
     fn sum(b: &RecordBatch) -> String {
         checksum_batches(&b.schema(), std::slice::from_ref(b)).unwrap()
+    }
+
+    #[test]
+    fn kept_row_hashes_are_each_rows_own_in_order() {
+        // Long strings too: messages of several lengths go through the kernel in groups.
+        let long = "x".repeat(2000);
+        let b = batch(vec![
+            (
+                "s",
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    None,
+                    Some(long.as_str()),
+                    Some("bc"),
+                ])) as ArrayRef,
+            ),
+            (
+                "id",
+                Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(1)])) as ArrayRef,
+            ),
+        ]);
+        let mut h = Hasher::new(&b.schema(), false)
+            .unwrap()
+            .keeping_row_hashes();
+        h.update(&b).unwrap();
+        h.update(&b.slice(2, 2)).unwrap();
+        let each = h.take_row_hashes().unwrap();
+        let (_, part) = h.finish();
+        let rows = [0, 1, 2, 3, 2, 3];
+        assert_eq!(each.len(), rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let mut one = Hasher::new(&b.schema(), false).unwrap();
+            one.update(&b.slice(*row, 1)).unwrap();
+            assert_eq!(each[i], one.finish().1.sum, "row {row}");
+        }
+        let total = each.iter().fold(0u128, |a, h| a.wrapping_add(*h));
+        assert_eq!(total, part.sum);
+        assert_ne!(each[0], each[3], "distinct rows hash apart");
     }
 
     #[test]

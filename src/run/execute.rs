@@ -258,6 +258,8 @@ pub(super) const COPYING_SLICE_FACTOR: u64 = 4;
 pub(super) struct Slice {
     pub(super) batches: Vec<RecordBatch>,
     origin: Option<Vec<(usize, usize)>>,
+    /// Each row's hash, as [`read::Source::row_hashes`].
+    row_hashes: Option<Vec<u128>>,
 }
 
 /// The next slice of `rows`: whole row groups of the source, at least as many rows as its
@@ -265,6 +267,7 @@ pub(super) struct Slice {
 pub(super) async fn next_slice(rows: &mut read::Streaming) -> Result<Slice> {
     let mut batches = Vec::new();
     let mut origin = Some(Vec::new());
+    let mut row_hashes = Some(Vec::new());
     let mut n = 0;
     while let Some(s) = rows.next().await? {
         n += s.batch.num_rows();
@@ -272,12 +275,20 @@ pub(super) async fn next_slice(rows: &mut read::Streaming) -> Result<Slice> {
             (Some(v), Some(o)) => v.push(o),
             _ => origin = None,
         }
+        match (row_hashes.as_mut(), s.row_hashes) {
+            (Some(all), Some(these)) => all.extend(these),
+            _ => row_hashes = None,
+        }
         batches.push(s.batch);
         if n >= rows.layout.row_group_rows && (s.ends_row_group || s.origin.is_none()) {
             break;
         }
     }
-    Ok(Slice { batches, origin })
+    Ok(Slice {
+        batches,
+        origin,
+        row_hashes,
+    })
 }
 
 /// Runs the SQL on one slice of a partition's rows and makes the output fit the table.
@@ -287,11 +298,11 @@ pub(super) async fn transform_slice(
     schema: &arrow::datatypes::SchemaRef,
     slice: &[RecordBatch],
 ) -> Result<transform::Conformed> {
-    let (out_schema, batches) = how
+    let (out_schema, batches, kept) = how
         .transform
-        .apply_rows(how.keys, partition, schema, slice)
+        .apply_keeping(how.keys, partition, schema, slice)
         .await?;
-    transform::conform(
+    let mut conformed = transform::conform(
         how.keys,
         partition,
         schema,
@@ -302,7 +313,9 @@ pub(super) async fn transform_slice(
     .map_err(|e| Error::OutputRejected {
         partition: partition.id.to_string(),
         reason: e.to_string(),
-    })
+    })?;
+    conformed.kept = kept;
+    Ok(conformed)
 }
 
 /// The partition rewritten a slice of rows at a time (about a row group of the source:
@@ -319,6 +332,8 @@ pub(super) async fn rewrite_sliced(
     let props = crate::stage::properties(&rows.layout);
     let mut encoder: Option<crate::stage::sliced::Encoder> = None;
     let mut after: Option<Hasher> = None;
+    // The slices' rows kept as they were, summed from their hashes as read.
+    let mut kept = checksum::Part::default();
     let mut schema_change = None;
     loop {
         let t = Instant::now();
@@ -339,8 +354,19 @@ pub(super) async fn rewrite_sliced(
             Some(h) => h,
             None => after.insert(Hasher::new(&conformed.schema, false)?),
         };
-        for b in &conformed.batches {
-            hasher.update(b)?;
+        let before = Before {
+            schema: &rows.schema,
+            logical: &rows.logical,
+            batches: &slice.batches,
+            row_hashes: slice.row_hashes.as_deref(),
+        };
+        match kept_part(&before, &conformed)? {
+            Some((_, part)) => kept.add(&part),
+            None => {
+                for b in &conformed.batches {
+                    hasher.update(b)?;
+                }
+            }
         }
         report.phases.checksum_ms += ms(t);
 
@@ -390,7 +416,8 @@ pub(super) async fn rewrite_sliced(
     let (Some(hasher), Some(encoder)) = (after, encoder) else {
         return Ok(Some((before, Outcome::Empty)));
     };
-    let (logical, part) = hasher.finish();
+    let (logical, mut part) = hasher.finish();
+    part.add(&kept);
     if part.rows == 0 {
         return Ok(Some((before, Outcome::Empty)));
     }
@@ -471,8 +498,11 @@ async fn transform_rows(
     report: &mut PartitionReport,
 ) -> Result<transform::Conformed> {
     let t = Instant::now();
-    let (out_schema, batches) = ctx.transform.apply(&ctx.keys, partition, source).await?;
-    let conformed = transform::conform(
+    let (out_schema, batches, kept) = ctx
+        .transform
+        .apply_keeping(&ctx.keys, partition, &source.schema, &source.batches)
+        .await?;
+    let mut conformed = transform::conform(
         &ctx.keys,
         partition,
         &source.schema,
@@ -484,6 +514,7 @@ async fn transform_rows(
         partition: partition.id.to_string(),
         reason: e.to_string(),
     })?;
+    conformed.kept = kept;
     report.phases.transform_ms = ms(t);
     report.schema_change = conformed.schema_change.clone();
     Ok(conformed)
@@ -559,14 +590,26 @@ pub(super) fn checksum_after(
         &props,
     )
     .map(|r| (r, std::mem::take(&mut source.files)));
+    let t = Instant::now();
+    let before = Before {
+        schema: &source.schema,
+        logical: &source.logical,
+        batches: &source.batches,
+        row_hashes: source.row_hashes.as_deref(),
+    };
+    let kept = kept_part(&before, &conformed)?;
     drop(source);
 
-    let t = Instant::now();
-    let mut hasher = Hasher::new(&conformed.schema, false)?;
-    for b in &conformed.batches {
-        hasher.update(b)?;
-    }
-    let (logical, part) = hasher.finish();
+    let (logical, part) = match kept {
+        Some(kept) => kept,
+        None => {
+            let mut hasher = Hasher::new(&conformed.schema, false)?;
+            for b in &conformed.batches {
+                hasher.update(b)?;
+            }
+            hasher.finish()
+        }
+    };
     let after = Side {
         rows: part.rows,
         checksum: checksum::digest(&logical, &part),
@@ -582,6 +625,62 @@ pub(super) fn checksum_after(
         props,
         reuse,
     })
+}
+
+/// Old rows as read, with their hashes ([`read::Source::row_hashes`]).
+struct Before<'a> {
+    schema: &'a arrow::datatypes::SchemaRef,
+    logical: &'a checksum::LogicalSchema,
+    batches: &'a [RecordBatch],
+    row_hashes: Option<&'a [u128]>,
+}
+
+/// The after-checksum's part when the SQL only kept some of the old rows, each as it
+/// was: the sum of those rows' hashes, taken when they were read. `None` unless the new
+/// rows are exactly the old ones' columns, of the very same types, so that hashing them
+/// again could only give the same hashes.
+fn kept_part(
+    source: &Before<'_>,
+    conformed: &transform::Conformed,
+) -> Result<Option<(checksum::LogicalSchema, checksum::Part)>> {
+    let (Some(kept), Some(hashes)) = (&conformed.kept, source.row_hashes) else {
+        return Ok(None);
+    };
+    let logical = checksum::LogicalSchema::of(&conformed.schema)?;
+    let same_values = logical.same_columns(source.logical)
+        && conformed.schema.fields().iter().all(|f| {
+            source
+                .schema
+                .field_with_name(f.name())
+                .is_ok_and(|s| s.data_type() == f.data_type())
+        });
+    let lined_up = kept.len() == source.batches.len()
+        && kept
+            .iter()
+            .zip(source.batches)
+            .all(|(k, b)| k.len() == b.num_rows())
+        && hashes.len() == source.batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    if !same_values || !lined_up {
+        return Ok(None);
+    }
+    let mut part = checksum::Part::default();
+    let mut row = 0;
+    for mask in kept {
+        for (h, keep) in hashes[row..row + mask.len()].iter().zip(mask.values()) {
+            if keep {
+                part.rows += 1;
+                part.sum = part.sum.wrapping_add(*h);
+            }
+        }
+        row += mask.len();
+    }
+    if part.rows != conformed.rows {
+        return Err(Error::Internal(format!(
+            "the rows kept ({}) are not the rows written ({})",
+            part.rows, conformed.rows
+        )));
+    }
+    Ok(Some((logical, part)))
 }
 
 /// A new file, encoded and proven to decode to the rows it was made from.

@@ -38,6 +38,10 @@ pub struct Source {
     /// The row group each batch came from, as (file, row group) in `files`; `None` if a
     /// batch held rows of two row groups.
     pub batch_row_groups: Option<Vec<(usize, usize)>>,
+    /// Each row's hash, in the order of `batches`; `None` when a file's columns had to
+    /// be cast to the partition's types, so that its rows in `batches` are not the values
+    /// hashed.
+    pub row_hashes: Option<Vec<u128>>,
 }
 
 /// One file of a source partition, as read.
@@ -294,6 +298,7 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
     };
     let mut files = Vec::new();
     let mut batch_row_groups = Some(Vec::new());
+    let mut row_hashes = Some(Vec::new());
     for (f, file) in partition.files.iter().enumerate() {
         let fetched = Fetched::default();
         let version = Version::of(loc, file, true).await?;
@@ -319,10 +324,13 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             layout = first_layout(&meta);
         }
         grow_layout(&mut layout, &meta);
-        let mut hasher = Hasher::new(&opened.file_schema, false)?;
+        let mut hasher = Hasher::new(&opened.file_schema, false)?.keeping_row_hashes();
         let logical = hasher.schema().clone();
         same_schema(partition, &mut schema, &opened, &logical)?;
         let target = schema.as_ref().map(|s| s.0.clone()).expect("set above");
+        if !same_types(&opened.file_schema, &target) {
+            row_hashes = None;
+        }
         let unreadable = |e: &dyn std::fmt::Display| unreadable(partition, file, e);
         let mut stream = opened.stream().map_err(|e| unreadable(&e))?;
         while let Some((batch, rows)) = next_batch(
@@ -350,6 +358,9 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
             batches.push(batch);
         }
         version.still(loc, partition, file).await?;
+        if let (Some(all), Some(these)) = (row_hashes.as_mut(), hasher.take_row_hashes()) {
+            all.extend(these);
+        }
         let (_, p) = hasher.finish();
         part.add(&p);
     }
@@ -370,6 +381,16 @@ pub async fn read_partition(loc: &Location, partition: &Partition) -> Result<Sou
         },
         files,
         batch_row_groups,
+        row_hashes,
+    })
+}
+
+/// Whether every column of `target` has the same Arrow type in `file`: its values then
+/// reach the transform exactly as they were hashed.
+fn same_types(file: &Schema, target: &Schema) -> bool {
+    target.fields().iter().all(|f| {
+        file.field_with_name(f.name())
+            .is_ok_and(|g| g.data_type() == f.data_type())
     })
 }
 
@@ -400,6 +421,8 @@ struct Current {
     opened: Opened,
     stream: Stream,
     hasher: Hasher,
+    /// Whether its columns have the partition's types ([`Streamed::row_hashes`]).
+    exact: bool,
     row_groups: std::collections::VecDeque<(usize, usize)>,
 }
 
@@ -410,6 +433,9 @@ pub struct Streamed {
     pub origin: Option<(usize, usize)>,
     /// Whether it holds the last rows of its row group.
     pub ends_row_group: bool,
+    /// Each row's hash, unless its file's columns were cast to the partition's types
+    /// (as [`Source::row_hashes`]).
+    pub row_hashes: Option<Vec<u128>>,
 }
 
 impl Streaming {
@@ -475,7 +501,8 @@ impl Streaming {
                 let stream = opened
                     .stream()
                     .map_err(|e| unreadable(&self.partition, file, &e))?;
-                let hasher = Hasher::new(&opened.file_schema, false)?;
+                let hasher = Hasher::new(&opened.file_schema, false)?.keeping_row_hashes();
+                let exact = same_types(&opened.file_schema, &self.schema);
                 let row_groups = opened
                     .meta
                     .row_groups()
@@ -490,6 +517,7 @@ impl Streaming {
                     opened,
                     stream,
                     hasher,
+                    exact,
                     row_groups,
                 });
             }
@@ -521,10 +549,12 @@ impl Streaming {
                             (None, false)
                         }
                     };
+                    let hashes = c.hasher.take_row_hashes();
                     return Ok(Some(Streamed {
                         batch,
                         origin,
                         ends_row_group,
+                        row_hashes: hashes.filter(|_| c.exact),
                     }));
                 }
                 None => {

@@ -118,7 +118,24 @@ struct Planned {
     /// The physical plan, when every partition can run a copy of it ([`slot::reusable`]).
     physical: Option<Arc<dyn ExecutionPlan>>,
     task: Arc<TaskContext>,
+    /// The SQL as a row filter, when it is one ([`Keeping`]).
+    keeping: Option<Keeping>,
 }
+
+/// SQL that only keeps some of `source`'s rows, each as it is: a `WHERE` over `source`
+/// and bare columns. It runs as DataFusion's own filter would (the same physical
+/// predicate, NULL as false), and says which rows it kept: their hashes are then those
+/// of the old rows ([`Transform::apply_keeping`]).
+struct Keeping {
+    /// The columns of `source` the scan reads, all when `None`.
+    scan: Option<Vec<usize>>,
+    predicate: Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+    /// The output's columns, as positions among the scan's.
+    output: Vec<usize>,
+}
+
+/// The rows `source` kept by the SQL, batch by batch, when it only keeps rows as they are.
+pub type Kept = Option<Vec<arrow::array::BooleanArray>>;
 
 impl Transform {
     /// Prepares the transform and the `--table NAME=TABLE` tables (opened once per run).
@@ -196,9 +213,35 @@ impl Transform {
         file_schema: &SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let (schema, out, _) = self
+            .apply_keeping(keys, partition, file_schema, batches)
+            .await?;
+        Ok((schema, out))
+    }
+
+    /// [`Transform::apply_rows`], and when the SQL only keeps rows as they are, which
+    /// rows of each batch it kept.
+    pub async fn apply_keeping(
+        &self,
+        keys: &[PartitionKey],
+        partition: &Partition,
+        file_schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Kept)> {
         let (schema, rows) = with_keys(keys, partition, file_schema, batches)?;
         let (pschema, prow) = with_keys(keys, partition, &Arc::new(Schema::empty()), &[one_row()])?;
         let planned = self.planned_for(&schema, &pschema).await?;
+        let out_schema: SchemaRef = Arc::new(planned.plan.schema().as_arrow().clone());
+        if let Some(k) = &planned.keeping {
+            let mut out = Vec::with_capacity(rows.len());
+            let mut kept = Vec::with_capacity(rows.len());
+            for b in &rows {
+                let (o, mask) = k.keep(b, &out_schema).map_err(sql_error)?;
+                out.push(o);
+                kept.push(mask);
+            }
+            return Ok((out_schema, out, Some(kept)));
+        }
         let physical = match &planned.physical {
             Some(reused) => reused.clone(),
             None => planned
@@ -209,11 +252,10 @@ impl Transform {
                 .map_err(sql_error)?,
         };
         let physical = slot::fill(&physical, rows, prow).map_err(sql_error)?;
-        let schema: SchemaRef = Arc::new(planned.plan.schema().as_arrow().clone());
         let batches = datafusion::physical_plan::collect(physical, planned.task.clone())
             .await
             .map_err(sql_error)?;
-        Ok((schema, batches))
+        Ok((out_schema, batches, None))
     }
 
     /// Whether the SQL handles each row of `source` on its own (projections and filters
@@ -269,9 +311,11 @@ impl Transform {
             .create_physical_plan(&plan, &state)
             .await
             .map_err(sql_error)?;
+        let keeping = Keeping::of(&plan, &state);
         let planned = Arc::new(Planned {
             source: source.clone(),
             this_partition: this.clone(),
+            keeping,
             task: state.task_ctx(),
             physical: slot::reusable(&physical).then_some(physical),
             state,
@@ -324,6 +368,92 @@ fn volatile_functions(plan: &LogicalPlan) -> Result<Vec<String>> {
     found.sort();
     found.dedup();
     Ok(found)
+}
+
+impl Keeping {
+    /// The plan as a row filter: `Filter` over a scan of `source`, under bare columns or
+    /// nothing. Anything else, or a predicate that calls a volatile function or a
+    /// subquery, is run by DataFusion.
+    fn of(plan: &LogicalPlan, state: &SessionState) -> Option<Keeping> {
+        use datafusion::logical_expr::Expr;
+        let (exprs, below) = match plan {
+            LogicalPlan::Projection(p) => (Some(&p.expr), p.input.as_ref()),
+            other => (None, other),
+        };
+        let LogicalPlan::Filter(filter) = below else {
+            return None;
+        };
+        let LogicalPlan::TableScan(scan) = filter.input.as_ref() else {
+            return None;
+        };
+        if scan.table_name.table() != Name::Source.as_str()
+            || scan.fetch.is_some()
+            || !scan.filters.is_empty()
+            || filter.predicate.is_volatile()
+            || !row_by_row(below)
+        {
+            return None;
+        }
+        let input = filter.input.schema();
+        let output = match exprs {
+            None => (0..input.fields().len()).collect(),
+            Some(exprs) => exprs
+                .iter()
+                .map(|e| match e {
+                    Expr::Column(c) => input.index_of_column(c).ok(),
+                    _ => None,
+                })
+                .collect::<Option<Vec<usize>>>()?,
+        };
+        let predicate = state
+            .create_physical_expr(filter.predicate.clone(), input)
+            .ok()?;
+        Some(Keeping {
+            scan: scan.projection.clone(),
+            predicate,
+            output,
+        })
+    }
+
+    /// The rows of `batch` (all of `source`'s columns) the predicate keeps, as `schema`,
+    /// and which they are.
+    fn keep(
+        &self,
+        batch: &RecordBatch,
+        schema: &SchemaRef,
+    ) -> datafusion::error::Result<(RecordBatch, arrow::array::BooleanArray)> {
+        use arrow::array::AsArray;
+        let scanned = match &self.scan {
+            Some(columns) => batch.project(columns)?,
+            None => batch.clone(),
+        };
+        let value = self
+            .predicate
+            .evaluate(&scanned)?
+            .into_array(scanned.num_rows())?;
+        let mask = value.as_boolean_opt().cloned().ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan(format!(
+                "the WHERE condition gives {}, not a boolean",
+                value.data_type()
+            ))
+        })?;
+        // As DataFusion's filter: a NULL condition drops the row.
+        let mask = match mask.null_count() {
+            0 => mask,
+            _ => arrow::compute::prep_null_mask_filter(&mask),
+        };
+        let columns = self
+            .output
+            .iter()
+            .map(|c| arrow::compute::filter(scanned.column(*c), &mask))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let out = RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(mask.true_count())),
+        )?;
+        Ok((out, mask))
+    }
 }
 
 /// See [`Transform::row_by_row`]; anything not known to be row by row is not.
@@ -582,6 +712,8 @@ pub struct Conformed {
     pub rows: u64,
     /// What differs from the table's columns, if anything (allowed by the caller).
     pub schema_change: Option<String>,
+    /// Which source rows these are, when the SQL only kept rows as they were.
+    pub kept: Kept,
 }
 
 /// Types that are the same values in another Arrow encoding (written alike to Parquet).
@@ -697,6 +829,7 @@ pub fn conform(
             batches: out,
             rows,
             schema_change: None,
+            kept: None,
         });
     }
     let mut what = Vec::new();
@@ -733,10 +866,62 @@ pub fn conform(
         batches: out,
         rows,
         schema_change: Some(what),
+        kept: None,
     })
 }
 
 /// Milliseconds since `t`.
 pub fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the SQL runs as a row filter over a `source` of `a BIGINT, s VARCHAR`.
+    fn keeps(sql: &str) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let t = Transform::new(sql, &[]).await.unwrap();
+            let source = Arc::new(Schema::new(vec![
+                Field::new("a", DataType::Int64, true),
+                Field::new("s", DataType::Utf8, true),
+            ]));
+            let planned = t
+                .planned_for(&source, &Arc::new(Schema::empty()))
+                .await
+                .unwrap();
+            planned.keeping.is_some()
+        })
+    }
+
+    #[test]
+    fn only_sql_that_keeps_rows_as_they_are_runs_as_a_row_filter() {
+        for sql in [
+            "SELECT * FROM source WHERE a > 1",
+            "SELECT a, s FROM source WHERE s IS NOT NULL",
+            "SELECT s, a FROM source WHERE a % 2 = 0 AND s LIKE 'x%'",
+            "SELECT a FROM source WHERE s = 'x'",
+        ] {
+            assert!(keeps(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT * FROM source",
+            "SELECT a, upper(s) AS s FROM source WHERE a > 1",
+            "SELECT a AS s, s AS a FROM source WHERE a > 1",
+            "SELECT a + 0 AS a, s FROM source WHERE a > 1",
+            "SELECT * FROM source WHERE random() < 0.5",
+            "SELECT * FROM source WHERE a IN (SELECT a FROM source WHERE s = 'x')",
+            "SELECT * FROM source WHERE a > (SELECT min(a) FROM source)",
+            "SELECT * FROM source WHERE a > 1 ORDER BY a",
+            "SELECT * FROM source WHERE a > 1 LIMIT 3",
+            "SELECT DISTINCT * FROM source WHERE a > 1",
+            "SELECT a, count(*) AS s FROM source WHERE a > 1 GROUP BY a",
+        ] {
+            assert!(!keeps(sql), "{sql}");
+        }
+    }
 }

@@ -999,9 +999,22 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
     let (mut most, mut task_ms) = (0, 0.0);
     let started = std::time::Instant::now();
     let mut last = started;
+    let read_log = || String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
     let status = loop {
         if let Some(status) = dag.try_wait().unwrap() {
             break status;
+        }
+        // It takes under a minute; a hang must fail with the log, not stall the suite.
+        if started.elapsed() > Duration::from_secs(600) {
+            let _ = dag.kill();
+            let _ = dag.wait();
+            let _ = api.kill();
+            let _ = api.wait();
+            let log = read_log();
+            panic!(
+                "the DAG did not finish in 10 minutes ({kills} kills); its log ends:\n{}",
+                tail(&log, 6000)
+            );
         }
         std::thread::sleep(Duration::from_millis(150 + rng.next(300)));
         let pids = worker_pids(&url);
@@ -1019,7 +1032,7 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
     };
     let _ = api.kill();
     let _ = api.wait();
-    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    let log = read_log();
     // A failed task's own message is far from the log's end: its lines first.
     let errors: Vec<&str> = log
         .lines()
@@ -1029,13 +1042,9 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
         status.success(),
         "the DAG failed:\n{}\n{}",
         errors.join("\n"),
-        &log[log.len().saturating_sub(4000)..]
+        tail(&log, 4000)
     );
-    assert!(
-        log.contains("state=success"),
-        "{}",
-        &log[log.len().saturating_sub(2000)..]
-    );
+    assert!(log.contains("state=success"), "{}", tail(&log, 2000));
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     // (a) every row transformed exactly once, whatever was killed.
     let got = s3_ids_by_partition(&rt, &store, "lake/t");
@@ -1071,6 +1080,15 @@ fn the_example_airflow_dag_runs_for_real_on_s3_with_killed_workers() {
         "airflow: {DAYS} mapped tasks, {kills} backfill processes killed, DAG succeeded in {:.1} s, at most {most} tasks at once, summed task time / wall {overlap:.2}",
         wall_ms / 1000.0
     );
+}
+
+/// The last `n` bytes of a log, or a little more, at a character boundary.
+fn tail(log: &str, n: usize) -> &str {
+    let mut at = log.len().saturating_sub(n);
+    while !log.is_char_boundary(at) {
+        at -= 1;
+    }
+    &log[at..]
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod copied_columns;
 mod diff;
 mod discovery;
 mod fanout;
+mod kept_rows;
 mod report;
 mod roundtrip;
 mod run;
