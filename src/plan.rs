@@ -434,7 +434,9 @@ pub fn estimate(plan: &Plan, m: &Measured, jobs: usize, local: bool, prices: Pri
         let p_requests = Requests {
             list: 1,
             get: 0,
-            head: files + 2,
+            // Copies into the backup and into the partition; reads are pinned to the
+            // ETags of the listing above.
+            head: files + 1,
             put: parts + 3,
             copy: files + 1,
             delete: files,

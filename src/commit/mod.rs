@@ -55,18 +55,30 @@ pub use state::{Change, OpenStep, PartitionState, RunState};
 
 /// Names and sizes of the data files (`*.parquet`, not hidden) directly in a partition.
 pub async fn live_files(loc: &Location, partition: &str) -> Result<Vec<(String, u64)>> {
+    Ok(live_objects(loc, partition)
+        .await?
+        .into_iter()
+        .map(|(n, s, _)| (n, s))
+        .collect())
+}
+
+/// [`live_files`], each with the ETag the listing gives it (object stores), by name.
+pub async fn live_objects(
+    loc: &Location,
+    partition: &str,
+) -> Result<Vec<(String, u64, Option<String>)>> {
     let prefix = loc.child(partition);
     let listing = match loc.store.list_with_delimiter(Some(&prefix)).await {
         Ok(l) => l,
         Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
         Err(e) => return Err(Error::storage(&prefix, e)),
     };
-    let mut out: Vec<(String, u64)> = listing
+    let mut out: Vec<(String, u64, Option<String>)> = listing
         .objects
         .into_iter()
         .filter_map(|m| {
             let name = m.location.filename()?.to_string();
-            crate::table::is_data_file_name(&name).then_some((name, m.size))
+            crate::table::is_data_file_name(&name).then_some((name, m.size, m.e_tag))
         })
         .collect();
     out.sort();

@@ -133,8 +133,19 @@ async fn process_inner(
     report: &mut PartitionReport,
 ) -> Result<()> {
     ctx.lock.check()?;
-    check_still_planned(ctx, p).await?;
-    let partition = p.to_partition(&ctx.loc, &ctx.keys)?;
+    let listed = check_still_planned(ctx, p).await?;
+    let mut partition = p.to_partition(&ctx.loc, &ctx.keys)?;
+    // On object stores, its files are read as this listing found them (`If-Match` on
+    // their ETags): no request to ask each file's version before reading it.
+    if !ctx.loc.is_local() {
+        for f in &mut partition.files {
+            let name = f.relative.rsplit('/').next().unwrap_or_default();
+            f.e_tag = listed
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .and_then(|(_, _, e)| e.clone());
+        }
+    }
     let compute = slots.compute.acquire().await.map_err(closed)?;
 
     let how = How {
@@ -456,19 +467,27 @@ fn closed(e: tokio::sync::AcquireError) -> Error {
     Error::Internal(e.to_string())
 }
 
-/// The partition must still hold the files the plan froze, or it is left alone.
-async fn check_still_planned(ctx: &Ctx, p: &PlannedPartition) -> Result<()> {
+/// The partition must still hold the files the plan froze, or it is left alone. Returns
+/// the listing (names, sizes, ETags).
+async fn check_still_planned(
+    ctx: &Ctx,
+    p: &PlannedPartition,
+) -> Result<Vec<(String, u64, Option<String>)>> {
     let mut planned: Vec<(String, u64)> =
         p.files.iter().map(|f| (f.name.clone(), f.size)).collect();
     planned.sort();
-    let live = commit::live_files(&ctx.loc, &p.partition).await?;
-    if live != planned {
+    let live = commit::live_objects(&ctx.loc, &p.partition).await?;
+    if !live
+        .iter()
+        .map(|(n, s, _)| (n, s))
+        .eq(planned.iter().map(|(n, s)| (n, s)))
+    {
         return Err(Error::PartitionChanged {
             partition: p.partition.to_string(),
             reason: "its files differ".into(),
         });
     }
-    Ok(())
+    Ok(live)
 }
 
 /// Reads the old files once: the rows, and on the way the before-checksum.

@@ -138,6 +138,13 @@ impl Version {
                 e_tag: None,
             });
         }
+        // The version a listing just named, or the one there is now.
+        if let Some(e_tag) = &file.e_tag {
+            return Ok(Version {
+                local: None,
+                e_tag: Some(e_tag.clone()),
+            });
+        }
         let meta = loc
             .store
             .head(&file.path)

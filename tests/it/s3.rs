@@ -270,6 +270,51 @@ async fn large_files_go_up_as_multipart_uploads() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_reads_each_file_as_the_listing_before_it_found_it() {
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let store = s3::store(&server.endpoint, &bucket);
+    const DAYS: usize = 8;
+    put_table(&store, "lake/t", DAYS as u32).await;
+    let p = proxy::start(&server.endpoint, Mode::PassThrough);
+    let loc = Location::with_store(
+        s3::store(&p.endpoint, &bucket),
+        Backend::S3,
+        &format!("s3://{bucket}"),
+        "lake/t",
+    );
+    let table = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+    let req = request("SELECT id, upper(name) AS name FROM source", 2);
+    let report = backfill::run::run(&table, req).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    // Each old file is asked for its size once, to copy it into the backup; a read is
+    // pinned to the ETag the partition's listing gave, without a HEAD of its own. Only
+    // the preflight's few sample partitions are read unlisted (a HEAD each). Asking
+    // before every read would be two per file.
+    let seen = p.seen.lock().unwrap().clone();
+    let heads = |day: usize| {
+        let file = format!("/{bucket}/lake/t/day%3D2024-04-{day:02}/part-0.parquet ");
+        seen.iter()
+            .filter(|l| l.starts_with("HEAD ") && l.contains(&file))
+            .count()
+    };
+    let per_file: Vec<usize> = (1..=DAYS).map(heads).collect();
+    assert!(per_file.iter().all(|n| *n >= 1), "{per_file:?}");
+    let once = per_file.iter().filter(|n| **n == 1).count();
+    assert!(once >= DAYS / 2, "HEADs per old file: {per_file:?}");
+    // And every partition holds its new rows.
+    for day in 1..=DAYS {
+        let live = backfill::commit::live_files(&loc, &format!("day=2024-04-{day:02}"))
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1);
+        assert!(live[0].0.contains(&report.run_id), "{live:?}");
+    }
+}
+
 #[test]
 fn the_binary_on_s3_with_aws_variables_never_prints_secrets() {
     let server = s3::server();
