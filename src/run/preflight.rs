@@ -292,9 +292,9 @@ pub async fn check_sql(
     let conformed = transform::conform(&table.keys, first, &file_schema, &out, Vec::new(), true)
         .map_err(Error::Usage)?;
     if conformed.schema_change.is_some() && !allow_schema_change {
-        return Err(Error::Usage(format!(
-            "the transform's columns differ from the table's: {}; pass --allow-schema-change if that is intended",
-            conformed.schema_change.unwrap_or_default()
+        return Err(Error::Usage(transform::schema_change_refused(
+            "the transform's columns",
+            &conformed.schema_change.unwrap_or_default(),
         )));
     }
     Ok((out, conformed.schema_change, preflight))

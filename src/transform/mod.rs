@@ -705,6 +705,18 @@ async fn listing(
     Ok((Arc::new(table), base))
 }
 
+/// Why a schema change nobody allowed is refused, and what to do.
+pub fn schema_change_refused(whose: &str, what: &str) -> String {
+    // A computed column takes its expression's type, which is easy to get wrong: DataFusion
+    // types `CASE WHEN q < 0 THEN 0 ELSE q END` over a DECIMAL `q` as BIGINT.
+    let cast = if what.contains("retyped [") {
+        "; to keep the table's type, CAST the expression to it (`CAST(... AS DECIMAL(15, 2))`)"
+    } else {
+        ""
+    };
+    format!("{whose} differ from the table's: {what}{cast}; pass --allow-schema-change if that is intended")
+}
+
 /// The transform's output made to fit the table.
 pub struct Conformed {
     pub schema: SchemaRef,
@@ -844,7 +856,7 @@ pub fn conform(
     }
     let what = what.join("; ");
     if !allow_schema_change {
-        return Err(format!("the output's columns differ from the table's: {what}; pass --allow-schema-change if that is intended"));
+        return Err(schema_change_refused("the output's columns", &what));
     }
     let schema = Arc::new(Schema::new(
         out_fields.iter().map(|f| (*f).clone()).collect::<Vec<_>>(),

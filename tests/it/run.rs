@@ -243,7 +243,7 @@ fn bad_transforms_write_nothing() {
         ),
         (
             "SELECT id, CAST(name AS INT) AS name FROM source",
-            "retyped [name: Utf8 -> Int32]",
+            "retyped [name: Utf8 -> Int32]; to keep the table's type, CAST the expression to it",
         ),
     ] {
         let q = sql(dir.path(), "bad.sql", text);
