@@ -16,7 +16,7 @@
 //!    │     ▼ run, per partition, --jobs at a time:
 //!    │   transform  read once (before-checksum) -> the user's SQL in DataFusion -> conform
 //!    │              (a large partition: a slice of rows at a time, through stage too;
-//!    │              a SQL that only deletes rows: the after-checksum from the kept rows')
+//!    │              rows the SQL kept or left as they were: hashed once, as read)
 //!    │   stage      encode new files, prove them, write outside the table, read back
 //!    │   commit     rename-exchange (local) / add-then-delete (object stores); backups; undo
 //!    │

@@ -309,7 +309,7 @@ pub(super) async fn transform_slice(
     schema: &arrow::datatypes::SchemaRef,
     slice: &[RecordBatch],
 ) -> Result<transform::Conformed> {
-    let (out_schema, batches, kept) = how
+    let (out_schema, batches, lineage) = how
         .transform
         .apply_keeping(how.keys, partition, schema, slice)
         .await?;
@@ -325,7 +325,7 @@ pub(super) async fn transform_slice(
         partition: partition.id.to_string(),
         reason: e.to_string(),
     })?;
-    conformed.kept = kept;
+    conformed.lineage = lineage;
     Ok(conformed)
 }
 
@@ -343,8 +343,8 @@ pub(super) async fn rewrite_sliced(
     let props = crate::stage::properties(&rows.layout);
     let mut encoder: Option<crate::stage::sliced::Encoder> = None;
     let mut after: Option<Hasher> = None;
-    // The slices' rows kept as they were, summed from their hashes as read.
-    let mut kept = checksum::Part::default();
+    // The slices' rows that are old rows as they were, summed from their hashes as read.
+    let mut reused = checksum::Part::default();
     let mut schema_change = None;
     loop {
         let t = Instant::now();
@@ -371,14 +371,7 @@ pub(super) async fn rewrite_sliced(
             batches: &slice.batches,
             row_hashes: slice.row_hashes.as_deref(),
         };
-        match kept_part(&before, &conformed)? {
-            Some((_, part)) => kept.add(&part),
-            None => {
-                for b in &conformed.batches {
-                    hasher.update(b)?;
-                }
-            }
-        }
+        checksum_new_rows(&before, &conformed, hasher, &mut reused)?;
         report.phases.checksum_ms += ms(t);
 
         let t = Instant::now();
@@ -428,7 +421,7 @@ pub(super) async fn rewrite_sliced(
         return Ok(Some((before, Outcome::Empty)));
     };
     let (logical, mut part) = hasher.finish();
-    part.add(&kept);
+    part.add(&reused);
     if part.rows == 0 {
         return Ok(Some((before, Outcome::Empty)));
     }
@@ -517,7 +510,7 @@ async fn transform_rows(
     report: &mut PartitionReport,
 ) -> Result<transform::Conformed> {
     let t = Instant::now();
-    let (out_schema, batches, kept) = ctx
+    let (out_schema, batches, lineage) = ctx
         .transform
         .apply_keeping(&ctx.keys, partition, &source.schema, &source.batches)
         .await?;
@@ -533,7 +526,7 @@ async fn transform_rows(
         partition: partition.id.to_string(),
         reason: e.to_string(),
     })?;
-    conformed.kept = kept;
+    conformed.lineage = lineage;
     report.phases.transform_ms = ms(t);
     report.schema_change = conformed.schema_change.clone();
     Ok(conformed)
@@ -616,19 +609,12 @@ pub(super) fn checksum_after(
         batches: &source.batches,
         row_hashes: source.row_hashes.as_deref(),
     };
-    let kept = kept_part(&before, &conformed)?;
+    let mut hasher = Hasher::new(&conformed.schema, false)?;
+    let mut reused = checksum::Part::default();
+    checksum_new_rows(&before, &conformed, &mut hasher, &mut reused)?;
     drop(source);
-
-    let (logical, part) = match kept {
-        Some(kept) => kept,
-        None => {
-            let mut hasher = Hasher::new(&conformed.schema, false)?;
-            for b in &conformed.batches {
-                hasher.update(b)?;
-            }
-            hasher.finish()
-        }
-    };
+    let (logical, mut part) = hasher.finish();
+    part.add(&reused);
     let after = Side {
         rows: part.rows,
         checksum: checksum::digest(&logical, &part),
@@ -654,52 +640,139 @@ struct Before<'a> {
     row_hashes: Option<&'a [u128]>,
 }
 
-/// The after-checksum's part when the SQL only kept some of the old rows, each as it
-/// was: the sum of those rows' hashes, taken when they were read. `None` unless the new
-/// rows are exactly the old ones' columns, of the very same types, so that hashing them
-/// again could only give the same hashes.
-fn kept_part(
-    source: &Before<'_>,
+/// Hashes the new rows into `hasher`, except those the plan shows are old rows as they
+/// were ([`transform::Lineage`]): their hashes, taken when they were read, are added to
+/// `reused` instead. Hashing them again could only give the same hashes: the spec defines
+/// a row's hash by its values alone.
+fn checksum_new_rows(
+    before: &Before<'_>,
     conformed: &transform::Conformed,
-) -> Result<Option<(checksum::LogicalSchema, checksum::Part)>> {
-    let (Some(kept), Some(hashes)) = (&conformed.kept, source.row_hashes) else {
+    hasher: &mut Hasher,
+    reused: &mut checksum::Part,
+) -> Result<()> {
+    let Some(hashes) = reusable(before, conformed)? else {
+        for b in &conformed.batches {
+            hasher.update(b)?;
+        }
+        return Ok(());
+    };
+    let mut row = 0;
+    let mut add = |h: &[u128], same: &arrow::buffer::BooleanBuffer| {
+        for (h, keep) in h.iter().zip(same.iter()) {
+            if keep {
+                reused.rows += 1;
+                reused.sum = reused.sum.wrapping_add(*h);
+            }
+        }
+    };
+    match &conformed.lineage {
+        transform::Lineage::Kept(kept) => {
+            let mut kept_rows = 0;
+            for mask in kept {
+                add(&hashes[row..row + mask.len()], mask.values());
+                kept_rows += mask.true_count() as u64;
+                row += mask.len();
+            }
+            if kept_rows != conformed.rows {
+                return Err(Error::Internal(format!(
+                    "the rows kept ({kept_rows}) are not the rows written ({})",
+                    conformed.rows
+                )));
+            }
+        }
+        transform::Lineage::RowForRow => {
+            for (old, new) in before.batches.iter().zip(&conformed.batches) {
+                let n = new.num_rows();
+                match same_rows(old, new) {
+                    Some(same) if same.count_set_bits() > 0 => {
+                        add(&hashes[row..row + n], &same);
+                        if same.count_set_bits() < n {
+                            let changed = arrow::array::BooleanArray::new(!&same, None);
+                            let changed = arrow::compute::filter_record_batch(new, &changed)
+                                .map_err(|e| Error::Arrow {
+                                    context: "picking the changed rows to hash".into(),
+                                    error: e,
+                                })?;
+                            hasher.update(&changed)?;
+                        }
+                    }
+                    _ => hasher.update(new)?,
+                }
+                row += n;
+            }
+        }
+        transform::Lineage::Unknown => unreachable!("not reusable"),
+    }
+    Ok(())
+}
+
+/// The old rows' hashes, when the new rows' lineage lets some be reused: they have exactly
+/// the old files' columns, of the very same Arrow types (a cast may change a value), and
+/// line up with the old rows batch for batch.
+fn reusable<'a>(
+    before: &Before<'a>,
+    conformed: &transform::Conformed,
+) -> Result<Option<&'a [u128]>> {
+    let Some(hashes) = before.row_hashes else {
         return Ok(None);
     };
+    let rows = |sizes: &mut dyn Iterator<Item = usize>| {
+        sizes.zip(before.batches).all(|(n, b)| n == b.num_rows())
+    };
+    let lined_up = match &conformed.lineage {
+        transform::Lineage::Unknown => return Ok(None),
+        transform::Lineage::Kept(kept) => {
+            kept.len() == before.batches.len() && rows(&mut kept.iter().map(|k| k.len()))
+        }
+        transform::Lineage::RowForRow => {
+            conformed.batches.len() == before.batches.len()
+                && rows(&mut conformed.batches.iter().map(|b| b.num_rows()))
+        }
+    };
+    let total: usize = before.batches.iter().map(|b| b.num_rows()).sum();
+    if !lined_up || hashes.len() != total {
+        return Ok(None);
+    }
     let logical = checksum::LogicalSchema::of(&conformed.schema)?;
-    let same_values = logical.same_columns(source.logical)
+    let same_types = logical.same_columns(before.logical)
         && conformed.schema.fields().iter().all(|f| {
-            source
+            before
                 .schema
                 .field_with_name(f.name())
                 .is_ok_and(|s| s.data_type() == f.data_type())
         });
-    let lined_up = kept.len() == source.batches.len()
-        && kept
-            .iter()
-            .zip(source.batches)
-            .all(|(k, b)| k.len() == b.num_rows())
-        && hashes.len() == source.batches.iter().map(|b| b.num_rows()).sum::<usize>();
-    if !same_values || !lined_up {
-        return Ok(None);
-    }
-    let mut part = checksum::Part::default();
-    let mut row = 0;
-    for mask in kept {
-        for (h, keep) in hashes[row..row + mask.len()].iter().zip(mask.values()) {
-            if keep {
-                part.rows += 1;
-                part.sum = part.sum.wrapping_add(*h);
-            }
+    Ok(same_types.then_some(hashes))
+}
+
+/// Which rows of `new` equal the row in their place in `old`, column by column by name;
+/// `None` where a column cannot be compared (nested types), or where a column's first
+/// rows all changed (a fix that changes every row need not pay for comparing them all):
+/// then every row is hashed.
+fn same_rows(old: &RecordBatch, new: &RecordBatch) -> Option<arrow::buffer::BooleanBuffer> {
+    const PROBE: usize = 64;
+    let mut same: Option<arrow::buffer::BooleanBuffer> = None;
+    for (field, column) in new.schema().fields().iter().zip(new.columns()) {
+        let was = old.column_by_name(field.name())?;
+        // A column passed through is the old array itself.
+        if column.to_data().ptr_eq(&was.to_data()) {
+            continue;
         }
-        row += mask.len();
+        let probe = PROBE.min(column.len());
+        let probed = arrow::compute::kernels::cmp::not_distinct(
+            &column.slice(0, probe),
+            &was.slice(0, probe),
+        )
+        .ok()?;
+        if probed.true_count() == 0 {
+            return None;
+        }
+        let equal = arrow::compute::kernels::cmp::not_distinct(column, was).ok()?;
+        same = Some(match same {
+            None => equal.values().clone(),
+            Some(s) => &s & equal.values(),
+        });
     }
-    if part.rows != conformed.rows {
-        return Err(Error::Internal(format!(
-            "the rows kept ({}) are not the rows written ({})",
-            part.rows, conformed.rows
-        )));
-    }
-    Ok(Some((logical, part)))
+    Some(same.unwrap_or_else(|| arrow::buffer::BooleanBuffer::new_set(new.num_rows())))
 }
 
 /// A new file, encoded and proven to decode to the rows it was made from.

@@ -120,6 +120,8 @@ struct Planned {
     task: Arc<TaskContext>,
     /// The SQL as a row filter, when it is one ([`Keeping`]).
     keeping: Option<Keeping>,
+    /// Whether each output row is made from the `source` row in its place ([`Lineage`]).
+    row_for_row: bool,
 }
 
 /// SQL that only keeps some of `source`'s rows, each as it is: a `WHERE` over `source`
@@ -134,8 +136,20 @@ struct Keeping {
     output: Vec<usize>,
 }
 
-/// The rows `source` kept by the SQL, batch by batch, when it only keeps rows as they are.
-pub type Kept = Option<Vec<arrow::array::BooleanArray>>;
+/// How the output's rows come from `source`'s rows, where the plan says so: their hashes
+/// as read are then those of the output rows that equal them.
+#[derive(Debug, Default)]
+pub enum Lineage {
+    /// Not known: every output row is hashed as new.
+    #[default]
+    Unknown,
+    /// Which rows of each batch of `source` the SQL kept, each as it was ([`Keeping`]).
+    Kept(Vec<arrow::array::BooleanArray>),
+    /// Output row `i` is made from row `i` of `source` alone, in the same batches: a SQL of
+    /// projections over `source` with no filter (its columns may change, rows may not
+    /// come or go).
+    RowForRow,
+}
 
 impl Transform {
     /// Prepares the transform and the `--table NAME=TABLE` tables (opened once per run).
@@ -219,15 +233,14 @@ impl Transform {
         Ok((schema, out))
     }
 
-    /// [`Transform::apply_rows`], and when the SQL only keeps rows as they are, which
-    /// rows of each batch it kept.
+    /// [`Transform::apply_rows`], and how its rows come from `source`'s ([`Lineage`]).
     pub async fn apply_keeping(
         &self,
         keys: &[PartitionKey],
         partition: &Partition,
         file_schema: &SchemaRef,
         batches: &[RecordBatch],
-    ) -> Result<(SchemaRef, Vec<RecordBatch>, Kept)> {
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Lineage)> {
         let (schema, rows) = with_keys(keys, partition, file_schema, batches)?;
         let (pschema, prow) = with_keys(keys, partition, &Arc::new(Schema::empty()), &[one_row()])?;
         let planned = self.planned_for(&schema, &pschema).await?;
@@ -240,7 +253,7 @@ impl Transform {
                 out.push(o);
                 kept.push(mask);
             }
-            return Ok((out_schema, out, Some(kept)));
+            return Ok((out_schema, out, Lineage::Kept(kept)));
         }
         let physical = match &planned.physical {
             Some(reused) => reused.clone(),
@@ -251,11 +264,20 @@ impl Transform {
                 .await
                 .map_err(sql_error)?,
         };
+        let sizes: Vec<usize> = rows.iter().map(|b| b.num_rows()).collect();
         let physical = slot::fill(&physical, rows, prow).map_err(sql_error)?;
         let batches = datafusion::physical_plan::collect(physical, planned.task.clone())
             .await
             .map_err(sql_error)?;
-        Ok((out_schema, batches, None))
+        // Row for row only where the output's batches are the input's, size for size.
+        let lined_up = batches.len() == sizes.len()
+            && batches.iter().zip(&sizes).all(|(b, n)| b.num_rows() == *n);
+        let lineage = if planned.row_for_row && lined_up {
+            Lineage::RowForRow
+        } else {
+            Lineage::Unknown
+        };
+        Ok((out_schema, batches, lineage))
     }
 
     /// Whether the SQL handles each row of `source` on its own (projections and filters
@@ -312,10 +334,12 @@ impl Transform {
             .await
             .map_err(sql_error)?;
         let keeping = Keeping::of(&plan, &state);
+        let row_for_row = row_by_row(&plan) && !has_filter(&plan);
         let planned = Arc::new(Planned {
             source: source.clone(),
             this_partition: this.clone(),
             keeping,
+            row_for_row,
             task: state.task_ctx(),
             physical: slot::reusable(&physical).then_some(physical),
             state,
@@ -486,19 +510,28 @@ fn row_by_row(plan: &LogicalPlan) -> bool {
 
 /// See [`Transform::row_by_row`].
 fn passes_through(plan: &LogicalPlan) -> bool {
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::logical_expr::Expr;
-    let mut filters = false;
-    let _ = plan.apply(|node| {
-        filters |= matches!(node, LogicalPlan::Filter(_));
-        Ok(TreeNodeRecursion::Continue)
-    });
     let bare = match plan {
         LogicalPlan::Projection(p) => p.expr.iter().any(|e| matches!(e, Expr::Column(_))),
         // No projection on top: the rows of `source` as they are.
         _ => true,
     };
-    !filters && bare
+    !has_filter(plan) && bare
+}
+
+/// Whether any node of the plan filters rows (a scan too, were a filter pushed into it).
+fn has_filter(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut filters = false;
+    let _ = plan.apply(|node| {
+        filters |= match node {
+            LogicalPlan::Filter(_) => true,
+            LogicalPlan::TableScan(scan) => !scan.filters.is_empty(),
+            _ => false,
+        };
+        Ok(TreeNodeRecursion::Continue)
+    });
+    filters
 }
 
 /// Where in the query a plan node comes from, for messages.
@@ -724,8 +757,8 @@ pub struct Conformed {
     pub rows: u64,
     /// What differs from the table's columns, if anything (allowed by the caller).
     pub schema_change: Option<String>,
-    /// Which source rows these are, when the SQL only kept rows as they were.
-    pub kept: Kept,
+    /// How these rows come from the source's ([`Lineage`]).
+    pub lineage: Lineage,
 }
 
 /// Types that are the same values in another Arrow encoding (written alike to Parquet).
@@ -841,7 +874,7 @@ pub fn conform(
             batches: out,
             rows,
             schema_change: None,
-            kept: None,
+            lineage: Lineage::Unknown,
         });
     }
     let mut what = Vec::new();
@@ -878,7 +911,7 @@ pub fn conform(
         batches: out,
         rows,
         schema_change: Some(what),
-        kept: None,
+        lineage: Lineage::Unknown,
     })
 }
 
@@ -893,6 +926,10 @@ mod tests {
 
     /// Whether the SQL runs as a row filter over a `source` of `a BIGINT, s VARCHAR`.
     fn keeps(sql: &str) -> bool {
+        planned(sql).keeping.is_some()
+    }
+
+    fn planned(sql: &str) -> Arc<Planned> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -902,12 +939,33 @@ mod tests {
                 Field::new("a", DataType::Int64, true),
                 Field::new("s", DataType::Utf8, true),
             ]));
-            let planned = t
-                .planned_for(&source, &Arc::new(Schema::empty()))
+            t.planned_for(&source, &Arc::new(Schema::empty()))
                 .await
-                .unwrap();
-            planned.keeping.is_some()
+                .unwrap()
         })
+    }
+
+    #[test]
+    fn only_projections_without_a_filter_make_each_row_from_the_row_in_its_place() {
+        for sql in [
+            "SELECT * FROM source",
+            "SELECT a, upper(s) AS s FROM source",
+            "SELECT s, CASE WHEN a < 0 THEN 0 ELSE a END AS a FROM source",
+            "SELECT t.a, t.s FROM source AS t",
+        ] {
+            assert!(planned(sql).row_for_row, "{sql}");
+        }
+        for sql in [
+            "SELECT * FROM source WHERE a > 1",
+            "SELECT a, s FROM source ORDER BY a",
+            "SELECT a, s FROM source LIMIT 3",
+            "SELECT a, CAST(sum(a) OVER () AS VARCHAR) AS s FROM source",
+            "SELECT DISTINCT a, s FROM source",
+            "SELECT a, s FROM source UNION ALL SELECT a, s FROM source",
+            "SELECT a, (SELECT max(s) FROM source) AS s FROM source",
+        ] {
+            assert!(!planned(sql).row_for_row, "{sql}");
+        }
     }
 
     #[test]
