@@ -414,7 +414,6 @@ fn on_s3_a_snapshot_again_reads_only_what_changed() {
 #[test]
 fn on_s3_files_are_read_as_listed_with_no_head_and_a_replaced_one_is_not_cached() {
     use crate::support::proxy::{self, Mode};
-    use backfill::storage::{Backend, Location};
     let server = s3::server();
     let bucket = s3::bucket(server);
     let direct: Arc<dyn ObjectStore> = s3::store(&server.endpoint, &bucket);
@@ -435,12 +434,7 @@ fn on_s3_files_are_read_as_listed_with_no_head_and_a_replaced_one_is_not_cached(
         put(&format!("lake/t/day=2024-01-0{d}/part-0.parquet"), d * 100);
     }
     let p = proxy::start(&server.endpoint, Mode::PassThrough);
-    let loc = Location::with_store(
-        s3::store(&p.endpoint, &bucket),
-        Backend::S3,
-        &format!("s3://{bucket}"),
-        "lake/t",
-    );
+    let loc = s3::location(&p.endpoint, &bucket, "lake/t");
     let snapshot = |table: &backfill::table::Table,
                     cache: Option<Arc<backfill::snapshot::Cache>>| {
         let options = backfill::snapshot::ScanOptions {

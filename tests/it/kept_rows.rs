@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 
-use crate::support::{put, run_in, snapshot_json, sql};
+use crate::support::{put, run_json, snapshot_json, sql};
 
 /// `a`, `s`, and `x`'s bits (NaN and -0.0 compare).
 type Row = (i64, Option<String>, Option<u64>);
@@ -60,12 +60,6 @@ fn table(dir: &Path, name: &str, fix: fn(&Row) -> Option<Row>) -> PathBuf {
         put(&t, &partition, "part-1.parquet", &batch(second, d == 3));
     }
     t
-}
-
-fn run_json(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let out = run_in(dir, args);
-    assert_eq!(out.code, 0, "{args:?}: {}{}", out.stdout, out.stderr);
-    serde_json::from_str(&out.stdout).unwrap()
 }
 
 /// `(partition, status, rows_after, checksum_after)` of each partition of a run.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backfill::lock::{LeaseTimes, Lock};
-use backfill::storage::{Backend, Location};
 use object_store::{
     path::Path, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
 };
@@ -142,12 +141,7 @@ async fn a_server_without_conditional_writes_is_refused_before_anything_is_writt
     put_table(&direct, "lake/t", 2).await;
     let before: Vec<Path> = list(&direct, "").await;
     let p = proxy::start(&server.endpoint, Mode::NoConditionalWrites);
-    let loc = Location::with_store(
-        s3::store(&p.endpoint, &bucket),
-        Backend::S3,
-        &format!("s3://{bucket}"),
-        "lake/t",
-    );
+    let loc = s3::location(&p.endpoint, &bucket, "lake/t");
     let table = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
@@ -181,12 +175,7 @@ async fn transient_errors_are_retried() {
     let direct = s3::store(&server.endpoint, &bucket);
     put_table(&direct, "lake/t", 3).await;
     let p = proxy::start(&server.endpoint, Mode::SlowDownEvery(3));
-    let loc = Location::with_store(
-        s3::store(&p.endpoint, &bucket),
-        Backend::S3,
-        &format!("s3://{bucket}"),
-        "lake/t",
-    );
+    let loc = s3::location(&p.endpoint, &bucket, "lake/t");
     let table = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
@@ -218,12 +207,7 @@ async fn large_files_go_up_as_multipart_uploads() {
         .unwrap();
     // Through a recording proxy, to see the upload requests themselves.
     let p = proxy::start(&server.endpoint, Mode::PassThrough);
-    let loc = Location::with_store(
-        s3::store(&p.endpoint, &bucket),
-        Backend::S3,
-        &format!("s3://{bucket}"),
-        "lake/t",
-    );
+    let loc = s3::location(&p.endpoint, &bucket, "lake/t");
     let table = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
@@ -278,12 +262,7 @@ async fn a_run_reads_each_file_as_the_listing_before_it_found_it() {
     const DAYS: usize = 8;
     put_table(&store, "lake/t", DAYS as u32).await;
     let p = proxy::start(&server.endpoint, Mode::PassThrough);
-    let loc = Location::with_store(
-        s3::store(&p.endpoint, &bucket),
-        Backend::S3,
-        &format!("s3://{bucket}"),
-        "lake/t",
-    );
+    let loc = s3::location(&p.endpoint, &bucket, "lake/t");
     let table = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
@@ -470,12 +449,7 @@ fn an_ended_run_is_read_from_one_summary_not_a_request_per_record() {
     let direct = s3::store(&server.endpoint, &bucket);
     rt.block_on(put_table(&direct, "lake/t", 6));
     let p = proxy::start(&server.endpoint, Mode::PassThrough);
-    let loc = Location::with_store(
-        s3::store(&p.endpoint, &bucket),
-        Backend::S3,
-        &format!("s3://{bucket}"),
-        "lake/t",
-    );
+    let loc = s3::location(&p.endpoint, &bucket, "lake/t");
     let table = rt
         .block_on(backfill::table::discover(&loc, &Default::default()))
         .unwrap();

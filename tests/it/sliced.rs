@@ -11,7 +11,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use crate::support::{copy_dir, file_hashes, parquet_files, run_in, snapshot_json, sql};
+use crate::support::{copy_dir, file_hashes, parquet_files, run_json, snapshot_json, sql};
 
 /// One row as written and read back: `a`, `s`, and `x`'s bits (NaN and -0.0 compare).
 type Row = (i64, Option<String>, u64);
@@ -172,12 +172,6 @@ fn run_sliced(dir: &Path, table: &str, sql: &str, extra: &[&str]) -> serde_json:
     ];
     args.extend(extra);
     run_json(dir, &args)
-}
-
-fn run_json(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let out = run_in(dir, args);
-    assert_eq!(out.code, 0, "{args:?}: {}{}", out.stdout, out.stderr);
-    serde_json::from_str(&out.stdout).unwrap()
 }
 
 /// `(partition, status, rows_after, checksum_after, slices)` of each partition of a run.

@@ -193,6 +193,13 @@ pub fn small_table(days: u32) -> (tempfile::TempDir, PathBuf) {
     (dir, table)
 }
 
+/// The JSON a command prints, which must succeed.
+pub fn run_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = run_in(dir, args);
+    assert_eq!(out.code, 0, "{args:?}: {}{}", out.stdout, out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
 /// The snapshot JSON of a table, via the binary.
 /// (Without the checksum cache: tables in `testdata/` are read in place, and the
 /// repository gets no work area.)
