@@ -11,7 +11,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use crate::support::{copy_dir, file_hashes, parquet_files, run_json, snapshot_json, sql};
+use crate::support::{copy_dir, file_hashes, outcome, parquet_files, run_json, snapshot_json, sql};
 
 /// One row as written and read back: `a`, `s`, and `x`'s bits (NaN and -0.0 compare).
 type Row = (i64, Option<String>, u64);
@@ -172,24 +172,6 @@ fn run_sliced(dir: &Path, table: &str, sql: &str, extra: &[&str]) -> serde_json:
     ];
     args.extend(extra);
     run_json(dir, &args)
-}
-
-/// `(partition, status, rows_after, checksum_after, slices)` of each partition of a run.
-fn outcome(report: &serde_json::Value) -> Vec<(String, String, u64, String, u64)> {
-    report["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["partition"].as_str().unwrap().to_string(),
-                p["status"].as_str().unwrap().to_string(),
-                p["rows_after"].as_u64().unwrap(),
-                p["checksum_after"].as_str().unwrap().to_string(),
-                p.get("slices").and_then(|s| s.as_u64()).unwrap_or(0),
-            )
-        })
-        .collect()
 }
 
 /// A snapshot of `<dir>/t` finds the rows and checksums the run reported.

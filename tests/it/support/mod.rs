@@ -200,6 +200,24 @@ pub fn run_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap()
 }
 
+/// `(partition, status, rows_after, checksum_after, slices)` of each partition of a run.
+pub fn outcome(report: &serde_json::Value) -> Vec<(String, String, u64, String, u64)> {
+    report["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partition"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+                p["rows_after"].as_u64().unwrap(),
+                p["checksum_after"].as_str().unwrap().to_string(),
+                p.get("slices").and_then(|s| s.as_u64()).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
 /// The snapshot JSON of a table, via the binary.
 /// (Without the checksum cache: tables in `testdata/` are read in place, and the
 /// repository gets no work area.)
