@@ -311,7 +311,7 @@ pub(super) async fn transform_slice(
 ) -> Result<transform::Conformed> {
     let (out_schema, batches, lineage) = how
         .transform
-        .apply_keeping(how.keys, partition, schema, slice)
+        .apply_with_lineage(how.keys, partition, schema, slice)
         .await?;
     let mut conformed = transform::conform(
         how.keys,
@@ -512,7 +512,7 @@ async fn transform_rows(
     let t = Instant::now();
     let (out_schema, batches, lineage) = ctx
         .transform
-        .apply_keeping(&ctx.keys, partition, &source.schema, &source.batches)
+        .apply_with_lineage(&ctx.keys, partition, &source.schema, &source.batches)
         .await?;
     let mut conformed = transform::conform(
         &ctx.keys,

@@ -127,7 +127,7 @@ struct Planned {
 /// SQL that only keeps some of `source`'s rows, each as it is: a `WHERE` over `source`
 /// and bare columns. It runs as DataFusion's own filter would (the same physical
 /// predicate, NULL as false), and says which rows it kept: their hashes are then those
-/// of the old rows ([`Transform::apply_keeping`]).
+/// of the old rows ([`Transform::apply_with_lineage`]).
 struct Keeping {
     /// The columns of `source` the scan reads, all when `None`.
     scan: Option<Vec<usize>>,
@@ -228,13 +228,13 @@ impl Transform {
         batches: &[RecordBatch],
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let (schema, out, _) = self
-            .apply_keeping(keys, partition, file_schema, batches)
+            .apply_with_lineage(keys, partition, file_schema, batches)
             .await?;
         Ok((schema, out))
     }
 
     /// [`Transform::apply_rows`], and how its rows come from `source`'s ([`Lineage`]).
-    pub async fn apply_keeping(
+    pub async fn apply_with_lineage(
         &self,
         keys: &[PartitionKey],
         partition: &Partition,
