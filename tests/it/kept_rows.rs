@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 
-use crate::support::{outcome, put, run_json, snapshot_json, sql};
+use crate::support::{outcome, partitions_of, put, run_json, snapshot_json, sql};
 
 /// `a`, `s`, and `x`'s bits (NaN and -0.0 compare).
 type Row = (i64, Option<String>, Option<u64>);
@@ -218,19 +218,8 @@ fn a_fix_that_deletes_every_row_of_a_partition_empties_it_as_asked() {
             "--json",
         ],
     );
-    let statuses: Vec<(String, String)> = report["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["partition"].as_str().unwrap().to_string(),
-                p["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
     assert_eq!(
-        statuses,
+        partitions_of(&report),
         [
             ("day=2024-01-01", "unchanged"),
             ("day=2024-01-02", "deleted"),

@@ -1,23 +1,11 @@
 //! `plan`, `run`, `rollback` and `runs` from the command line, on local tables.
 
-use crate::support::{file_hashes, put, rows, run_in, small_table, snapshot_json, sql};
+use crate::support::{
+    file_hashes, partitions_of, put, rows, run_in, small_table, snapshot_json, sql,
+};
 
 const UPPER_FROM_DAY_2: &str =
     "SELECT id, CASE WHEN id >= 200 THEN upper(name) ELSE name END AS name FROM source";
-
-fn partitions_of(v: &serde_json::Value) -> Vec<(String, String)> {
-    v["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["partition"].as_str().unwrap().into(),
-                p["status"].as_str().unwrap().into(),
-            )
-        })
-        .collect()
-}
 
 /// Writes `batch` as `<dir>/t/<partition>/a.parquet` with the given writer settings.
 fn put_with(

@@ -200,6 +200,21 @@ pub fn run_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap()
 }
 
+/// `(partition, status)` of each partition of a run report.
+pub fn partitions_of(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partition"].as_str().unwrap().into(),
+                p["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
 /// `(partition, status, rows_after, checksum_after, slices)` of each partition of a run.
 pub fn outcome(report: &serde_json::Value) -> Vec<(String, String, u64, String, u64)> {
     report["partitions"]
