@@ -33,7 +33,8 @@ pub struct SnapshotArgs {
     /// Write the snapshot as JSON to FILE, for a later `diff` or `verify --against`
     #[arg(long, value_name = "FILE")]
     pub out: Option<std::path::PathBuf>,
-    /// Files read at once (default: the number of cores)
+    /// Files decoded at once (default: the number of cores); as many more are fetched from
+    /// storage meanwhile, so no core waits on a read
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Checksums as version N of docs/CHECKSUM.md: 2 (the default), or 1 to compare with

@@ -43,7 +43,8 @@ pub struct VerifyArgs {
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
-    /// Files read at once (default: the number of cores)
+    /// Files decoded at once (default: the number of cores); as many more are fetched from
+    /// storage meanwhile, so no core waits on a read
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Read every file, even those the checksum cache has, and compare with the cache:

@@ -552,7 +552,7 @@ pub async fn sample_read(
     let t = Instant::now();
     let mut bytes = 0;
     for file in &partition.files {
-        crate::snapshot::scan_file(loc, file, false, crate::checksum::VERSION, None).await?;
+        crate::snapshot::scan_file(loc, file, false, crate::checksum::VERSION, None, None).await?;
         bytes += file.size;
     }
     Ok(crate::plan::Measured {

@@ -194,6 +194,12 @@ impl FileReader {
         }
     }
 
+    /// Reads a file that is read whole now, before its rows are decoded; other files do
+    /// nothing here.
+    pub async fn prefetch(&mut self) -> Result<()> {
+        self.bytes().await.map(|_| ())
+    }
+
     /// The file's bytes, if it is read whole.
     async fn bytes(&mut self) -> Result<Option<Bytes>> {
         let Some((fs, cached, local)) = &mut self.whole else {
