@@ -417,7 +417,18 @@ pub fn estimate(plan: &Plan, m: &Measured, jobs: usize, local: bool, prices: Pri
         cost.bytes_read += p.bytes;
         let files = p.files.len() as u64;
         requests.list += 1;
-        requests.get += 2 * files;
+        // A small object is fetched whole; a larger one is its footer, then its rows.
+        requests.get += p
+            .files
+            .iter()
+            .map(|f| {
+                if f.size <= crate::table::reader::WHOLE_OBJECT_LIMIT {
+                    1
+                } else {
+                    2
+                }
+            })
+            .sum::<u64>();
         if !m.run {
             continue;
         }

@@ -19,9 +19,9 @@ pub struct FileReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
-    /// A local file small enough to be read whole, with one system call, when all of it
-    /// is wanted anyway (a partition being rewritten): its path, then its bytes.
-    whole: Option<(std::path::PathBuf, Option<Bytes>, LocalFs)>,
+    /// A file read whole when all of it is wanted anyway (a partition being rewritten or
+    /// checksummed): where it is, then its bytes.
+    whole: Option<(Whole, Option<Bytes>)>,
     /// Where fetched bytes are kept, if they are wanted again after decoding.
     kept: Option<Fetched>,
     /// Reads only this version of the object (its ETag, `If-Match`), and says so in
@@ -132,6 +132,19 @@ fn find(ranges: &[(u64, Bytes)], start: u64, len: u64) -> Option<Bytes> {
 /// Local files up to this size are read whole by [`FileReader::whole_file`].
 pub(crate) const WHOLE_FILE_LIMIT: u64 = 256 * 1024 * 1024;
 
+/// Objects up to this size are fetched whole by [`FileReader::whole_file`]: one request
+/// instead of one for the footer and one or more for the rows.
+pub(crate) const WHOLE_OBJECT_LIMIT: u64 = HOLD_LIMIT as u64;
+
+/// Where a file read whole comes from.
+#[derive(Clone, Debug)]
+enum Whole {
+    /// A local file, read with one system call.
+    Local(std::path::PathBuf, LocalFs),
+    /// An object, fetched with one request.
+    Object,
+}
+
 impl FileReader {
     pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64) -> FileReader {
         FileReader {
@@ -184,10 +197,11 @@ impl FileReader {
     /// A reader that will need every byte of the file: on local disk a small file is
     /// read at once instead of range by range through the store.
     pub fn whole_file(loc: &crate::storage::Location, path: Path, size: u64) -> FileReader {
-        let whole = loc
-            .fs_path(&path)
-            .filter(|_| size <= WHOLE_FILE_LIMIT)
-            .map(|fs| (fs, None, loc.fs.clone()));
+        let whole = match loc.fs_path(&path) {
+            Some(fs) => (size <= WHOLE_FILE_LIMIT).then(|| Whole::Local(fs, loc.fs.clone())),
+            None => (size > 0 && size <= WHOLE_OBJECT_LIMIT).then_some(Whole::Object),
+        }
+        .map(|w| (w, None));
         FileReader {
             whole,
             ..FileReader::new(loc.store.clone(), path, size)
@@ -202,42 +216,51 @@ impl FileReader {
 
     /// The file's bytes, if it is read whole.
     async fn bytes(&mut self) -> Result<Option<Bytes>> {
-        let Some((fs, cached, local)) = &mut self.whole else {
-            return Ok(None);
-        };
-        if cached.is_none() {
-            let at = fs.clone();
-            let hash = self.kept.is_some();
-            let local_fs = local.clone();
-            let (read, hash) = tokio::task::spawn_blocking(move || {
-                local_fs.read(&at).map(|read| {
-                    let hash = (hash && read.len() > HOLD_LIMIT).then(|| blake3::hash(&read));
-                    (read, hash)
-                })
-            })
-            .await
-            .map_err(|e| ParquetError::External(Box::new(e)))?
-            .map_err(|e| ParquetError::External(Box::new(e)))?;
-            if read.len() as u64 != self.size {
-                return Err(ParquetError::General(format!(
-                    "{} is {} bytes, not the {} listed; it changed while being read",
-                    fs.display(),
-                    read.len(),
-                    self.size
-                )));
-            }
-            let read = Bytes::from(read);
-            if let Some(kept) = &self.kept {
-                match hash {
-                    Some(hash) => {
-                        kept.lock().file = Some((fs.clone(), self.size, hash, local.clone()))
-                    }
-                    None => kept.keep(0, &read),
+        let (fs, local) = match &self.whole {
+            None => return Ok(None),
+            Some((_, Some(read))) => return Ok(Some(read.clone())),
+            Some((Whole::Object, None)) => {
+                let read = self.fetch(0..self.size).await?;
+                self.check_size(&self.path, read.len())?;
+                if let Some(kept) = &self.kept {
+                    kept.keep(0, &read);
                 }
+                self.whole = Some((Whole::Object, Some(read.clone())));
+                return Ok(Some(read));
             }
-            *cached = Some(read);
+            Some((Whole::Local(fs, local), None)) => (fs.clone(), local.clone()),
+        };
+        let (at, hash, local_fs) = (fs.clone(), self.kept.is_some(), local.clone());
+        let (read, hash) = tokio::task::spawn_blocking(move || {
+            local_fs.read(&at).map(|read| {
+                let hash = (hash && read.len() > HOLD_LIMIT).then(|| blake3::hash(&read));
+                (read, hash)
+            })
+        })
+        .await
+        .map_err(|e| ParquetError::External(Box::new(e)))?
+        .map_err(|e| ParquetError::External(Box::new(e)))?;
+        self.check_size(&fs.display(), read.len())?;
+        let read = Bytes::from(read);
+        if let Some(kept) = &self.kept {
+            match hash {
+                Some(hash) => kept.lock().file = Some((fs.clone(), self.size, hash, local.clone())),
+                None => kept.keep(0, &read),
+            }
         }
-        Ok(cached.clone())
+        self.whole = Some((Whole::Local(fs, local), Some(read.clone())));
+        Ok(Some(read))
+    }
+
+    /// A file read whole must be the size the listing gave.
+    fn check_size(&self, name: &dyn std::fmt::Display, read: usize) -> Result<()> {
+        if read as u64 == self.size {
+            return Ok(());
+        }
+        Err(ParquetError::General(format!(
+            "{name} is {read} bytes, not the {} listed; it changed while being read",
+            self.size
+        )))
     }
 }
 

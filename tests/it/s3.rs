@@ -486,3 +486,62 @@ fn an_ended_run_is_read_from_one_summary_not_a_request_per_record() {
     assert_eq!(gets("/journal/"), 0, "{:?}", p.seen.lock().unwrap());
     assert_eq!(gets("/summary.json"), 1, "{:?}", p.seen.lock().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_fetches_each_small_file_with_one_request() {
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let store = s3::store(&server.endpoint, &bucket);
+    const DAYS: u32 = 6;
+    put_table(&store, "lake/t", DAYS).await;
+    let p = proxy::start(&server.endpoint, Mode::PassThrough);
+    let loc = s3::location(&p.endpoint, &bucket, "lake/t");
+    let table = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+    let options = backfill::snapshot::ScanOptions::default();
+    let on_s3 = backfill::snapshot::snapshot(&table, &options)
+        .await
+        .unwrap();
+    // One GET per file (not one for the footer and more for the rows).
+    let seen = p.seen.lock().unwrap().clone();
+    let gets: Vec<usize> = (1..=DAYS)
+        .map(|day| {
+            let file = format!("/{bucket}/lake/t/day%3D2024-04-{day:02}/part-0.parquet ");
+            seen.iter()
+                .filter(|l| l.starts_with("GET ") && l.contains(&file))
+                .count()
+        })
+        .collect();
+    assert_eq!(gets, vec![1; DAYS as usize], "{seen:#?}");
+    // The same rows and checksums as the same files on local disk.
+    let dir = tempfile::tempdir().unwrap();
+    for day in 1..=DAYS {
+        let key = format!("day=2024-04-{day:02}/part-0.parquet");
+        let bytes = store
+            .get(&Path::parse(format!("lake/t/{key}")).unwrap())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let file = dir.path().join(&key);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
+    let local = backfill::storage::Location::open(dir.path().to_str().unwrap()).unwrap();
+    let local = backfill::table::discover(&local, &Default::default())
+        .await
+        .unwrap();
+    let on_disk = backfill::snapshot::snapshot(&local, &options)
+        .await
+        .unwrap();
+    let of = |s: &backfill::snapshot::Snapshot| -> Vec<(String, u64, String)> {
+        s.partitions
+            .iter()
+            .map(|p| (p.partition.to_string(), p.rows, p.checksum.clone()))
+            .collect()
+    };
+    assert_eq!(of(&on_s3).len(), DAYS as usize);
+    assert_eq!(of(&on_s3), of(&on_disk));
+}
