@@ -664,9 +664,14 @@ mod tests {
         assert_eq!(e.cost.requests, None, "local disk");
         let s3 = estimate(&plan, &measured(None), 2, false, Prices::default());
         let r = s3.cost.requests.unwrap();
-        // Per partition: a listing, footer and data, the old file backed up and the new
-        // one copied in, the old one deleted; then the run's own records.
-        assert_eq!((r.list, r.get, r.copy, r.delete), (2 * 2 + 2, 4, 4, 2));
+        // Per partition: a listing, the file fetched whole (up to 8 MiB), the old file
+        // backed up and the new one copied in, the old one deleted; then the run's own
+        // records.
+        assert_eq!((r.list, r.get, r.copy, r.delete), (2 * 2 + 2, 2, 4, 2));
+        // A larger file is its footer, then its rows.
+        let large = plan_of(&[1_000_000, 9 << 20]);
+        let r = estimate(&large, &measured(None), 2, false, Prices::default());
+        assert_eq!(r.cost.requests.unwrap().get, 1 + 2);
     }
 
     #[test]
