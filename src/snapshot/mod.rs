@@ -261,9 +261,9 @@ const WHOLE_FILE_MIB: usize = (crate::table::reader::WHOLE_FILE_LIMIT >> 20) as 
 /// Rows per batch read.
 const BATCH_ROWS: usize = 8192;
 
-/// Reads one Parquet file and checksums its rows as checksum `version` says. With
-/// `decoding`, a local file read whole is fetched first and decoded holding one of its
-/// permits.
+/// Reads one Parquet file and checksums its rows as checksum `version` says. A file read
+/// whole (local, or an object up to 8 MiB) is fetched first; with `decoding`, it is then
+/// decoded holding one of its permits.
 pub async fn scan_file(
     loc: &Location,
     file: &DataFile,

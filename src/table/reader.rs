@@ -194,8 +194,9 @@ impl FileReader {
         }
     }
 
-    /// A reader that will need every byte of the file: on local disk a small file is
-    /// read at once instead of range by range through the store.
+    /// A reader that will need every byte of the file: a local file up to 256 MiB is read
+    /// with one system call, an object up to 8 MiB with one request, instead of range by
+    /// range through the store.
     pub fn whole_file(loc: &crate::storage::Location, path: Path, size: u64) -> FileReader {
         let whole = match loc.fs_path(&path) {
             Some(fs) => (size <= WHOLE_FILE_LIMIT).then(|| Whole::Local(fs, loc.fs.clone())),
