@@ -86,7 +86,9 @@ def encode(t, v):
     elif pa.types.is_floating(t):
         body = struct.pack("<Q", canonical_f64(float(v)))
     elif pa.types.is_decimal(t):
-        unscaled = int(decimal.Decimal(v).scaleb(t.scale))
+        # Exactly: the default context keeps 28 digits, and decimals hold up to 76.
+        with decimal.localcontext(prec=100):
+            unscaled = int(decimal.Decimal(v).scaleb(t.scale))
         width = 8 if t.precision <= 18 else 16 if t.precision <= 38 else 32
         if V1 and isinstance(t, pa.Decimal256Type):
             width = 32
@@ -289,6 +291,15 @@ def vectors():
                     "a": pa.array([d("-1.00"), None], pa.decimal256(20, 2)),
                     "b": pa.array([d("1.25"), d("-3.00")], pa.decimal256(10, 2)),
                     "c": pa.array([d("-1.00"), d("0.01")], pa.decimal256(40, 2)),
+                }
+            )
+        ],
+        # Every digit counts: 38 digits in a decimal128, 76 in a decimal256.
+        "long_decimals": [
+            pa.table(
+                {
+                    "a": pa.array([d("-1234567890123456789012345678901234.5678")], pa.decimal128(38, 4)),
+                    "b": pa.array([d("9" * 76)], pa.decimal256(76, 0)),
                 }
             )
         ],

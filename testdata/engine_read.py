@@ -1,10 +1,10 @@
 """Reads a Hive-partitioned table back with the engine that wrote it and prints what that
-engine sees, as JSON: column types, rows (sorted by the row key `k`, every value as the
+engine sees, as JSON: column types, rows (sorted by the row key `k`, then the partition key `p`, every value as the
 engine's own text for it), and per column the Parquet descriptions of its leaves across
 the table's files (physical type, logical type, converted type, repetition), plus the
 file-level metadata keys.
 
-    python testdata/engine_read.py duckdb|pyarrow|spark TABLE_DIR [--exclude-k N]
+    python testdata/engine_read.py duckdb|pyarrow|spark|polars TABLE_DIR [--exclude-k N]
 
 The round-trip tests run it before and after a rewrite and compare (rows with
 `k = N` dropped from the "before" side when the rewrite deleted them).
@@ -58,7 +58,7 @@ def read_duckdb(table):
         "NULL" if "INTERVAL" in types[n] else f'"{n}"' for n in names
     )
     texts = ", ".join(f'CAST("{n}" AS VARCHAR)' for n in names)
-    cur = con.execute(f"SELECT {values}, {texts} FROM {src} ORDER BY k")
+    cur = con.execute(f"SELECT {values}, {texts} FROM {src} ORDER BY k, p")
     rows = [
         {n: f"{r[i]!r} | {r[len(names) + i]}" for i, n in enumerate(names)}
         for r in cur.fetchall()
@@ -70,7 +70,7 @@ def read_pyarrow(table):
     import pyarrow.dataset as ds
 
     t = ds.dataset(table, format="parquet", partitioning="hive").to_table()
-    t = t.sort_by("k")
+    t = t.sort_by([("k", "ascending"), ("p", "ascending")])
     types = {f.name: str(f.type) for f in t.schema}
 
     def text(scalar):
@@ -81,6 +81,15 @@ def read_pyarrow(table):
 
     columns = {n: [text(v) for v in t.column(n)] for n in t.column_names}
     rows = [{n: columns[n][i] for n in t.column_names} for i in range(t.num_rows)]
+    return types, rows
+
+
+def read_polars(table):
+    import polars as pl
+
+    df = pl.read_parquet(os.path.join(table, "**", "*.parquet"), hive_partitioning=True).sort("k", "p")
+    types = {n: str(t) for n, t in df.schema.items()}
+    rows = [{n: repr(v) for n, v in r.items()} for r in df.rows(named=True)]
     return types, rows
 
 
@@ -95,7 +104,7 @@ def read_spark(table):
         .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
         .getOrCreate()
     )
-    df = spark.read.parquet(table).orderBy("k")
+    df = spark.read.parquet(table).orderBy("k", "p")
     types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     # Spark's own text of each value (Python's datetime cannot hold year 1 in every zone).
     text = df.select([df[c].cast("string").alias(c) for c in df.columns])
@@ -109,7 +118,12 @@ def main():
     exclude = None
     if "--exclude-k" in sys.argv:
         exclude = sys.argv[sys.argv.index("--exclude-k") + 1]
-    types, rows = {"duckdb": read_duckdb, "pyarrow": read_pyarrow, "spark": read_spark}[engine](table)
+    types, rows = {
+        "duckdb": read_duckdb,
+        "pyarrow": read_pyarrow,
+        "spark": read_spark,
+        "polars": read_polars,
+    }[engine](table)
     if exclude is not None:
         # DuckDB's rows are "value | text", the others' the value alone.
         rows = [r for r in rows if r["k"].split(" | ")[0].strip("'") != exclude]

@@ -1,11 +1,12 @@
 """Writes the round-trip tables in testdata/ (`duckdb_types/`, `duckdb_intervals/`,
 `pyarrow_alltypes/`, `pyarrow_int96_nanos/`, `spark_types/` with INT96 timestamps,
-`spark_types_micros/`): every type each engine writes to Parquet, NULLs in every column, extreme
-values. Each table has an int partition key `p` (1, 2), a row key `k` (unique) and a
+`spark_types_micros/`, `polars_types/`, `polars_int128/`, `null_columns/`): every type each
+engine writes to Parquet, NULLs in every column, extreme values. Each table has an int partition key `p` (1, 2), a row key `k` (unique) and a
 string `s`; the round-trip tests rewrite them and read them back with `engine_read.py`.
 
 Run from the repository root:  python testdata/make_type_tables.py
-Needs: duckdb==2.0.1, pyarrow==26.0.1, pyspark==3.5.3 (with a Java 17 runtime).
+Needs: duckdb==2.0.1, pyarrow==26.0.1, pyspark==3.5.3 (with a Java 17 runtime),
+polars==2.1.0.
 """
 import datetime as dt
 import decimal
@@ -227,8 +228,87 @@ def spark4_variant():
     spark.stop()
 
 
+def polars_types():
+    """Every type Polars writes (Int128 apart: `polars_int128/`), NULLs in every column."""
+    import polars as pl
+
+    out = fresh("polars_types")
+    D = decimal.Decimal
+    df = pl.DataFrame(
+        {
+            "k": pl.Series([1, 2, 3], dtype=pl.Int64),
+            "s": ["a", "b", None],
+            "i8": pl.Series([-128, None, 127], dtype=pl.Int8),
+            "i16": pl.Series([-32768, None, 32767], dtype=pl.Int16),
+            "u8": pl.Series([255, None, 0], dtype=pl.UInt8),
+            "u32": pl.Series([4294967295, None, 0], dtype=pl.UInt32),
+            "u64": pl.Series([2**64 - 1, None, 0], dtype=pl.UInt64),
+            "f32": pl.Series([float("nan"), -0.0, None], dtype=pl.Float32),
+            "f64": [1e300, None, -2.25],
+            "dec": pl.Series([D("-1.00"), None, D("9999999999.99")], dtype=pl.Decimal(12, 2)),
+            "dec38": pl.Series(
+                [D("-1234567890123456789012345678901234.5678"), None, D("0.0001")],
+                dtype=pl.Decimal(38, 4),
+            ),
+            "cat": pl.Series(["x", None, "y"], dtype=pl.Categorical),
+            "enum": pl.Series(["lo", "hi", None], dtype=pl.Enum(["lo", "hi"])),
+            "bin": [b"\x00\xff", None, b""],
+            "b": [True, None, False],
+            "d": [dt.date(1, 1, 1), None, dt.date(9999, 12, 31)],
+            "tm": [dt.time(23, 59, 59, 999999), None, dt.time(0)],
+            "ts_ms": pl.Series([dt.datetime(1900, 1, 1), None, dt.datetime(2024, 2, 29, 12)], dtype=pl.Datetime("ms")),
+            "ts_us_utc": pl.Series([dt.datetime(1970, 1, 1), None, dt.datetime(2262, 4, 12)], dtype=pl.Datetime("us", "UTC")),
+            "ts_ns_paris": pl.Series([dt.datetime(2024, 3, 31, 1, 30), None, dt.datetime(1970, 1, 1)], dtype=pl.Datetime("ns", "Europe/Paris")),
+            "dur": pl.Series([dt.timedelta(milliseconds=-1500), None, dt.timedelta(days=3)], dtype=pl.Duration("ms")),
+            "lst": [[1, None], None, []],
+            "lst_s": [["a", None], [], None],
+            "arr": pl.Series([[1, 2], None, [None, 3]], dtype=pl.Array(pl.Int32, 2)),
+            "st": [{"a": 1, "b": "x"}, None, {"a": None, "b": None}],
+            "nested": [[[1], []], None, [None]],
+            "n": pl.Series([None, None, None], dtype=pl.Null),
+        }
+    )
+    for p, rows in ((1, [0, 1]), (2, [2])):
+        folder = os.path.join(out, f"p={p}")
+        os.makedirs(folder)
+        df[rows].write_parquet(os.path.join(folder, "part-0.parquet"))
+
+    # Polars writes Int128 as a bare 16-byte FIXED_LEN_BYTE_ARRAY with an Arrow schema
+    # naming a 128-bit integer, which neither arrow-rs nor pyarrow reads: refused.
+    out = fresh("polars_int128")
+    folder = os.path.join(out, "p=1")
+    os.makedirs(folder)
+    pl.DataFrame(
+        {"k": [1, 2], "big": pl.Series([-(2**100), 2**127 - 1], dtype=pl.Int128)}
+    ).write_parquet(os.path.join(folder, "part-0.parquet"))
+
+
+def null_columns():
+    """A NULL-typed column (Parquet INT32 with the UNKNOWN annotation) as pyarrow, DuckDB
+    and Polars write it: the same rows in p=1, p=2 and p=3."""
+    import duckdb
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = fresh("null_columns")
+    for p in (1, 2, 3):
+        os.makedirs(os.path.join(out, f"p={p}"))
+    pq.write_table(
+        pa.table({"k": pa.array([1, 2], pa.int64()), "n": pa.array([None, None], pa.null())}),
+        os.path.join(out, "p=1", "part-0.parquet"),
+    )
+    duckdb.sql(
+        "COPY (SELECT * FROM (VALUES (1::BIGINT, NULL), (2, NULL)) t(k, n)) "
+        f"TO '{os.path.join(out, 'p=2', 'part-0.parquet')}' (FORMAT parquet)"
+    )
+    pl.DataFrame({"k": [1, 2], "n": pl.Series([None, None], dtype=pl.Null)}).write_parquet(
+        os.path.join(out, "p=3", "part-0.parquet")
+    )
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["duckdb", "pyarrow", "spark"]
+    which = sys.argv[1:] or ["duckdb", "pyarrow", "spark", "polars"]
     if "duckdb" in which:
         duckdb_types()
     if "duckdb" in which or "duckdb_intervals" in which:
@@ -241,3 +321,6 @@ if __name__ == "__main__":
         spark_types("spark_types_micros", "TIMESTAMP_MICROS")
     if "spark4_variant" in which:
         spark4_variant()
+    if "polars" in which:
+        polars_types()
+        null_columns()

@@ -259,12 +259,17 @@ pub async fn check_sql(
 ) -> Result<(arrow::datatypes::SchemaRef, Option<String>, Preflight)> {
     // The first readable file gives the schema; unreadable ones fail their partition later.
     let mut found = None;
+    let mut unreadable = None;
     for p in &table.partitions {
         for file in &p.files {
-            let read = crate::table::reader::open_footer(&table.location, file, &p.id).await;
-            if let Ok(read) = read {
-                found = Some((p, read));
-                break;
+            match crate::table::reader::open_footer(&table.location, file, &p.id).await {
+                Ok(read) => {
+                    found = Some((p, read));
+                    break;
+                }
+                Err(e) => {
+                    unreadable.get_or_insert(e);
+                }
             }
         }
         if found.is_some() {
@@ -272,9 +277,12 @@ pub async fn check_sql(
         }
     }
     let Some((first, read)) = found else {
-        return Err(Error::Usage(
-            "no selected partition has a readable data file; there is nothing to transform".into(),
-        ));
+        // With no file to plan the SQL over, why the first one could not be read.
+        return Err(unreadable.unwrap_or_else(|| {
+            Error::Usage(
+                "no selected partition has a data file; there is nothing to transform".into(),
+            )
+        }));
     };
     // The schema as every partition is read for the transform (INT96 as microseconds).
     let file_schema = crate::table::reader::logical_schema(&read);

@@ -395,6 +395,9 @@ fn physical(a: &ArrayRef, c: &ColumnDescriptor, to: &DataType) -> Result<ArrayRe
         }
         (Physical::FIXED_LEN_BYTE_ARRAY, D::FixedSizeBinary(_)) => a.clone(),
         (Physical::BYTE_ARRAY, _) => cast(&a, &D::Binary).map_err(failed)?,
+        // An UNKNOWN (always NULL) column: the reader keeps only its NULLs, so the stored
+        // column must hold nothing else.
+        (_, D::Null) => arrow::array::new_null_array(to, a.len()),
         (p, t) => {
             return Err(ParquetError::General(format!(
                 "column {}: a Parquet {p} read as {t} cannot be checked against the values it stores, so this tool refuses the file rather than checksum or rewrite it unchecked; cast the column to a plain type with the tool that wrote it",

@@ -10,6 +10,8 @@
 //! - Parquet files anywhere else are listed in [`Table::outside_layout`], never read.
 
 #[doc(hidden)]
+pub mod embedded;
+#[doc(hidden)]
 pub mod faithful;
 mod id;
 #[doc(hidden)]

@@ -337,6 +337,9 @@ impl AsyncFileReader for FileReader {
                 .with_prefetch_hint(Some(64 * 1024))
                 .load_and_finish(&mut *self, size)
                 .await?;
+            if let Some(why) = super::embedded::unreadable(&metadata) {
+                return Err(ParquetError::General(why));
+            }
             Ok(Arc::new(metadata))
         }
         .boxed()

@@ -713,6 +713,7 @@ async fn listing(
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_cols);
     let table_url = ListingTableUrl::parse(url).map_err(|e| Error::Usage(e.strip_backtrace()))?;
+    check_embedded_schemas(&ctx, &table_url).await?;
     let schema = options
         .infer_schema(&ctx.state(), &table_url)
         .await
@@ -736,6 +737,32 @@ async fn listing(
         .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(|e| Error::Usage(e.strip_backtrace()))?;
     Ok((Arc::new(table), base))
+}
+
+/// Refuses a lookup table with a file whose embedded Arrow schema the reader cannot read
+/// ([`crate::table::embedded`]), by name, before the engine's schema inference meets it.
+async fn check_embedded_schemas(ctx: &SessionContext, table_url: &ListingTableUrl) -> Result<()> {
+    use futures::TryStreamExt as _;
+    let state = ctx.state();
+    let usage = |e: datafusion::error::DataFusionError| Error::Usage(e.strip_backtrace());
+    let store = state.runtime_env().object_store(table_url).map_err(usage)?;
+    let files: Vec<object_store::ObjectMeta> = table_url
+        .list_all_files(&state, store.as_ref(), ".parquet")
+        .await
+        .map_err(usage)?
+        .try_collect()
+        .await
+        .map_err(usage)?;
+    for file in files {
+        let path = file.location.to_string();
+        let mut reader =
+            crate::table::reader::FileReader::new(store.clone(), file.location, file.size);
+        use parquet::arrow::async_reader::AsyncFileReader as _;
+        if let Err(e) = reader.get_metadata(None).await {
+            return Err(Error::Usage(format!("{path}: {e}")));
+        }
+    }
+    Ok(())
 }
 
 /// Why a schema change nobody allowed is refused, and what to do.

@@ -236,6 +236,128 @@ fn a_file_the_reader_would_convert_with_a_loss_is_refused() {
     assert_eq!(crate::support::file_hashes(&t), before);
 }
 
+/// A file whose column is annotated UNKNOWN (always NULL, as writers store a NULL-typed
+/// column) but stores 5 and 6 (a writer's bug): the Arrow reader gives NULLs.
+fn null_column_holding_values(table: &std::path::Path, partition: &str) {
+    use std::sync::Arc;
+
+    use parquet::basic::{LogicalType, Repetition, Type as Physical};
+    use parquet::data_type::Int32Type;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::types::Type;
+
+    let n = Type::primitive_type_builder("n", Physical::INT32)
+        .with_repetition(Repetition::OPTIONAL)
+        .with_logical_type(Some(LogicalType::Unknown))
+        .build()
+        .unwrap();
+    let schema = Type::group_type_builder("m")
+        .with_fields(vec![Arc::new(n)])
+        .build()
+        .unwrap();
+    let dir = table.join(partition);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
+    let mut w = SerializedFileWriter::new(file, Arc::new(schema), Default::default()).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int32Type>()
+        .write_batch(&[5, 6], Some(&[1, 1]), None)
+        .unwrap();
+    c.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn a_null_column_that_stores_values_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    null_column_holding_values(&t, "p=1");
+    fails(
+        &run_in(dir.path(), &["snapshot", "t"]),
+        &["p=1/part-0.parquet", "column n: row 0", "5"],
+    );
+}
+
+#[test]
+fn a_polars_int128_column_is_refused_by_name_not_a_crash() {
+    // Polars writes Int128 as a bare FIXED_LEN_BYTE_ARRAY(16) and names a 128-bit integer
+    // in the file's Arrow schema, a type the Arrow reader has no name for.
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    crate::support::copy_dir(&crate::support::root().join("testdata/polars_int128"), &t);
+    let expect = [
+        "p=1/part-0.parquet",
+        "column `big` a 128-bit integer",
+        "Decimal(38, 0)",
+    ];
+    fails(&run_in(dir.path(), &["snapshot", "t"]), &expect);
+    let out = run_in(dir.path(), &["verify", "t"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains(expect[1]), "{}", out.stdout);
+    // Alone, the file leaves nothing to plan the SQL over: the run says why.
+    std::fs::write(
+        dir.path().join("f.sql"),
+        "SELECT * FROM source WHERE k <> 2",
+    )
+    .unwrap();
+    let before = crate::support::file_hashes(&t);
+    let out = run_in(
+        dir.path(),
+        &["run", "t", "--sql", "f.sql", "--partition", "p=1"],
+    );
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    for n in &expect {
+        assert!(out.stderr.contains(n), "{n:?} not in {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    // Beside a readable partition, its own partition fails, naming it, and is left.
+    let p2 = t.join("p=2");
+    std::fs::create_dir_all(&p2).unwrap();
+    std::fs::copy(
+        crate::support::root().join("testdata/null_columns/p=1/part-0.parquet"),
+        p2.join("part-0.parquet"),
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &["run", "t", "--sql", "f.sql", "--all"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("p=1        failed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("p=2        rewritten"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(expect[1]), "{}", out.stdout);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let after = crate::support::file_hashes(&t);
+    for (f, h) in &before {
+        assert_eq!(after.get(f), Some(h), "{f} changed");
+    }
+    // As a lookup table, refused before anything is read.
+    let work = tempfile::tempdir().unwrap();
+    let events = work.path().join("t");
+    crate::support::copy_dir(
+        &crate::support::root().join("testdata/duckdb_events"),
+        &events,
+    );
+    std::fs::write(
+        work.path().join("f.sql"),
+        "SELECT e.* FROM source e JOIN big ON e.user_id = big.k",
+    )
+    .unwrap();
+    let arg = format!("big={}", t.join("p=1/part-0.parquet").display());
+    let before = crate::support::file_hashes(&events);
+    let out = run_in(
+        work.path(),
+        &["run", "t", "--sql", "f.sql", "--all", "--table", &arg],
+    );
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(expect[1]), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(crate::support::file_hashes(&events), before);
+}
+
 /// Every flag is checked before the table is read: each of these names the flag and what
 /// to write instead, while TABLE (`nowhere`) does not even exist. Pinned as transcripts.
 #[test]

@@ -183,6 +183,20 @@ const VECTORS: &[Vector] = &[
         ],
     ),
     (
+        "long_decimals",
+        "011d917dd274ec4673dd89a123650a61b354bb4da1913db97f52fc266c8bf078",
+        &[
+            (
+                "a",
+                "727af38b22dfb06ee5f05687d773812b8199296c40076c39dd03fce82b8c0649",
+            ),
+            (
+                "b",
+                "3eea753c7585fd35d20ad47fbf0c6b47bfa490cc9bf77e2126ff454119b27711",
+            ),
+        ],
+    ),
+    (
         "more_types",
         "81e07730a82559edcdd9f0c6e75fb5e94f89e1046394167c4789030fa05284cd",
         &[
@@ -338,6 +352,16 @@ fn build(name: &str) -> Option<RecordBatch> {
                 ("b", dec(&[Some(125), Some(-300)], 10)),
                 ("c", dec(&[Some(-100), Some(1)], 40)),
             ])
+        }
+        "long_decimals" => {
+            let a = Decimal128Array::from(vec![-12345678901234567890123456789012345678_i128])
+                .with_precision_and_scale(38, 4)
+                .unwrap();
+            let nines = arrow::datatypes::i256::from_string(&"9".repeat(76)).unwrap();
+            let b = Decimal256Array::from(vec![nines])
+                .with_precision_and_scale(76, 0)
+                .unwrap();
+            table(vec![("a", Arc::new(a)), ("b", Arc::new(b))])
         }
         "more_types" => table(vec![
             ("u", Arc::new(UInt64Array::from(vec![u64::MAX, 0]))),

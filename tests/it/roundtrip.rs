@@ -1,7 +1,7 @@
 //! Every column type survives a rewrite, as the engine that wrote the table reads it back,
 //! or is refused by name with nothing written.
 //!
-//! Tables: `testdata/make_type_tables.py` (DuckDB, pyarrow and Spark, every type each
+//! Tables: `testdata/make_type_tables.py` (DuckDB, pyarrow, Spark and Polars, every type each
 //! writes, NULLs and extreme values). Each is rewritten by a fix that deletes a row (every
 //! column is encoded again) and by one that changes only `s` (the others are copied), then
 //! read back by its writer through `testdata/engine_read.py`: the same types, the same
@@ -139,6 +139,23 @@ fn spark_types_round_trip() {
 }
 
 #[test]
+fn polars_types_round_trip() {
+    // Categorical and Enum (dictionaries with Polars' own Arrow schema), Array, Duration,
+    // nanosecond times, zoned timestamps and a NULL column, as Polars reads them back.
+    rewrite("polars", "polars_types", Fix::DeleteRow);
+    rewrite("polars", "polars_types", Fix::UpperS);
+}
+
+#[test]
+fn null_columns_round_trip() {
+    // NULL columns as pyarrow (p=1), DuckDB (p=2) and Polars (p=3) write them. (Polars
+    // itself reads DuckDB's file, which has no Arrow schema, as Int32 and refuses the mix;
+    // `polars_types` has its NULL column.)
+    rewrite("duckdb", "null_columns", Fix::DeleteRow);
+    rewrite("pyarrow", "null_columns", Fix::DeleteRow);
+}
+
+#[test]
 fn every_type_round_trips_a_slice_at_a_time() {
     // The same, with each partition read, transformed, encoded and proven a row group at
     // a time; INT96 and INTERVAL columns need the whole-partition encoding.
@@ -146,6 +163,7 @@ fn every_type_round_trips_a_slice_at_a_time() {
         rewrite_as("duckdb", "duckdb_types", fix, Sliced);
         rewrite_as("pyarrow", "pyarrow_alltypes", fix, Sliced);
         rewrite_as("spark", "spark_types_micros", fix, Sliced);
+        rewrite_as("polars", "polars_types", fix, Sliced);
         rewrite_as("spark", "spark_types", fix, SlicedRefused);
         rewrite_as("duckdb", "duckdb_intervals", fix, SlicedRefused);
     }

@@ -74,6 +74,29 @@ fn checksums_equal_the_reference_implementation_on_real_files() {
             "1a3ac8aea6cb70d06cf54bf0d01a6768d493ddfda151487dd900b7e8ac580ddd"
         ]
     );
+    // Every type Polars writes: Categorical, Enum, Array, Duration, Null among them.
+    // From: python testdata/checksum_reference.py testdata/polars_types/p=1 testdata/polars_types/p=2
+    assert_eq!(
+        partition_checksums("testdata/polars_types", &[]),
+        [
+            "16523454fba4a113695de8011e7a1979bcaa64d925120fb82520f72c0dabdd7c",
+            "d6141f79e6a074cce1df04c42183a8700bfb797a930bfe2503e4ed6e69cd01bc"
+        ]
+    );
+}
+
+#[test]
+fn null_columns_as_pyarrow_duckdb_and_polars_write_them_are_read() {
+    // A column of type NULL (`SELECT NULL AS n`, pa.null(), pl.Null) is stored as an INT32
+    // annotated UNKNOWN; pyarrow (p=1), DuckDB (p=2) and Polars (p=3) wrote the same rows.
+    // From: python testdata/checksum_reference.py testdata/null_columns/p=1 (p=2, p=3 alike)
+    let reference = "f6bad7c975dd0eca05d2e6c029e7e128614ed3bd6233fae6ab8025edf6dbf152";
+    assert_eq!(
+        partition_checksums("testdata/null_columns", &[]),
+        [reference; 3]
+    );
+    let snap = snapshot_json(&root(), "testdata/null_columns", &["--columns"]);
+    assert_eq!(snap["partitions"][0]["schema"], "k:int64, n:null", "{snap}");
 }
 
 /// Each partition's checksum of a table in `testdata/`, in order.

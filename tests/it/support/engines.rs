@@ -1,5 +1,5 @@
 //! The engines that wrote `testdata/`'s tables, to read rewritten tables back as their
-//! writers do: DuckDB, pyarrow and PySpark (pinned), in a virtual environment.
+//! writers do: DuckDB, pyarrow, PySpark and Polars (pinned), in a virtual environment.
 //!
 //! The Python is `BACKFILL_ENGINES_PYTHON` if set (`.ci/run` sets it), else one installed
 //! on first use under the target folder. PySpark needs a Java runtime: without `java` on
@@ -8,7 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-pub const ENGINES: &[&str] = &["duckdb==2.0.1", "pyarrow==26.0.1", "pyspark==3.5.3"];
+pub const ENGINES: &[&str] = &[
+    "duckdb==2.0.1",
+    "pyarrow==26.0.1",
+    "pyspark==3.5.3",
+    "polars==2.1.0",
+];
 
 /// Spark 4, for the type Spark 3 does not have (VARIANT): its own environment.
 pub const SPARK4: &[&str] = &["pyspark==4.0.1", "pyarrow==26.0.1"];
@@ -24,7 +29,7 @@ fn python(engine: &str) -> PathBuf {
     if let Some(p) = std::env::var_os("BACKFILL_ENGINES_PYTHON") {
         return PathBuf::from(p);
     }
-    super::s3::python_env::python_env("engines-venv", ENGINES, "the round-trip tests")
+    super::s3::python_env::python_env("engines-venv-2", ENGINES, "the round-trip tests")
         .join("bin/python")
 }
 
