@@ -100,24 +100,10 @@ fn field(f: Field<'_>, big_endian: bool, path: &[&str]) -> Option<String> {
             ) => None,
             _ => bad("a time of unknown width or unit".into()),
         },
-        Type::Timestamp => match f.type_as_timestamp().map(|t| t.unit()) {
-            Some(
-                ipc::TimeUnit::SECOND
-                | ipc::TimeUnit::MILLISECOND
-                | ipc::TimeUnit::MICROSECOND
-                | ipc::TimeUnit::NANOSECOND,
-            ) => None,
-            _ => bad("a timestamp of unknown unit".into()),
-        },
-        Type::Duration => match f.type_as_duration().map(|t| t.unit()) {
-            Some(
-                ipc::TimeUnit::SECOND
-                | ipc::TimeUnit::MILLISECOND
-                | ipc::TimeUnit::MICROSECOND
-                | ipc::TimeUnit::NANOSECOND,
-            ) => None,
-            _ => bad("a duration of unknown unit".into()),
-        },
+        Type::Timestamp => (!known_unit(f.type_as_timestamp().map(|t| t.unit())))
+            .then(|| explain(&column, "a timestamp of unknown unit")),
+        Type::Duration => (!known_unit(f.type_as_duration().map(|t| t.unit())))
+            .then(|| explain(&column, "a duration of unknown unit")),
         Type::Interval => match f.type_as_interval().map(|t| t.unit()) {
             Some(
                 ipc::IntervalUnit::YEAR_MONTH
@@ -172,4 +158,48 @@ fn field(f: Field<'_>, big_endian: bool, path: &[&str]) -> Option<String> {
         other => bad(format!("the type {other:?}")),
     };
     problem.or_else(|| children?.iter().find_map(|c| field(c, big_endian, &here)))
+}
+
+fn known_unit(unit: Option<ipc::TimeUnit>) -> bool {
+    matches!(
+        unit,
+        Some(
+            ipc::TimeUnit::SECOND
+                | ipc::TimeUnit::MILLISECOND
+                | ipc::TimeUnit::MICROSECOND
+                | ipc::TimeUnit::NANOSECOND
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+
+    fn footer(path: &str) -> ParquetMetaData {
+        let file = std::fs::File::open(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+            .unwrap();
+        ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_128_bit_integer_is_named_and_every_arrow_type_passes() {
+        let why = super::unreadable(&footer("testdata/polars_int128/p=1/part-0.parquet"));
+        assert!(
+            why.as_deref()
+                .is_some_and(|w| w.contains("column `big` a 128-bit integer")),
+            "{why:?}"
+        );
+        // Arrow schemas of every type pyarrow and Polars write, dictionaries, zones,
+        // durations, nested lists and structs among them.
+        for ok in [
+            "testdata/polars_types/p=1/part-0.parquet",
+            "testdata/pyarrow_alltypes/p=1/part-0.parquet",
+            "testdata/null_columns/p=1/part-0.parquet",
+        ] {
+            assert_eq!(super::unreadable(&footer(ok)), None, "{ok}");
+        }
+    }
 }

@@ -160,6 +160,9 @@ impl Faithful {
                     .find(|&k| back.slice(k, 1).as_ref() != stored.slice(k, 1).as_ref())
                     .unwrap_or(0);
                 let shown = |a: &ArrayRef| {
+                    if a.is_null(row) {
+                        return "NULL".to_string();
+                    }
                     arrow::util::display::array_value_to_string(a, row)
                         .unwrap_or_else(|_| "?".into())
                 };

@@ -160,30 +160,34 @@ fn a_file_that_is_not_a_snapshot() {
     );
 }
 
-/// A file whose `INT(8)` column stores 1 and 300 (a writer's bug): the Arrow reader
-/// gives 300 as 44.
-fn int8_holding_300(table: &std::path::Path, partition: &str) {
+/// A one-file partition of one INT32 column, described by `message`, storing `values`.
+fn int32_file(table: &std::path::Path, partition: &str, message: &str, values: &[i32]) {
     use std::sync::Arc;
 
     use parquet::data_type::Int32Type;
     use parquet::file::writer::SerializedFileWriter;
 
-    let schema = parquet::schema::parser::parse_message_type(
-        "message m { optional int32 x (INTEGER(8,true)); }",
-    )
-    .unwrap();
+    let schema = parquet::schema::parser::parse_message_type(message).unwrap();
     let dir = table.join(partition);
     std::fs::create_dir_all(&dir).unwrap();
     let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
     let mut w = SerializedFileWriter::new(file, Arc::new(schema), Default::default()).unwrap();
     let mut rg = w.next_row_group().unwrap();
     let mut c = rg.next_column().unwrap().unwrap();
+    let defs = vec![1; values.len()];
     c.typed::<Int32Type>()
-        .write_batch(&[1, 300], Some(&[1, 1]), None)
+        .write_batch(values, Some(&defs), None)
         .unwrap();
     c.close().unwrap();
     rg.close().unwrap();
     w.close().unwrap();
+}
+
+/// A file whose `INT(8)` column stores 1 and 300 (a writer's bug): the Arrow reader
+/// gives 300 as 44.
+fn int8_holding_300(table: &std::path::Path, partition: &str) {
+    let message = "message m { optional int32 x (INTEGER(8,true)); }";
+    int32_file(table, partition, message, &[1, 300]);
 }
 
 #[test]
@@ -239,34 +243,8 @@ fn a_file_the_reader_would_convert_with_a_loss_is_refused() {
 /// A file whose column is annotated UNKNOWN (always NULL, as writers store a NULL-typed
 /// column) but stores 5 and 6 (a writer's bug): the Arrow reader gives NULLs.
 fn null_column_holding_values(table: &std::path::Path, partition: &str) {
-    use std::sync::Arc;
-
-    use parquet::basic::{LogicalType, Repetition, Type as Physical};
-    use parquet::data_type::Int32Type;
-    use parquet::file::writer::SerializedFileWriter;
-    use parquet::schema::types::Type;
-
-    let n = Type::primitive_type_builder("n", Physical::INT32)
-        .with_repetition(Repetition::OPTIONAL)
-        .with_logical_type(Some(LogicalType::Unknown))
-        .build()
-        .unwrap();
-    let schema = Type::group_type_builder("m")
-        .with_fields(vec![Arc::new(n)])
-        .build()
-        .unwrap();
-    let dir = table.join(partition);
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
-    let mut w = SerializedFileWriter::new(file, Arc::new(schema), Default::default()).unwrap();
-    let mut rg = w.next_row_group().unwrap();
-    let mut c = rg.next_column().unwrap().unwrap();
-    c.typed::<Int32Type>()
-        .write_batch(&[5, 6], Some(&[1, 1]), None)
-        .unwrap();
-    c.close().unwrap();
-    rg.close().unwrap();
-    w.close().unwrap();
+    let message = "message m { optional int32 n (UNKNOWN); }";
+    int32_file(table, partition, message, &[5, 6]);
 }
 
 #[test]
@@ -276,7 +254,10 @@ fn a_null_column_that_stores_values_is_refused() {
     null_column_holding_values(&t, "p=1");
     fails(
         &run_in(dir.path(), &["snapshot", "t"]),
-        &["p=1/part-0.parquet", "column n: row 0", "5"],
+        &[
+            "p=1/part-0.parquet",
+            "column n: row 0 of the file reads as NULL where the file stores 5",
+        ],
     );
 }
 
