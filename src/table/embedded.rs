@@ -177,10 +177,10 @@ mod tests {
     use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
     fn footer(path: &str) -> ParquetMetaData {
-        let file = std::fs::File::open(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
-            .unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let bytes = crate::storage::fs::real().read(&path).unwrap();
         ParquetMetaDataReader::new()
-            .parse_and_finish(&file)
+            .parse_and_finish(&bytes::Bytes::from(bytes))
             .unwrap()
     }
 
