@@ -153,7 +153,8 @@ def as_ints(t):
 
 
 def read_partition_file(path):
-    """A Parquet file as the spec reads it: INT96 at microseconds, and every INTERVAL
+    """A Parquet file as the spec reads it: INT96 at microseconds, UUID and JSON as their stored
+    bytes and strings, and every INTERVAL
     leaf (12 bytes: months, days, milliseconds, unsigned little-endian) as an interval,
     which pyarrow gives as 12 raw bytes."""
     f = pq.ParquetFile(path, coerce_int96_timestamp_unit="ns" if V1 else "us")
@@ -163,10 +164,42 @@ def read_partition_file(path):
         if f.schema.column(i).converted_type == "INTERVAL"
     }
     table = f.read()
+    # pyarrow gives Parquet's UUID and JSON as extension types: the spec hashes their
+    # stored values (binary and string).
+    table = pa.table([stored(c.combine_chunks()) for c in table.columns], names=table.schema.names)
     if not intervals:
         return table
     columns = [with_intervals(table.column(n).combine_chunks(), n, intervals) for n in table.schema.names]
     return pa.table(columns, names=table.schema.names)
+
+
+def stored(arr):
+    """`arr` with every extension type, at any depth, as its storage."""
+    t = arr.type
+    if isinstance(t, pa.BaseExtensionType):
+        return stored(arr.storage)
+    if pa.types.is_map(t):
+        keys, items = stored(arr.keys), stored(arr.items)
+        if keys.type == t.key_type and items.type == t.item_type:
+            return arr
+        return pa.MapArray.from_arrays(arr.offsets, keys, items, mask=arr.is_null())
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        values = stored(arr.values)
+        if values.type == t.value_type:
+            return arr
+        make = pa.ListArray if pa.types.is_list(t) else pa.LargeListArray
+        return make.from_arrays(arr.offsets, values, mask=arr.is_null())
+    if pa.types.is_fixed_size_list(t):
+        values = stored(arr.values)
+        if values.type == t.value_type:
+            return arr
+        return pa.FixedSizeListArray.from_arrays(values, t.list_size, mask=arr.is_null())
+    if pa.types.is_struct(t):
+        fields = [stored(arr.field(i)) for i in range(t.num_fields)]
+        if all(f.type == t.field(i).type for i, f in enumerate(fields)):
+            return arr
+        return pa.StructArray.from_arrays(fields, names=[f.name for f in t], mask=arr.is_null())
+    return arr
 
 
 def with_intervals(arr, path, intervals):

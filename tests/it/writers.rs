@@ -74,6 +74,30 @@ fn checksums_equal_the_reference_implementation_on_real_files() {
             "1a3ac8aea6cb70d06cf54bf0d01a6768d493ddfda151487dd900b7e8ac580ddd"
         ]
     );
+    // Every type DuckDB writes (UUID and JSON, HUGEINT, VARIANT, GEOMETRY among them). p=1
+    // holds a list column pyarrow cannot read ("list offsets larger than values array").
+    // From: python testdata/checksum_reference.py testdata/duckdb_types/p=2
+    assert_eq!(
+        partition_checksums("testdata/duckdb_types", &["--partition", "p=2"]),
+        ["d13d91a0376110d713a6f6f8e82ea4ababaee950559a55a6640b28f4bcaf4675"]
+    );
+    // Spark with TIMESTAMP_MICROS, and Spark 4's VARIANT.
+    // From: python testdata/checksum_reference.py testdata/spark_types_micros/p=1 (p=2),
+    //       testdata/spark4_variant/p=1 (p=2)
+    assert_eq!(
+        partition_checksums("testdata/spark_types_micros", &[]),
+        [
+            "86e9e14411b7cefb648c205b537149c2ed7f1a2370293b06b0ad1c8f6b1fe538",
+            "2e87bd3dc5d8de112e3362214b4ecfe7b65361932d851304e8a29de6c10d4be9"
+        ]
+    );
+    assert_eq!(
+        partition_checksums("testdata/spark4_variant", &[]),
+        [
+            "e0ca365301f2882915ef23d872d4e67ba482e025a4965758a312c170407f730a",
+            "c3de8428fa792e2651252cfeebf4306361ca5b904fad2d8c84be6df70c6645db"
+        ]
+    );
     // Every type Polars writes: Categorical, Enum, Array, Duration, Null among them.
     // From: python testdata/checksum_reference.py testdata/polars_types/p=1 testdata/polars_types/p=2
     assert_eq!(
