@@ -1,6 +1,6 @@
 """Writes the round-trip tables in testdata/ (`duckdb_types/`, `duckdb_intervals/`,
 `pyarrow_alltypes/`, `pyarrow_int96_nanos/`, `spark_types/` with INT96 timestamps,
-`spark_types_micros/`, `polars_types/`, `polars_int128/`, `null_columns/`): every type each
+`spark_types_micros/`, `spark_types_legacy/`, `polars_types/`, `polars_int128/`, `null_columns/`): every type each
 engine writes to Parquet, NULLs in every column, extreme values. Each table has an int partition key `p` (1, 2), a row key `k` (unique) and a
 string `s`; the round-trip tests rewrite them and read them back with `engine_read.py`.
 
@@ -166,8 +166,10 @@ def pyarrow_int96_nanos():
         )
 
 
-def spark_types(name, timestamps):
-    """`timestamps`: Spark's `outputTimestampType` (its default is INT96)."""
+def spark_types(name, timestamps, legacy=False):
+    """`timestamps`: Spark's `outputTimestampType` (its default is INT96); `legacy`: Spark's
+    `writeLegacyFormat`, as Hive-compatible tables are written (decimals as fixed-length
+    bytes, lists as `bag`/`array` groups, maps as `key_value`)."""
     from pyspark.sql import SparkSession
 
     out = fresh(name)
@@ -179,6 +181,7 @@ def spark_types(name, timestamps):
         .config("spark.sql.parquet.int96RebaseModeInWrite", "CORRECTED")
         .config("spark.sql.parquet.datetimeRebaseModeInWrite", "CORRECTED")
         .config("spark.sql.parquet.outputTimestampType", timestamps)
+        .config("spark.sql.parquet.writeLegacyFormat", "true" if legacy else "false")
         .getOrCreate()
     )
     spark.sql(
@@ -319,6 +322,8 @@ if __name__ == "__main__":
     if "spark" in which:
         spark_types("spark_types", "INT96")
         spark_types("spark_types_micros", "TIMESTAMP_MICROS")
+    if "spark_legacy" in which:
+        spark_types("spark_types_legacy", "INT96", legacy=True)
     if "spark4_variant" in which:
         spark4_variant()
     if "polars" in which:

@@ -170,6 +170,14 @@ fn every_type_round_trips_a_slice_at_a_time() {
 }
 
 #[test]
+fn spark_legacy_format_round_trips() {
+    // `writeLegacyFormat` (Hive-compatible tables): fixed-length decimals, `bag`/`array`
+    // lists and `key_value` maps are written again in the same layout.
+    rewrite("spark", "spark_types_legacy", Fix::DeleteRow);
+    rewrite("spark", "spark_types_legacy", Fix::UpperS);
+}
+
+#[test]
 fn spark4_variant_round_trips() {
     // Spark 4 writes VARIANT as a group of `metadata` and `value` binaries with its schema
     // in the file's metadata; Spark 4 reads the same VARIANT values back.

@@ -81,6 +81,16 @@ fn checksums_equal_the_reference_implementation_on_real_files() {
         partition_checksums("testdata/duckdb_types", &["--partition", "p=2"]),
         ["d13d91a0376110d713a6f6f8e82ea4ababaee950559a55a6640b28f4bcaf4675"]
     );
+    // The same rows in Spark's legacy layout (`writeLegacyFormat`: decimals as fixed-length
+    // bytes, lists as `bag`/`array` groups): the same checksums as Spark's standard layout.
+    // From: python testdata/checksum_reference.py testdata/spark_types_legacy/p=1 (p=2)
+    assert_eq!(
+        partition_checksums("testdata/spark_types_legacy", &[]),
+        [
+            "5a0c6a73f0c160d56775549a37ea2c58c750c5e4b0eedae3826042fc1ab74b68",
+            "15c48c51fcfb83c2743e984a52293c937ada2f3bbef373563e482ea0c25d87cb"
+        ]
+    );
     // Spark with TIMESTAMP_MICROS, and Spark 4's VARIANT.
     // From: python testdata/checksum_reference.py testdata/spark_types_micros/p=1 (p=2),
     //       testdata/spark4_variant/p=1 (p=2)
