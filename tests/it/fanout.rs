@@ -360,16 +360,31 @@ fn resume_of_a_frozen_run_reports_a_held_partition_busy_then_waits_for_it() {
 #[test]
 fn a_worker_killed_at_any_moment_is_retried_into_exactly_one_transform() {
     // 20 files a partition: the commit window is wide. Kill -9 after a growing delay,
-    // then retry as an orchestrator does, until the task succeeds.
+    // then retry as an orchestrator does, until the task succeeds. The delays spread over
+    // an uninterrupted worker's life on this machine, so that most kills land mid-run
+    // however fast it is.
+    let life = {
+        let dir = tempfile::tempdir().unwrap();
+        table(dir.path(), 1, 20);
+        let run = freeze(dir.path(), "t", &[]);
+        let started = std::time::Instant::now();
+        let out = worker(dir.path(), "t", &run, "day=2024-01-01", &[])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        started.elapsed()
+    };
     let mut killed_mid_run = 0;
-    for delay_ms in [5u64, 20, 40, 60, 80, 100, 130, 160, 200, 260] {
+    for step in 0..10u32 {
+        let delay = life * step / 10 + Duration::from_millis(2);
+        let delay_ms = delay.as_millis();
         let dir = tempfile::tempdir().unwrap();
         table(dir.path(), 1, 20);
         let run = freeze(dir.path(), "t", &[]);
         let mut child = worker(dir.path(), "t", &run, "day=2024-01-01", &[])
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        std::thread::sleep(delay);
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill();
         let _ = child.wait();
