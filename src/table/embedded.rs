@@ -59,10 +59,10 @@ fn field(f: Field<'_>, big_endian: bool, path: &[&str]) -> Option<String> {
     let children = f.children();
     let child_count = children.map_or(0, |c| c.len());
     let need = |n: usize, what: &str| {
-        (child_count != n)
-            .then(|| explain(&column, &format!("a {what} of {child_count} child fields")))
+        (child_count != n).then(|| format!("a {what} of {child_count} child fields"))
     };
-    let problem = match f.type_type() {
+    // What is wrong with the field's own type, in words.
+    let problem: Option<String> = match f.type_type() {
         Type::Null
         | Type::Bool
         | Type::Binary
@@ -75,57 +75,57 @@ fn field(f: Field<'_>, big_endian: bool, path: &[&str]) -> Option<String> {
         Type::FixedSizeBinary => f
             .type_as_fixed_size_binary()
             .is_none()
-            .then(|| explain(&column, "a fixed-size binary without a width")),
+            .then(|| "a fixed-size binary without a width".into()),
         Type::Int => match f.type_as_int() {
             Some(i) if matches!(i.bitWidth(), 8 | 16 | 32 | 64) => None,
-            Some(i) => bad(format!(
+            Some(i) => Some(format!(
                 "a {}-bit {}integer",
                 i.bitWidth(),
                 if i.is_signed() { "" } else { "unsigned " }
             )),
-            None => bad("an integer without a width".into()),
+            None => Some("an integer without a width".into()),
         },
         Type::FloatingPoint => match f.type_as_floating_point().map(|p| p.precision()) {
             Some(ipc::Precision::HALF | ipc::Precision::SINGLE | ipc::Precision::DOUBLE) => None,
-            _ => bad("a floating-point type of unknown precision".into()),
+            _ => Some("a floating-point type of unknown precision".into()),
         },
         Type::Date => match f.type_as_date().map(|d| d.unit()) {
             Some(ipc::DateUnit::DAY | ipc::DateUnit::MILLISECOND) => None,
-            _ => bad("a date of unknown unit".into()),
+            _ => Some("a date of unknown unit".into()),
         },
         Type::Time => match f.type_as_time().map(|t| (t.bitWidth(), t.unit())) {
             Some(
                 (32, ipc::TimeUnit::SECOND | ipc::TimeUnit::MILLISECOND)
                 | (64, ipc::TimeUnit::MICROSECOND | ipc::TimeUnit::NANOSECOND),
             ) => None,
-            _ => bad("a time of unknown width or unit".into()),
+            _ => Some("a time of unknown width or unit".into()),
         },
         Type::Timestamp => (!known_unit(f.type_as_timestamp().map(|t| t.unit())))
-            .then(|| explain(&column, "a timestamp of unknown unit")),
+            .then(|| "a timestamp of unknown unit".into()),
         Type::Duration => (!known_unit(f.type_as_duration().map(|t| t.unit())))
-            .then(|| explain(&column, "a duration of unknown unit")),
+            .then(|| "a duration of unknown unit".into()),
         Type::Interval => match f.type_as_interval().map(|t| t.unit()) {
             Some(
                 ipc::IntervalUnit::YEAR_MONTH
                 | ipc::IntervalUnit::DAY_TIME
                 | ipc::IntervalUnit::MONTH_DAY_NANO,
             ) => None,
-            _ => bad("an interval of unknown unit".into()),
+            _ => Some("an interval of unknown unit".into()),
         },
         Type::List | Type::LargeList | Type::ListView | Type::LargeListView => need(1, "list"),
         Type::FixedSizeList => need(1, "list").or_else(|| {
             f.type_as_fixed_size_list()
                 .is_none()
-                .then(|| explain(&column, "a fixed-size list without a size"))
+                .then(|| "a fixed-size list without a size".into())
         }),
         Type::Map => need(1, "map").or_else(|| {
             f.type_as_map()
                 .is_none()
-                .then(|| explain(&column, "a map without its key order"))
+                .then(|| "a map without its key order".into())
         }),
         Type::RunEndEncoded => need(2, "run-end encoding"),
         Type::Decimal => match f.type_as_decimal() {
-            Some(_) if big_endian => bad("a big-endian decimal".into()),
+            Some(_) if big_endian => Some("a big-endian decimal".into()),
             Some(d)
                 if matches!(d.bitWidth(), 32 | 64 | 128 | 256)
                     && u8::try_from(d.precision()).is_ok()
@@ -133,13 +133,13 @@ fn field(f: Field<'_>, big_endian: bool, path: &[&str]) -> Option<String> {
             {
                 None
             }
-            Some(d) => bad(format!(
+            Some(d) => Some(format!(
                 "a {}-bit decimal({}, {})",
                 d.bitWidth(),
                 d.precision(),
                 d.scale()
             )),
-            None => bad("a decimal without precision".into()),
+            None => Some("a decimal without precision".into()),
         },
         Type::Union => match f.type_as_union() {
             Some(u) if matches!(u.mode(), ipc::UnionMode::Dense | ipc::UnionMode::Sparse) => {
@@ -151,13 +151,16 @@ fn field(f: Field<'_>, big_endian: bool, path: &[&str]) -> Option<String> {
                     seen.len() == ids.len() && seen.iter().all(|i| i8::try_from(*i).is_ok())
                 });
                 (ids != child_count || !distinct)
-                    .then(|| explain(&column, "a union whose type ids do not match its fields"))
+                    .then(|| "a union whose type ids do not match its fields".into())
             }
-            _ => bad("a union of unknown mode".into()),
+            _ => Some("a union of unknown mode".into()),
         },
-        other => bad(format!("the type {other:?}")),
+        other => Some(format!("the type {other:?}")),
     };
-    problem.or_else(|| children?.iter().find_map(|c| field(c, big_endian, &here)))
+    if let Some(what) = problem {
+        return bad(what);
+    }
+    children?.iter().find_map(|c| field(c, big_endian, &here))
 }
 
 fn known_unit(unit: Option<ipc::TimeUnit>) -> bool {

@@ -741,6 +741,7 @@ async fn listing(
 
 /// Refuses a lookup table with a file whose embedded Arrow schema the reader cannot read
 /// ([`crate::table::embedded`]), by name, before the engine's schema inference meets it.
+/// That reads each footer twice, once per run: lookup tables are read once, up front.
 async fn check_embedded_schemas(ctx: &SessionContext, table_url: &ListingTableUrl) -> Result<()> {
     use futures::TryStreamExt as _;
     let state = ctx.state();
