@@ -294,6 +294,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// Parquet summary files describe files a run would replace.
+    #[error("{table} holds Parquet summary files that list the row groups of the files this run would replace: {files}; after the run they would name files that no longer exist and rows that changed (fastparquet and dask read them: they would fail, or count the old rows). Nothing was written. Move them out of the table and run again (readers then list the files; backfill never reads them), and rebuild them afterwards with the tool that wrote them if you need them")]
+    SummaryFiles {
+        /// The table, as the user named it.
+        table: String,
+        /// The summary files, relative to the table, comma-separated.
+        files: String,
+    },
+
     /// The storage lacks something the commit protocol needs.
     #[error("{store} {lacks}; nothing was written to the table; {next}")]
     Unsupported {

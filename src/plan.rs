@@ -590,6 +590,7 @@ impl PlannedPartition {
             typed,
             files,
             stray: Vec::new(),
+            summaries: Vec::new(),
         })
     }
 }

@@ -4,7 +4,7 @@ engine's own text for it), and per column the Parquet descriptions of its leaves
 the table's files (physical type, logical type, converted type, repetition), plus the
 file-level metadata keys.
 
-    python testdata/engine_read.py duckdb|pyarrow|spark|polars TABLE_DIR [--exclude-k N]
+    python testdata/engine_read.py duckdb|pyarrow|spark|polars|fastparquet TABLE_DIR [--exclude-k N]
 
 The round-trip tests run it before and after a rewrite and compare (rows with
 `k = N` dropped from the "before" side when the rewrite deleted them).
@@ -32,6 +32,9 @@ def parquet_descriptions(table):
         meta = pq.ParquetFile(f).metadata
         keys.update(k.decode() for k in (meta.metadata or {}).keys())
         schema = meta.schema
+        # The root's name ("required group field_id=-1 schema {"): fastparquet refuses to
+        # combine files whose roots are named differently.
+        leaves.setdefault("(root)", set()).add(str(schema).splitlines()[1].split()[-2])
         for i in range(len(schema)):
             c = schema.column(i)
             desc = "{} {} {} def={} rep={}".format(
@@ -93,6 +96,15 @@ def read_polars(table):
     return types, rows
 
 
+def read_fastparquet(table):
+    import fastparquet
+
+    df = fastparquet.ParquetFile(table).to_pandas().sort_values(["k", "p"])
+    types = {n: str(t) for n, t in df.dtypes.items()}
+    rows = [{n: repr(v) for n, v in r.items()} for r in df.astype(object).to_dict("records")]
+    return types, rows
+
+
 def read_spark(table):
     from pyspark.sql import SparkSession
 
@@ -123,6 +135,7 @@ def main():
         "pyarrow": read_pyarrow,
         "spark": read_spark,
         "polars": read_polars,
+        "fastparquet": read_fastparquet,
     }[engine](table)
     if exclude is not None:
         # DuckDB's rows are "value | text", the others' the value alone.

@@ -1,12 +1,13 @@
 """Writes the round-trip tables in testdata/ (`duckdb_types/`, `duckdb_intervals/`,
 `pyarrow_alltypes/`, `pyarrow_int96_nanos/`, `spark_types/` with INT96 timestamps,
-`spark_types_micros/`, `spark_types_legacy/`, `polars_types/`, `polars_int128/`, `null_columns/`): every type each
+`spark_types_micros/`, `spark_types_legacy/`, `polars_types/`, `polars_int128/`, `null_columns/`, `fastparquet_summary/`): every type each
 engine writes to Parquet, NULLs in every column, extreme values. Each table has an int partition key `p` (1, 2), a row key `k` (unique) and a
 string `s`; the round-trip tests rewrite them and read them back with `engine_read.py`.
 
 Run from the repository root:  python testdata/make_type_tables.py
 Needs: duckdb==2.0.1, pyarrow==26.0.1, pyspark==3.5.3 (with a Java 17 runtime),
-polars==2.1.0.
+polars==2.1.0; `fastparquet_summary/` (argument `fastparquet`): fastparquet==2026.9.0,
+pandas.
 """
 import datetime as dt
 import decimal
@@ -310,6 +311,37 @@ def null_columns():
     )
 
 
+def fastparquet_summary():
+    """A table as fastparquet writes one (`file_scheme="hive"`): `_metadata` and
+    `_common_metadata` beside the partitions, listing every file's row groups; pandas
+    types (categorical, nullable integers, NaN, naive and zoned datetimes); two row groups
+    per file."""
+    import fastparquet
+    import numpy as np
+    import pandas as pd
+
+    out = fresh("fastparquet_summary")
+    n = 6
+    df = pd.DataFrame(
+        {
+            "p": [1, 1, 1, 2, 2, 2],
+            "k": np.arange(n, dtype="int64"),
+            "s": ["a", "é", None, "", "d", "x" * 40],
+            "f": [1.5, -0.0, np.nan, 4.0, float("inf"), -2.25],
+            "ts": pd.to_datetime(
+                ["2024-01-01 10:00", "1900-01-01", None, "2262-04-11", "1970-01-01", "2024-02-29 23:59:59.999999"],
+                format="ISO8601",
+            ),
+            "tz": pd.to_datetime(["2024-01-01 10:00"] * n).tz_localize("Europe/Paris"),
+            "cat": pd.Categorical(["x", "y", None, "y", "x", "z"]),
+            "ni": pd.array([1, None, -3, 2**31 - 1, -(2**31), 0], dtype="Int32"),
+            "u8": np.array([0, 1, 2, 253, 254, 255], dtype="uint8"),
+            "b": pd.array([True, False, None, True, None, False], dtype="boolean"),
+        }
+    )
+    fastparquet.write(out, df, partition_on=["p"], file_scheme="hive", row_group_offsets=[0, 2])
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["duckdb", "pyarrow", "spark", "polars"]
     if "duckdb" in which:
@@ -329,3 +361,5 @@ if __name__ == "__main__":
     if "polars" in which:
         polars_types()
         null_columns()
+    if "fastparquet" in which:
+        fastparquet_summary()

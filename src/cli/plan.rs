@@ -204,6 +204,8 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     // is learnt from footers).
     let cache = backfill::snapshot::Cache::open(&table.location, None).await;
     let mut plan = plan::build(&table, &selection, order, jobs, "(plan)", Some(&cache)).await?;
+    // What a run of this plan would refuse, the plan refuses.
+    run::refuse_summary_files(&table, &plan)?;
     let candidates: Vec<plan::PlannedPartition> =
         run::sample_partitions(&plan, args.preflight_partition.as_deref())?
             .into_iter()

@@ -391,6 +391,7 @@ async fn plan_run(
         Some(&cache),
     )
     .await?;
+    refuse_summary_files(table, &plan)?;
     plan.settings = Some(RunSettings {
         sql: req.sql.clone(),
         sql_hash: sql_hash(&req.sql),
@@ -403,6 +404,21 @@ async fn plan_run(
         slice_above_mib: req.slice_above_mib,
     });
     Ok(plan)
+}
+
+/// Refuses a run over partitions that Parquet summary files describe (docs/DECISIONS.md,
+/// "Summary files"): the run would leave them false.
+pub fn refuse_summary_files(table: &Table, plan: &Plan) -> Result<()> {
+    let planned: std::collections::HashSet<&PartitionId> =
+        plan.partitions.iter().map(|p| &p.partition).collect();
+    let files = table.summaries_over(|p| planned.contains(p));
+    if files.is_empty() {
+        return Ok(());
+    }
+    Err(Error::SummaryFiles {
+        table: table.location.display.clone(),
+        files: files.join(", "),
+    })
 }
 
 /// The preflight's sample of a new run's plan: the transform run twice on one partition

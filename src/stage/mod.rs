@@ -72,7 +72,7 @@ fn new_root(
             None => fields.push(arrow_says.clone()),
         }
     }
-    Type::group_type_builder(root.name())
+    Type::group_type_builder(layout.root_name.as_deref().unwrap_or(root.name()))
         .with_fields(fields)
         .build()
         .map(Arc::new)

@@ -76,6 +76,8 @@ pub struct Partition {
     pub files: Vec<DataFile>,
     /// Files in the folder that are neither Parquet nor skipped by readers.
     pub stray: Vec<String>,
+    /// Parquet summary files in the folder ([`is_summary`]), relative paths.
+    pub summaries: Vec<String>,
 }
 
 impl Partition {
@@ -109,6 +111,8 @@ pub struct Table {
     pub partitions: Vec<Partition>,
     /// Parquet files not inside the `key=value` layout (relative paths).
     pub outside_layout: Vec<String>,
+    /// Parquet summary files ([`is_summary`]) beside the partition folders.
+    pub summaries: Vec<String>,
 }
 
 /// How to read partition values: explicit types per key; others are inferred.
@@ -143,6 +147,7 @@ impl DiscoverOptions {
 enum Entry {
     Data { dirs: Vec<String>, file: DataFile },
     Skipped { dirs: Vec<String> },
+    Summary { dirs: Vec<String>, relative: String },
     Stray { dirs: Vec<String>, relative: String },
     Outside(String),
 }
@@ -150,6 +155,14 @@ enum Entry {
 /// Names readers skip: `_*` and `.*` (markers, hidden files), `*.crc` (checksums).
 pub fn is_skipped(name: &str) -> bool {
     name.starts_with('_') || name.starts_with('.') || name.ends_with(".crc")
+}
+
+/// Parquet summary files: `_metadata` (every data file's footer, row groups and
+/// statistics, with each file's path) and `_common_metadata` (the schema), as fastparquet,
+/// dask and Spark (`parquet.summary.metadata.level`) write them. They describe data files
+/// by name and content, so a rewrite that replaces those files leaves them false.
+pub fn is_summary(name: &str) -> bool {
+    name == "_metadata" || name == "_common_metadata"
 }
 
 fn is_parquet(name: &str) -> bool {
@@ -199,6 +212,12 @@ fn classify(listed: Listed) -> Option<Entry> {
     }
     let layout = !dirs.is_empty() && dirs.iter().all(|d| is_key_value(d));
     let dirs: Vec<String> = dirs.iter().map(|s| s.to_string()).collect();
+    if is_summary(name) && (layout || dirs.is_empty()) {
+        return Some(Entry::Summary {
+            dirs,
+            relative: relative.to_string(),
+        });
+    }
     if !layout {
         return is_data_file_name(name).then(|| Entry::Outside(relative.to_string()));
     }
@@ -393,9 +412,15 @@ fn build(
     let mut keys: Option<(Vec<String>, String)> = None;
     let mut folders: BTreeMap<String, Partition> = BTreeMap::new();
     let mut outside_layout = Vec::new();
+    let mut summaries = Vec::new();
     for entry in entries {
         let (dirs, example) = match &entry {
+            Entry::Summary { dirs, relative } if dirs.is_empty() => {
+                summaries.push(relative.clone());
+                continue;
+            }
             Entry::Data { dirs, file } => (dirs.clone(), file.relative.clone()),
+            Entry::Summary { dirs, .. } => (dirs.clone(), dirs.join("/")),
             Entry::Skipped { dirs } | Entry::Stray { dirs, .. } => (dirs.clone(), dirs.join("/")),
             Entry::Outside(rel) => {
                 outside_layout.push(rel.clone());
@@ -432,10 +457,12 @@ fn build(
             typed: Vec::new(),
             files: Vec::new(),
             stray: Vec::new(),
+            summaries: Vec::new(),
         });
         match entry {
             Entry::Data { file, .. } => partition.files.push(file),
             Entry::Stray { relative, .. } => partition.stray.push(relative),
+            Entry::Summary { relative, .. } => partition.summaries.push(relative),
             _ => {}
         }
     }
@@ -488,10 +515,21 @@ fn build(
         keys,
         partitions,
         outside_layout,
+        summaries,
     })
 }
 
 impl Table {
+    /// The summary files that describe data files of the partitions `selected` picks:
+    /// those beside the partition folders and those in the picked partitions' folders.
+    pub fn summaries_over(&self, selected: impl Fn(&PartitionId) -> bool) -> Vec<&str> {
+        let mut out: Vec<&str> = self.summaries.iter().map(String::as_str).collect();
+        for p in self.partitions.iter().filter(|p| selected(&p.id)) {
+            out.extend(p.summaries.iter().map(String::as_str));
+        }
+        out
+    }
+
     /// The table narrowed to the partitions `selection` picks, in table order: what every
     /// command then acts on. Fails on bad flags, and with [`Error::EmptySelection`] when
     /// flags were given and nothing matches.

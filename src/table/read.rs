@@ -634,6 +634,10 @@ pub struct Layout {
     /// of this crate does not apply (a zone name on seconds, pyarrow's own extension
     /// types), so the writer's engine reads the new file as it read the old.
     pub arrow_schema: Option<String>,
+    /// The first source file's name of its schema's root (`schema` from pyarrow and
+    /// fastparquet, `spark_schema`, `duckdb_schema`...): fastparquet refuses to combine
+    /// files whose roots are named differently.
+    pub root_name: Option<String>,
 }
 
 impl Default for Layout {
@@ -646,6 +650,7 @@ impl Default for Layout {
             columns: Vec::new(),
             metadata: Vec::new(),
             arrow_schema: None,
+            root_name: None,
         }
     }
 }
@@ -656,6 +661,7 @@ fn describe(layout: &mut Layout, files: &[SourceFile], schema: &Schema) {
         return;
     };
     let meta = first.metadata.file_metadata();
+    layout.root_name = Some(meta.schema_descr().root_schema().name().to_string());
     layout.columns = meta
         .schema_descr()
         .root_schema()

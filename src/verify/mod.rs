@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 pub mod anomaly;
+mod summary;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Serialize;
@@ -137,6 +138,8 @@ pub enum FindingKind {
     OutsideLayout,
     /// A non-Parquet, non-hidden file in a partition.
     StrayFile,
+    /// A Parquet summary file (`_metadata`) that disagrees with the data files.
+    StaleSummary,
     /// Drift: the partition differs from the snapshot.
     Changed,
     /// Drift: the partition is gone since the snapshot.
@@ -168,6 +171,7 @@ impl FindingKind {
             FindingKind::MixedColumnTypes => "mixed_column_types",
             FindingKind::OutsideLayout => "outside_layout",
             FindingKind::StrayFile => "stray_file",
+            FindingKind::StaleSummary => "stale_summary",
             FindingKind::Changed => "changed",
             FindingKind::Missing => "missing",
             FindingKind::New => "new",
@@ -366,7 +370,13 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
     let mut snaps = Vec::new();
     let mut shared = snapshot::Shared::default();
     let mut rows = 0;
+    let mut file_rows = BTreeMap::new();
     for (p, scans) in partitions.iter().zip(scans) {
+        for (file, scan) in p.files.iter().zip(&scans) {
+            if let Ok(scan) = scan {
+                file_rows.insert(file.relative.clone(), scan.part.rows);
+            }
+        }
         if p.has_null() {
             findings.push(finding(
                 FindingKind::NullPartition,
@@ -455,6 +465,43 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
                 format!("[{second_schema}] differs from {first} [{first_schema}]"),
             )),
             Err(e) => return Err(e),
+        }
+    }
+
+    // Summaries beside the partitions cover them all; one in a partition's folder, that
+    // partition.
+    for (covered, path) in table
+        .summaries
+        .iter()
+        .map(|s| (partitions.clone(), s))
+        .chain(
+            partitions
+                .iter()
+                .flat_map(|p| p.summaries.iter().map(|s| (vec![*p], s))),
+        )
+    {
+        if path.rsplit('/').next() != Some("_metadata") {
+            continue; // `_common_metadata` holds a schema, no files
+        }
+        let at = (covered.len() == 1 && path.contains('/')).then(|| covered[0].id.as_str());
+        // One the Parquet reader cannot read is not compared: arrow-rs refuses a valid
+        // summary whose row groups mix written and missing ordinals, as fastparquet's
+        // `merge` over its files and others' writes, and a false finding is worse than none.
+        let Ok(listed) = summary::listed_rows(&table.location, path).await else {
+            continue;
+        };
+        let problems = summary::disagreements(&listed, &covered, &file_rows);
+        if let Some(first) = problems.first() {
+            let more = match problems.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            findings.push(finding(
+                FindingKind::StaleSummary,
+                at,
+                Some(path),
+                format!("the summary {first}{more}; readers that use it (fastparquet, dask) see other files and counts than the table holds: delete it, or write it again with the tool that wrote it"),
+            ));
         }
     }
 

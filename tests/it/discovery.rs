@@ -139,6 +139,8 @@ async fn discovery_works_on_the_in_memory_store() {
         "lake/ev/d=2024-01-02/r=a%2Fb/x.parquet",
         "lake/ev/d=2024-01-01/r=eu/x.parquet",
         "lake/ev/d=2024-01-01/r=eu/_SUCCESS",
+        "lake/ev/_metadata",
+        "lake/ev/d=2024-01-02/r=a%2Fb/_common_metadata",
     ] {
         store
             .put(&Path::parse(p).unwrap(), PutPayload::from(buf.clone()))
@@ -160,6 +162,17 @@ async fn discovery_works_on_the_in_memory_store() {
             ("d=2024-01-01/r=eu", Some("eu"), 1),
             ("d=2024-01-02/r=a%2Fb", Some("a/b"), 1)
         ]
+    );
+    // Parquet summary files, beside the partitions and in one (object listings name them
+    // as local folders do): what a run refuses to leave false.
+    assert_eq!(table.summaries, ["_metadata"]);
+    assert_eq!(
+        table.summaries_over(|p| p.as_str() == "d=2024-01-02/r=a%2Fb"),
+        ["_metadata", "d=2024-01-02/r=a%2Fb/_common_metadata"]
+    );
+    assert_eq!(
+        table.summaries_over(|p| p.as_str() == "d=2024-01-01/r=eu"),
+        ["_metadata"]
     );
     let snap = backfill::snapshot::snapshot(&table, &Default::default())
         .await

@@ -14,7 +14,7 @@ use object_store::{memory::InMemory, path::Path, ObjectStore, ObjectStoreExt, Pu
 
 use crate::support::faulty::{Count, Faulty, FaultyFs};
 use crate::support::{
-    copy_dir, file_hashes, large_rows, parquet_bytes, put, rows, run_in, small_table,
+    copy_dir, file_hashes, large_rows, parquet_bytes, put, root, rows, run_in, small_table,
     snapshot_json, sql,
 };
 
@@ -1078,4 +1078,59 @@ async fn staged_files_that_do_not_read_back_as_written_are_refused() {
     let staged = loc.work_root().join("stage").join("x.parquet");
     stage::write(&loc, &staged, file.clone()).await.unwrap();
     assert_eq!(std::fs::read(loc.fs_path(&staged).unwrap()).unwrap(), file);
+}
+
+#[test]
+fn a_run_over_files_a_parquet_summary_lists_is_refused() {
+    // fastparquet writes `_metadata` (every file's row groups, by path) and
+    // `_common_metadata` beside the partitions; fastparquet and dask read the files and row
+    // counts from it. A run replacing files would leave it naming files that are gone.
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    copy_dir(&root().join("testdata/fastparquet_summary"), &t);
+    std::fs::write(
+        dir.path().join("f.sql"),
+        "SELECT * FROM source WHERE k <> 1",
+    )
+    .unwrap();
+    let before = file_hashes(&t);
+    let refused = |args: &[&str], files: &str| {
+        let out = run_in(dir.path(), args);
+        assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        for want in [files, "Nothing was written", "fastparquet", "Move them out"] {
+            assert!(out.stderr.contains(want), "{want:?} not in {}", out.stderr);
+        }
+    };
+    let both = "_common_metadata, _metadata";
+    refused(&["run", "t", "--sql", "f.sql", "--all"], both);
+    refused(&["plan", "t", "--sql", "f.sql", "--all", "--freeze"], both);
+    refused(&["plan", "t", "--partition", "p=1"], both);
+    assert_eq!(file_hashes(&t), before, "a refused run changed the table");
+
+    // Moved out, the run goes ahead. A summary in a partition's own folder covers that
+    // partition only.
+    std::fs::remove_file(t.join("_common_metadata")).unwrap();
+    std::fs::rename(t.join("_metadata"), t.join("p=2/_metadata")).unwrap();
+    refused(
+        &["run", "t", "--sql", "f.sql", "--partition", "p=2"],
+        "p=2/_metadata",
+    );
+    let out = run_in(
+        dir.path(),
+        &["run", "t", "--sql", "f.sql", "--partition", "p=1"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let after = file_hashes(&t);
+    let p2: Vec<_> = after
+        .iter()
+        .filter(|(f, _)| f.starts_with("p=2/"))
+        .collect();
+    assert_eq!(
+        p2.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
+        ["p=2/_metadata", "p=2/part.1.parquet"]
+    );
+    assert_eq!(after["p=2/part.1.parquet"], before["p=2/part.1.parquet"]);
+    assert_eq!(after["p=2/_metadata"], before["_metadata"]);
+    let snap = snapshot_json(dir.path(), "t", &[]);
+    assert_eq!(snap["partitions"][0]["rows"], 2, "{snap}");
 }

@@ -1,6 +1,6 @@
 //! `verify`: each finding on a table made to have it, and a clean table passing.
 
-use crate::support::{put, rows, run_in, small_table};
+use crate::support::{copy_dir, put, root, rows, run_in, small_table};
 
 #[test]
 fn a_clean_table_passes() {
@@ -268,5 +268,64 @@ fn rows_anomaly_flags_a_dropped_and_a_doubled_day_but_not_weekends_or_a_ramp() {
     assert_eq!(
         crate::support::finding_list(&full.stdout),
         ["unreadable_file day=2024-01-10/region=eu"]
+    );
+}
+
+#[test]
+fn a_parquet_summary_that_disagrees_with_the_files_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    copy_dir(&root().join("testdata/fastparquet_summary"), &t);
+    let verify = || {
+        let out = run_in(dir.path(), &["verify", "t", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let findings: Vec<(String, String, String)> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["kind"].as_str().unwrap().to_string(),
+                    f["path"].as_str().unwrap_or("-").to_string(),
+                    f["detail"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        (out.code, findings)
+    };
+    // As fastparquet wrote it, the summary agrees with the files.
+    assert_eq!(verify(), (0, vec![]));
+
+    // Another job replaces p=1's files and puts a file of other rows in p=2 under the
+    // old name.
+    std::fs::remove_file(t.join("p=1/part.0.parquet")).unwrap();
+    std::fs::rename(t.join("p=1/part.1.parquet"), t.join("p=1/new.parquet")).unwrap();
+    std::fs::copy(
+        root().join("testdata/fastparquet_summary/p=1/part.0.parquet"),
+        t.join("p=2/part.1.parquet"),
+    )
+    .unwrap();
+    let (code, findings) = verify();
+    assert_eq!(code, 1);
+    let tail = "; readers that use it (fastparquet, dask) see other files and counts than the table holds: delete it, or write it again with the tool that wrote it";
+    assert_eq!(
+        findings,
+        [(
+            "stale_summary".to_string(),
+            "_metadata".to_string(),
+            format!("the summary does not list p=1/new.parquet (and 3 more){tail}")
+        )]
+    );
+    // One in a partition's folder names files relative to that folder, and covers that
+    // partition only.
+    std::fs::rename(t.join("_metadata"), t.join("p=2/_metadata")).unwrap();
+    let (_, findings) = verify();
+    assert_eq!(
+        findings,
+        [(
+            "stale_summary".to_string(),
+            "p=2/_metadata".to_string(),
+            format!("the summary does not list p=2/part.1.parquet{tail}")
+        )]
     );
 }

@@ -117,6 +117,15 @@ fn checksums_equal_the_reference_implementation_on_real_files() {
             "d6141f79e6a074cce1df04c42183a8700bfb797a930bfe2503e4ed6e69cd01bc"
         ]
     );
+    // pandas types as fastparquet writes them (its summary files beside them are not read).
+    // From: python testdata/checksum_reference.py testdata/fastparquet_summary/p=1 (p=2)
+    assert_eq!(
+        partition_checksums("testdata/fastparquet_summary", &[]),
+        [
+            "c532012673a1201fbdc606e09ebdf7bfa4200201d7c4873f7b720635fdfaa1d1",
+            "444e74e79faf437860b3e68775d13c894a62268cbd72319ecfda2aa55b1f3931"
+        ]
+    );
 }
 
 #[test]

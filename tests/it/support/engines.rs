@@ -1,5 +1,5 @@
 //! The engines that wrote `testdata/`'s tables, to read rewritten tables back as their
-//! writers do: DuckDB, pyarrow, PySpark and Polars (pinned), in a virtual environment.
+//! writers do: DuckDB, pyarrow, PySpark, Polars and fastparquet (pinned), in a virtual environment.
 //!
 //! The Python is `BACKFILL_ENGINES_PYTHON` if set (`.ci/run` sets it), else one installed
 //! on first use under the target folder. PySpark needs a Java runtime: without `java` on
@@ -13,6 +13,7 @@ pub const ENGINES: &[&str] = &[
     "pyarrow==26.0.1",
     "pyspark==3.5.3",
     "polars==2.1.0",
+    "fastparquet==2026.9.0",
 ];
 
 /// Spark 4, for the type Spark 3 does not have (VARIANT): its own environment.
@@ -29,7 +30,7 @@ fn python(engine: &str) -> PathBuf {
     if let Some(p) = std::env::var_os("BACKFILL_ENGINES_PYTHON") {
         return PathBuf::from(p);
     }
-    super::s3::python_env::python_env("engines-venv-2", ENGINES, "the round-trip tests")
+    super::s3::python_env::python_env("engines-venv-3", ENGINES, "the round-trip tests")
         .join("bin/python")
 }
 
