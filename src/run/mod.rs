@@ -406,8 +406,8 @@ async fn plan_run(
     Ok(plan)
 }
 
-/// Refuses a run over partitions that Parquet summary files describe (docs/DECISIONS.md,
-/// "Summary files"): the run would leave them false.
+/// Refuses a run over partitions that Parquet summary files describe: the run would leave
+/// them false (docs/DECISIONS.md says why refusing beats keeping, removing or rebuilding).
 pub fn refuse_summary_files(table: &Table, plan: &Plan) -> Result<()> {
     let planned: std::collections::HashSet<&PartitionId> =
         plan.partitions.iter().map(|p| &p.partition).collect();

@@ -470,24 +470,23 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
 
     // Summaries beside the partitions cover them all; one in a partition's folder, that
     // partition.
-    for (covered, path) in table
+    for (at, covered, path) in table
         .summaries
         .iter()
-        .map(|s| (partitions.clone(), s))
-        .chain(
-            partitions
+        .map(|s| (None, partitions.clone(), s))
+        .chain(partitions.iter().flat_map(|p| {
+            p.summaries
                 .iter()
-                .flat_map(|p| p.summaries.iter().map(|s| (vec![*p], s))),
-        )
+                .map(|s| (Some(p.id.as_str()), vec![*p], s))
+        }))
     {
         if path.rsplit('/').next() != Some("_metadata") {
             continue; // `_common_metadata` holds a schema, no files
         }
-        let at = (covered.len() == 1 && path.contains('/')).then(|| covered[0].id.as_str());
         // One the Parquet reader cannot read is not compared: arrow-rs refuses a valid
         // summary whose row groups mix written and missing ordinals, as fastparquet's
         // `merge` over its files and others' writes, and a false finding is worse than none.
-        let Ok(listed) = summary::listed_rows(&table.location, path).await else {
+        let Some(listed) = summary::listed_rows(&table.location, path).await else {
             continue;
         };
         let problems = summary::disagreements(&listed, &covered, &file_rows);

@@ -14,17 +14,11 @@ use crate::storage::Location;
 use crate::table::Partition;
 
 /// Rows by data file (path relative to the table) as the summary at `relative` lists
-/// them, or why it cannot be read as a summary.
-pub(super) async fn listed_rows(
-    loc: &Location,
-    relative: &str,
-) -> Result<BTreeMap<String, u64>, String> {
-    let bytes = async { loc.store.get(&loc.child(relative)).await?.bytes().await }
-        .await
-        .map_err(|e| e.to_string())?;
-    let meta = ParquetMetaDataReader::new()
-        .parse_and_finish(&bytes)
-        .map_err(|e| e.to_string())?;
+/// them; `None` if it cannot be fetched or read as Parquet metadata.
+pub(super) async fn listed_rows(loc: &Location, relative: &str) -> Option<BTreeMap<String, u64>> {
+    let get = loc.store.get(&loc.child(relative)).await.ok()?;
+    let bytes = get.bytes().await.ok()?;
+    let meta = ParquetMetaDataReader::new().parse_and_finish(&bytes).ok()?;
     let folder = relative.rsplit_once('/').map(|(d, _)| d);
     let mut rows = BTreeMap::new();
     for rg in meta.row_groups() {
@@ -38,7 +32,7 @@ pub(super) async fn listed_rows(
         };
         *rows.entry(path).or_insert(0) += rg.num_rows().max(0) as u64;
     }
-    Ok(rows)
+    Some(rows)
 }
 
 /// Where the summary `listed` disagrees with `partitions` (the ones it covers, as read:

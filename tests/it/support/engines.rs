@@ -19,7 +19,8 @@ pub const ENGINES: &[&str] = &[
 /// Spark 4, for the type Spark 3 does not have (VARIANT): its own environment.
 pub const SPARK4: &[&str] = &["pyspark==4.0.1", "pyarrow==26.0.1"];
 
-fn python(engine: &str) -> PathBuf {
+/// The Python of `engine`'s environment.
+pub fn python(engine: &str) -> PathBuf {
     if engine == "spark4" {
         if let Some(p) = std::env::var_os("BACKFILL_SPARK4_PYTHON") {
             return PathBuf::from(p);
