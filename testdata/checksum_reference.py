@@ -132,7 +132,10 @@ def raw(col):
         return col.cast(pa.int32()).to_pylist()
     if pa.types.is_timestamp(t) or pa.types.is_duration(t) or pa.types.is_time(t):
         return col.cast(pa.int64()).to_pylist()
-    return col.cast(as_ints(t)).to_pylist()
+    u = as_ints(t)
+    # A cast to the type a column already has is skipped: pyarrow 26 casting a list of
+    # the null type gives a child as long as the list, not as its elements.
+    return (col if u == t else col.cast(u)).to_pylist()
 
 
 def as_ints(t):
@@ -145,6 +148,8 @@ def as_ints(t):
         return pa.list_(pa.field(t.value_field.name, as_ints(t.value_type)))
     if pa.types.is_large_list(t):
         return pa.large_list(pa.field(t.value_field.name, as_ints(t.value_type)))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(pa.field(t.value_field.name, as_ints(t.value_type)), t.list_size)
     if pa.types.is_map(t):
         return pa.map_(as_ints(t.key_type), as_ints(t.item_type))
     if pa.types.is_struct(t):
@@ -164,6 +169,8 @@ def read_partition_file(path):
         if f.schema.column(i).converted_type == "INTERVAL"
     }
     table = f.read()
+    if not V1:
+        refuse_int96_fractions(path, f, table)
     # pyarrow gives Parquet's UUID and JSON as extension types: the spec hashes their
     # stored values (binary and string).
     table = pa.table([stored(c.combine_chunks()) for c in table.columns], names=table.schema.names)
@@ -171,6 +178,41 @@ def read_partition_file(path):
         return table
     columns = [with_intervals(table.column(n).combine_chunks(), n, intervals) for n in table.schema.names]
     return pa.table(columns, names=table.schema.names)
+
+
+def refuse_int96_fractions(path, f, table):
+    """Raises on an INT96 value holding a fraction of a microsecond (the spec refuses the
+    file). Read again at nanoseconds, which wrap modulo 2^64 outside 1677-2262: the
+    fraction is what that reading adds to the microseconds, modulo 2^64. Only INT96
+    leaves differ between the two readings (microseconds, then nanoseconds)."""
+    if not any(f.schema.column(i).physical_type == "INT96" for i in range(f.metadata.num_columns)):
+        return
+    nanos = pq.ParquetFile(path, coerce_int96_timestamp_unit="ns").read()
+
+    def walk(tu, tn, u, n, where):
+        if u is None or n is None:
+            return
+        if pa.types.is_timestamp(tu) and tu != tn:
+            if (n - u * 1000) % 2**64 != 0:
+                raise ValueError(f"{path}: {where}: an INT96 value with a fraction of a microsecond is refused")
+        elif pa.types.is_struct(tu):
+            for fu, fn in zip(tu, tn):
+                walk(fu.type, fn.type, u[fu.name], n[fn.name], where)
+        elif pa.types.is_map(tu):
+            for (ku, vu), (kn, vn) in zip(u, n):
+                walk(tu.key_type, tn.key_type, ku, kn, where)
+                walk(tu.item_type, tn.item_type, vu, vn, where)
+        elif pa.types.is_list(tu) or pa.types.is_large_list(tu) or pa.types.is_fixed_size_list(tu):
+            for a, b in zip(u, n):
+                walk(tu.value_type, tn.value_type, a, b, where)
+
+    for name in table.schema.names:
+        tu, tn = table.schema.field(name).type, nanos.schema.field(name).type
+        if tu == tn:
+            continue
+        us, ns = raw(table.column(name).combine_chunks()), raw(nanos.column(name).combine_chunks())
+        for row, (u, n) in enumerate(zip(us, ns)):
+            walk(tu, tn, u, n, f"column {name}, row {row}")
 
 
 def stored(arr):

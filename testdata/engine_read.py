@@ -37,8 +37,9 @@ def parquet_descriptions(table):
         leaves.setdefault("(root)", set()).add(str(schema).splitlines()[1].split()[-2])
         for i in range(len(schema)):
             c = schema.column(i)
-            desc = "{} {} {} def={} rep={}".format(
+            desc = "{}{} {} {} def={} rep={}".format(
                 c.physical_type,
+                f"({c.length})" if c.physical_type == "FIXED_LEN_BYTE_ARRAY" else "",
                 c.logical_type,
                 c.converted_type,
                 c.max_definition_level,

@@ -1,6 +1,7 @@
 """Writes the round-trip tables in testdata/ (`duckdb_types/`, `duckdb_intervals/`,
 `pyarrow_alltypes/`, `pyarrow_int96_nanos/`, `spark_types/` with INT96 timestamps,
-`spark_types_micros/`, `spark_types_legacy/`, `polars_types/`, `polars_int128/`, `null_columns/`, `fastparquet_summary/`): every type each
+`spark_types_micros/`, `spark_types_legacy/`, `polars_types/`, `polars_int128/`, `null_columns/`, `fastparquet_summary/`,
+`duckdb_decimals/`): every type each
 engine writes to Parquet, NULLs in every column, extreme values. Each table has an int partition key `p` (1, 2), a row key `k` (unique) and a
 string `s`; the round-trip tests rewrite them and read them back with `engine_read.py`.
 
@@ -93,6 +94,31 @@ COPY (SELECT * FROM (VALUES
  (2, 5, 'e', to_months(2147483647) + to_days(2147483647) + to_milliseconds(4294967295),
   [INTERVAL '0 seconds'], {{'iv': to_months(12), 'n': 0}})
 ) t(p, k, s, iv, liv, siv)) TO '{out}' (FORMAT parquet, PARTITION_BY (p))
+"""
+    )
+
+
+def duckdb_decimals():
+    """DuckDB stores every DECIMAL of precision 19 to 38 in 16 bytes, where 9 to 15 hold
+    precision 19 to 35: wider than the precision needs, at the top level and nested."""
+    import duckdb
+
+    out = fresh("duckdb_decimals")
+    con = duckdb.connect()
+    con.execute(
+        f"""
+COPY (SELECT * FROM (VALUES
+ (1, 1, 'a', 9999999999999999999::DECIMAL(19,0), (-123456789012345678.91)::DECIMAL(20,2),
+  (-1234567890123456789012.123456)::DECIMAL(28,6), 99999999999999999999999999999999999::DECIMAL(35,0),
+  (-12345678901234567890123456.7890123456)::DECIMAL(38,10), 1.5::DECIMAL(9,2),
+  {{'d': (-1234567890123456789012.345)::DECIMAL(25,3)}}, [1.0000::DECIMAL(22,4), NULL]),
+ (1, 2, 'b', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (1, 3, NULL, (-9999999999999999999)::DECIMAL(19,0), 0.01::DECIMAL(20,2), 0::DECIMAL(28,6),
+  (-99999999999999999999999999999999999)::DECIMAL(35,0), 0.0000000001::DECIMAL(38,10), (-9999999.99)::DECIMAL(9,2),
+  {{'d': NULL}}, []),
+ (2, 4, 'd', 1::DECIMAL(19,0), (-0.01)::DECIMAL(20,2), 0.000001::DECIMAL(28,6), (-1)::DECIMAL(35,0),
+  NULL, 0::DECIMAL(9,2), {{'d': 0.001::DECIMAL(25,3)}}, [(-99999999999999999.9999)::DECIMAL(22,4)])
+) t(p, k, s, d19, d20, d28, d35, d38, d9, sd, ld)) TO '{out}' (FORMAT parquet, PARTITION_BY (p))
 """
     )
 
@@ -348,6 +374,8 @@ if __name__ == "__main__":
         duckdb_types()
     if "duckdb" in which or "duckdb_intervals" in which:
         duckdb_intervals()
+    if "duckdb" in which or "duckdb_decimals" in which:
+        duckdb_decimals()
     if "pyarrow" in which:
         pyarrow_alltypes()
         pyarrow_int96_nanos()

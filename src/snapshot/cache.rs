@@ -30,8 +30,10 @@ use crate::checksum::{LogicalColumn, LogicalSchema, Part};
 use crate::storage::Location;
 use crate::table::{DataFile, Table};
 
-/// The format of a segment this code writes and reads.
-pub const FORMAT: u32 = 1;
+/// The format of a segment this code writes and reads. Format 1 wrote column types with
+/// every Parquet annotation (`Utf8 (String)`), which this code would take for other types
+/// than its own (`Utf8`): its segments are not read, and their files are read again.
+pub const FORMAT: u32 = 2;
 
 /// Segments kept before they are merged into one.
 pub const MAX_SEGMENTS: usize = 16;
@@ -247,9 +249,14 @@ impl Cache {
                     continue;
                 }
             };
-            if seg.format > FORMAT {
+            if seg.format != FORMAT {
+                let which = if seg.format > FORMAT {
+                    "newer"
+                } else {
+                    "older"
+                };
                 cache.note(format!(
-                    "checksum cache segment {path} ignored: format {} is newer than this backfill's {FORMAT}",
+                    "checksum cache segment {path} ignored: format {} is {which} than this backfill's {FORMAT}",
                     seg.format
                 ));
                 continue;

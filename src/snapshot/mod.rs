@@ -159,8 +159,9 @@ pub struct FileScan {
     /// Whether checksum v1 would hash it differently.
     pub differs_in_v1: bool,
     /// Each top-level column's type as readers of the file see it: its Arrow type, and
-    /// the Parquet annotation of a primitive column (`Uuid`, `Json`...), which the logical
-    /// type of the checksum leaves out.
+    /// the Parquet annotation of a primitive column that the Arrow type does not say
+    /// (`Uuid`, `Json`...: [`annotation`]), which the logical type of the checksum leaves
+    /// out.
     pub column_types: Arc<Vec<(String, String)>>,
 }
 
@@ -193,7 +194,7 @@ fn facts(
                 .get_fields()
                 .iter()
                 .find(|t| t.name() == f.name() && t.is_primitive())
-                .and_then(|t| t.get_basic_info().logical_type_ref().cloned())
+                .and_then(|t| annotation(t.get_basic_info()))
                 .map(|lt| format!(" ({lt:?})"))
                 .unwrap_or_default();
             let shown = match f.data_type() {
@@ -205,6 +206,34 @@ fn facts(
         })
         .collect();
     (differs_in_v1, column_types)
+}
+
+/// The annotation of a primitive column that its Arrow type does not say: a UUID is a
+/// 16-byte binary to Arrow, JSON a string. Those Arrow types do say (a string, an
+/// integer's width, a timestamp's unit and zone, a decimal) are left out, and so is
+/// whether a writer gave them as logical or as legacy converted types: fastparquet's
+/// `UTF8` string and pyarrow's `String` are one type to every reader.
+fn annotation(info: &parquet::schema::types::BasicTypeInfo) -> Option<parquet::basic::LogicalType> {
+    use parquet::basic::{ConvertedType, LogicalType};
+    match info.logical_type_ref() {
+        Some(
+            lt @ (LogicalType::Uuid
+            | LogicalType::Json
+            | LogicalType::Bson
+            | LogicalType::Enum
+            | LogicalType::Unknown
+            | LogicalType::Variant { .. }
+            | LogicalType::Geometry { .. }
+            | LogicalType::Geography { .. }),
+        ) => Some(lt.clone()),
+        Some(_) => None,
+        None => match info.converted_type() {
+            ConvertedType::JSON => Some(LogicalType::Json),
+            ConvertedType::BSON => Some(LogicalType::Bson),
+            ConvertedType::ENUM => Some(LogicalType::Enum),
+            _ => None,
+        },
+    }
 }
 
 /// The scan a snapshot would make of a file a run just wrote (`file`, whose rows hash to

@@ -68,7 +68,7 @@ fn new_root(
                     && t.get_basic_info().repetition() == parquet::basic::Repetition::REQUIRED)
         });
         match source {
-            Some((t, _)) => fields.push(t.clone()),
+            Some((t, _)) => fields.push(arrow_writable(t)?),
             None => fields.push(arrow_says.clone()),
         }
     }
@@ -77,6 +77,144 @@ fn new_root(
         .build()
         .map(Arc::new)
         .map_err(encoding)
+}
+
+/// The Arrow decimal type that makes the Arrow writer fill a fixed-length decimal leaf of
+/// `length` bytes and `precision` digits (scale `scale`): the writer sizes each value by
+/// the precision of the array it is given, and DuckDB stores `DECIMAL(19..35)` in 16
+/// bytes where that precision gives 9 to 15. The widest precision of that width holds
+/// the same unscaled values, and the file still describes the leaf's own precision.
+/// `None` when no precision has that width ([`arrow_writable`] describes such leaves
+/// anew).
+fn decimal_of_width(length: i32, precision: i32, scale: i8) -> Option<arrow::datatypes::DataType> {
+    use arrow::datatypes::DataType::{Decimal128, Decimal256};
+    let widest = (1..=76u8)
+        .filter(|p| arrow_decimal_width(i32::from(*p)) == length)
+        .max()?;
+    if i32::from(widest) < precision {
+        return None;
+    }
+    Some(if widest <= 38 {
+        Decimal128(widest, scale)
+    } else {
+        Decimal256(widest, scale)
+    })
+}
+
+/// `schema` with each decimal whose Parquet leaf in `root` is wider than its precision
+/// needs given as [`decimal_of_width`]: what the column writers are given for the file
+/// `root` describes. Arrow leaves and Parquet leaves pair up in depth-first order, as
+/// the writer pairs them.
+fn encoded_as(schema: &SchemaRef, root: &TypePtr) -> SchemaRef {
+    use arrow::datatypes::{DataType, Field};
+    fn leaf_type(
+        dt: &DataType,
+        leaves: &mut std::slice::Iter<'_, parquet::schema::types::ColumnDescPtr>,
+    ) -> DataType {
+        let nested = |f: &arrow::datatypes::FieldRef, leaves: &mut std::slice::Iter<'_, _>| {
+            Arc::new(Field::clone(f).with_data_type(leaf_type(f.data_type(), leaves)))
+        };
+        match dt {
+            DataType::Struct(fields) => {
+                DataType::Struct(fields.iter().map(|f| nested(f, leaves)).collect())
+            }
+            DataType::List(f) => DataType::List(nested(f, leaves)),
+            DataType::LargeList(f) => DataType::LargeList(nested(f, leaves)),
+            DataType::FixedSizeList(f, n) => DataType::FixedSizeList(nested(f, leaves), *n),
+            DataType::Map(f, sorted) => DataType::Map(nested(f, leaves), *sorted),
+            DataType::Decimal32(_, s)
+            | DataType::Decimal64(_, s)
+            | DataType::Decimal128(_, s)
+            | DataType::Decimal256(_, s) => {
+                let Some(c) = leaves.next() else {
+                    return dt.clone();
+                };
+                let (length, precision) = (c.type_length(), c.type_precision());
+                if c.physical_type() != parquet::basic::Type::FIXED_LEN_BYTE_ARRAY
+                    || precision <= 0
+                    || length == arrow_decimal_width(precision)
+                {
+                    return dt.clone();
+                }
+                decimal_of_width(length, precision, *s).unwrap_or_else(|| dt.clone())
+            }
+            _ => {
+                leaves.next();
+                dt.clone()
+            }
+        }
+    }
+    let descr = SchemaDescriptor::new(root.clone());
+    let columns: Vec<_> = (0..descr.num_columns()).map(|i| descr.column(i)).collect();
+    let mut leaves = columns.iter();
+    let fields: Vec<arrow::datatypes::FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| Arc::new(Field::clone(f).with_data_type(leaf_type(f.data_type(), &mut leaves))))
+        .collect();
+    if fields
+        .iter()
+        .zip(schema.fields())
+        .all(|(a, b)| a.data_type() == b.data_type())
+    {
+        return schema.clone();
+    }
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `t`, with each decimal leaf the Arrow writer cannot fill as `t` describes it, even
+/// widened ([`decimal_of_width`]), described as that writer fills it: a fixed-length
+/// byte array of the fewest bytes the precision needs. Only decimals on variable-length
+/// byte arrays (which the Arrow writer has no way to write) and fixed-length ones no
+/// precision fills are: the logical type and the values stay, the storage width changes.
+fn arrow_writable(t: &TypePtr) -> Result<TypePtr> {
+    crate::table::reader::map_parquet_leaves(t, &mut refit_decimal).map_err(encoding)
+}
+
+/// Decimal leaf `t` described at the width its precision needs; `None` for any other
+/// leaf, and for one the writer fills as described ([`arrow_writable`]).
+fn refit_decimal(t: &Type) -> parquet::errors::Result<Option<TypePtr>> {
+    use parquet::basic::{LogicalType, Type as Physical};
+    let info = t.get_basic_info();
+    let (precision, scale) = (t.get_precision(), t.get_scale());
+    let decimal = matches!(info.logical_type_ref(), Some(LogicalType::Decimal { .. }))
+        || info.converted_type() == parquet::basic::ConvertedType::DECIMAL;
+    let length = match t {
+        Type::PrimitiveType { type_length, .. } => *type_length,
+        Type::GroupType { .. } => return Ok(None),
+    };
+    if !decimal || precision <= 0 {
+        return Ok(None);
+    }
+    let width = arrow_decimal_width(precision);
+    let fits = match t.get_physical_type() {
+        Physical::FIXED_LEN_BYTE_ARRAY => {
+            length == width || decimal_of_width(length, precision, scale as i8).is_some()
+        }
+        Physical::BYTE_ARRAY => false,
+        _ => true,
+    };
+    if fits {
+        return Ok(None);
+    }
+    let mut b = Type::primitive_type_builder(info.name(), Physical::FIXED_LEN_BYTE_ARRAY)
+        .with_length(width)
+        .with_precision(precision)
+        .with_scale(scale)
+        .with_logical_type(Some(LogicalType::decimal(scale, precision)))
+        .with_converted_type(parquet::basic::ConvertedType::DECIMAL)
+        .with_repetition(info.repetition());
+    if info.has_id() {
+        b = b.with_id(Some(info.id()));
+    }
+    b.build().map(|t| Some(Arc::new(t)))
+}
+
+/// The bytes the Arrow writer puts in each fixed-length decimal value of `precision`,
+/// whatever the column's description says: the fewest that hold its digits and a sign
+/// (the parquet crate's own formula, which it does not export).
+fn arrow_decimal_width(precision: i32) -> i32 {
+    (((10.0_f64.powi(precision) + 1.0).log2() + 1.0) / 8.0).ceil() as i32
 }
 
 fn encoding(error: parquet::errors::ParquetError) -> Error {
@@ -148,7 +286,8 @@ pub fn encode(
         })
         .collect();
     let any_twelve = twelve.iter().any(|b| *b);
-    if reuse.is_none() && !any_twelve {
+    let widened = encoded_as(schema, &root);
+    if reuse.is_none() && !any_twelve && Arc::ptr_eq(&widened, schema) {
         let options = ArrowWriterOptions::new()
             .with_properties(props)
             .with_skip_arrow_metadata(source_arrow.is_some())
@@ -167,7 +306,7 @@ pub fn encode(
     let (encoded_root, encoded_schema) = if any_twelve {
         let mut fields = Vec::with_capacity(schema.fields().len());
         let mut types = Vec::with_capacity(schema.fields().len());
-        for ((field, t), is) in schema.fields().iter().zip(root.get_fields()).zip(&twelve) {
+        for ((field, t), is) in widened.fields().iter().zip(root.get_fields()).zip(&twelve) {
             if *is {
                 let dt = twelve_bytes::binary_type(field.data_type(), t);
                 fields.push(field.as_ref().clone().with_data_type(dt));
@@ -191,7 +330,7 @@ pub fn encode(
         let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
         (Arc::new(encoded), Arc::new(schema))
     } else {
-        (root.clone(), schema.clone())
+        (root.clone(), widened)
     };
     let props = Arc::new(props);
     let mut file = SerializedFileWriter::new(buf, root, props.clone()).map_err(failed)?;
@@ -290,6 +429,14 @@ impl GroupWriter {
                     let column = if self.twelve[c] {
                         twelve_bytes::to_binary(column, encoded_field.data_type(), field.name())
                             .map_err(failed)?
+                    } else if encoded_field.data_type() != field.data_type() {
+                        // A decimal widened to its stored width ([`widened_decimal`]).
+                        arrow::compute::cast(column, encoded_field.data_type()).map_err(|e| {
+                            Error::Arrow {
+                                context: format!("widening decimal column {}", field.name()),
+                                error: e,
+                            }
+                        })?
                     } else {
                         column.clone()
                     };

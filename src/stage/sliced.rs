@@ -87,7 +87,7 @@ impl Encoder {
             file,
             groups: GroupWriter::new(
                 schema,
-                schema.clone(),
+                super::encoded_as(schema, &root),
                 root.clone(),
                 props.clone(),
                 vec![false; n],

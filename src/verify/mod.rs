@@ -483,13 +483,13 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
         if path.rsplit('/').next() != Some("_metadata") {
             continue; // `_common_metadata` holds a schema, no files
         }
-        // One the Parquet reader cannot read is not compared: arrow-rs refuses a valid
-        // summary whose row groups mix written and missing ordinals, as fastparquet's
-        // `merge` over its files and others' writes, and a false finding is worse than none.
-        let Some(listed) = summary::listed_rows(&table.location, path).await else {
-            continue;
+        let (problems, readers) = match summary::listed_rows(&table.location, path).await {
+            Ok(listed) => (
+                summary::disagreements(&listed, &covered, &file_rows),
+                "see other files and counts than the table holds",
+            ),
+            Err(why) => (vec![format!("cannot be read: {why}")], "fail on it"),
         };
-        let problems = summary::disagreements(&listed, &covered, &file_rows);
         if let Some(first) = problems.first() {
             let more = match problems.len() {
                 1 => String::new(),
@@ -499,7 +499,7 @@ pub async fn verify(table: &Table, options: &VerifyOptions) -> Result<VerifyRepo
                 FindingKind::StaleSummary,
                 at,
                 Some(path),
-                format!("the summary {first}{more}; readers that use it (fastparquet, dask) see other files and counts than the table holds: delete it, or write it again with the tool that wrote it"),
+                format!("the summary {first}{more}; readers that use it (fastparquet, dask) {readers}: delete it, or write it again with the tool that wrote it"),
             ));
         }
     }

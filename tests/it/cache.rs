@@ -76,7 +76,7 @@ fn the_cache_changes_no_checksum_of_any_table_in_testdata() {
         assert_eq!(plain["cache"]["files_read"], 0, "{name}");
         tables += 1;
     }
-    assert_eq!((tables, refused), (15, 2));
+    assert_eq!((tables, refused), (16, 2));
 }
 
 /// ids in an uncompressed, plainly encoded file: a value's 8 bytes can be found and
@@ -206,13 +206,13 @@ fn a_snapshot_right_after_a_run_reads_nothing_and_equals_a_cold_one() {
 }
 
 #[test]
-fn a_damaged_foreign_or_newer_cache_is_ignored_with_a_note_and_the_checksums_stay_right() {
+fn a_damaged_foreign_older_or_newer_cache_is_ignored_with_a_note_and_the_checksums_stay_right() {
     let (dir, _) = small_table(3);
     let (cold, _) = snap(dir.path(), "t", &["--no-cache"]);
     snap(dir.path(), "t", &[]);
     let seg = segments(dir.path()).remove(0);
     let good = std::fs::read(&seg).unwrap();
-    let cases: [(&str, Vec<u8>); 3] = [
+    let cases: [(&str, Vec<u8>); 4] = [
         ("damaged", good[..good.len() / 2].to_vec()),
         ("the cache of", {
             let mut v: serde_json::Value = serde_json::from_slice(&good).unwrap();
@@ -223,7 +223,15 @@ fn a_damaged_foreign_or_newer_cache_is_ignored_with_a_note_and_the_checksums_sta
             "newer",
             String::from_utf8(good.clone())
                 .unwrap()
-                .replacen("\"format\":1", "\"format\":99", 1)
+                .replacen("\"format\":2", "\"format\":99", 1)
+                .into_bytes(),
+        ),
+        // Format 1 wrote column types with every Parquet annotation.
+        (
+            "older",
+            String::from_utf8(good.clone())
+                .unwrap()
+                .replacen("\"format\":2", "\"format\":1", 1)
                 .into_bytes(),
         ),
     ];

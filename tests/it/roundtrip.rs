@@ -235,6 +235,110 @@ fn duckdb_intervals_round_trip_with_their_months() {
 }
 
 #[test]
+fn duckdb_decimals_keep_their_width() {
+    // DuckDB stores DECIMAL(19..35) in 16 bytes, more than the precision needs, at the top
+    // level, in a struct and in a list; the Arrow writer sizes values by precision. Each
+    // is encoded again at its stored width, whole and a slice at a time.
+    rewrite("duckdb", "duckdb_decimals", Fix::DeleteRow);
+    rewrite_as("duckdb", "duckdb_decimals", Fix::DeleteRow, Sliced);
+    rewrite("duckdb", "duckdb_decimals", Fix::UpperS);
+    rewrite("pyarrow", "duckdb_decimals", Fix::DeleteRow);
+}
+
+#[test]
+fn decimals_the_arrow_writer_cannot_store_alike_are_stored_at_their_precision() {
+    // On a variable-length byte array (as parquet-mr may write them) the Arrow writer has
+    // no way to write a decimal: it is written in the fixed-length array its precision
+    // needs. A 32-byte array for precision 20 is kept, filled as a 76-digit decimal.
+    use std::sync::Arc;
+
+    use parquet::data_type::{
+        ByteArray, ByteArrayType, FixedLenByteArray, FixedLenByteArrayType, Int64Type,
+    };
+    use parquet::file::writer::SerializedFileWriter;
+
+    let work = tempfile::tempdir().unwrap();
+    let t = work.path().join("t");
+    let message = "message m { required int64 k; optional binary d (DECIMAL(10,2)); \
+                   optional fixed_len_byte_array(32) e (DECIMAL(20,2)); optional binary s (UTF8); }";
+    let schema = parquet::schema::parser::parse_message_type(message).unwrap();
+    std::fs::create_dir_all(t.join("p=1")).unwrap();
+    let file = std::fs::File::create(t.join("p=1/part-0.parquet")).unwrap();
+    let mut w = SerializedFileWriter::new(file, Arc::new(schema), Default::default()).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<Int64Type>()
+        .write_batch(&[1, 2, 3], None, None)
+        .unwrap();
+    c.close().unwrap();
+    // 123.45, -0.01 (one byte, 0xff), NULL: minimal big-endian two's complement.
+    let mut c = rg.next_column().unwrap().unwrap();
+    let d: Vec<ByteArray> = vec![vec![0x30, 0x39].into(), vec![0xff].into()];
+    c.typed::<ByteArrayType>()
+        .write_batch(&d, Some(&[1, 1, 0]), None)
+        .unwrap();
+    c.close().unwrap();
+    // -123456789012345678.91 and 1.00, sign-extended to 32 bytes.
+    let wide = |v: i128| -> FixedLenByteArray {
+        let mut b = vec![if v < 0 { 0xff } else { 0 }; 16];
+        b.extend_from_slice(&v.to_be_bytes());
+        ByteArray::from(b).into()
+    };
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<FixedLenByteArrayType>()
+        .write_batch(
+            &[wide(-12345678901234567891), wide(100)],
+            Some(&[1, 0, 1]),
+            None,
+        )
+        .unwrap();
+    c.close().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    let s: Vec<ByteArray> = vec!["a".into(), "b".into(), "c".into()];
+    c.typed::<ByteArrayType>()
+        .write_batch(&s, Some(&[1, 1, 1]), None)
+        .unwrap();
+    c.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+
+    let before = engines::read("duckdb", &t, Some("2"));
+    std::fs::write(
+        work.path().join("f.sql"),
+        "SELECT * FROM source WHERE k <> 2",
+    )
+    .unwrap();
+    let out = run_in(work.path(), &["run", "t", "--sql", "f.sql", "--all"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("1 rewritten"), "{}", out.stdout);
+    let after = engines::read("duckdb", &t, None);
+    assert_eq!(after["types"], before["types"]);
+    assert_eq!(after["rows"], before["rows"]);
+    assert_eq!(
+        before["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["d"].as_str().unwrap(), r["e"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "Decimal('123.45') | 123.45",
+                "Decimal('-123456789012345678.91') | -123456789012345678.91"
+            ),
+            ("None | None", "Decimal('1.00') | 1.00")
+        ]
+    );
+    assert_eq!(
+        after["parquet"]["d"],
+        serde_json::json!([
+            "FIXED_LEN_BYTE_ARRAY(5) Decimal(precision=10, scale=2) DECIMAL def=1 rep=0"
+        ])
+    );
+    assert_eq!(after["parquet"]["e"], before["parquet"]["e"]);
+}
+
+#[test]
 fn an_interval_filter_sees_the_months() {
     // 14 months and 2 months are longer than 10 days; read without months they are not.
     let work = tempfile::tempdir().unwrap();

@@ -545,3 +545,115 @@ async fn a_snapshot_fetches_each_small_file_with_one_request() {
     assert_eq!(of(&on_s3).len(), DAYS as usize);
     assert_eq!(of(&on_s3), of(&on_disk));
 }
+
+/// A summary (`_metadata`) of `file`, naming it by `path`: the file's row groups, each
+/// with that path, as fastparquet and dask write one.
+fn summary_of(file: &[u8], path: &str) -> Vec<u8> {
+    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes::Bytes::from(file.to_vec()))
+        .unwrap();
+    let groups = meta
+        .row_groups()
+        .iter()
+        .map(|g| {
+            let columns = g
+                .columns()
+                .iter()
+                .map(|c| {
+                    c.clone()
+                        .into_builder()
+                        .set_file_path(path.into())
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            g.clone()
+                .into_builder()
+                .set_column_metadata(columns)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let meta = meta.into_builder().set_row_groups(groups).build();
+    let mut out = Vec::new();
+    ParquetMetaDataWriter::new(&mut out, &meta)
+        .finish()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn parquet_summaries_on_s3_refuse_a_run_and_are_verified() {
+    let server = s3::server();
+    let bucket = s3::bucket(server);
+    let store = s3::store(&server.endpoint, &bucket);
+    put_table(&store, "lake/t", 2).await;
+    let day2 = Path::from("lake/t/day=2024-04-02/part-0.parquet");
+    let file = store.get(&day2).await.unwrap().bytes().await.unwrap();
+    store
+        .put(
+            &Path::from("lake/t/day=2024-04-02/_metadata"),
+            PutPayload::from(summary_of(&file, "part-0.parquet")),
+        )
+        .await
+        .unwrap();
+    let before = list(&store, "").await;
+    let loc = s3::location(&server.endpoint, &bucket, "lake/t");
+    let table = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+
+    // The run would leave the summary naming a file that is gone: refused, nothing written.
+    let err = backfill::run::run(&table, request("SELECT id + 1 AS id, name FROM source", 2))
+        .await
+        .unwrap_err();
+    match &err {
+        backfill::Error::SummaryFiles { files, .. } => {
+            assert_eq!(files, "day=2024-04-02/_metadata")
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(list(&store, "").await, before, "something was written");
+
+    let verify = |table: backfill::table::Table| async move {
+        let options = backfill::verify::VerifyOptions {
+            every: None,
+            from: None,
+            to: None,
+            against: None,
+            run: None,
+            anomalies: None,
+            selection: Default::default(),
+            scan: Default::default(),
+        };
+        let report = backfill::verify::verify(&table, &options).await.unwrap();
+        report
+            .findings
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {}",
+                    f.kind.name(),
+                    f.path.as_deref().unwrap_or("-"),
+                    f.detail.split(';').next().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // As written, it agrees with the file.
+    assert_eq!(verify(table).await, Vec::<String>::new());
+    // Another job rewrites the file with one row fewer.
+    let fewer = rows(&[(200, Some("a")), (201, None)]);
+    store
+        .put(&day2, PutPayload::from(parquet_bytes(&fewer)))
+        .await
+        .unwrap();
+    let table = backfill::table::discover(&loc, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(table).await,
+        ["stale_summary day=2024-04-02/_metadata the summary lists 3 rows for day=2024-04-02/part-0.parquet, which holds 2"]
+    );
+}

@@ -179,6 +179,63 @@ fn a_column_typed_differently_across_partitions_is_found() {
     );
 }
 
+/// A one-row file of `u` (16 bytes) and `s` (a string), annotated as `message` says.
+fn annotated_file(table: &std::path::Path, partition: &str, message: &str) {
+    use parquet::data_type::{ByteArray, ByteArrayType, FixedLenByteArrayType};
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+
+    let schema = parquet::schema::parser::parse_message_type(message).unwrap();
+    std::fs::create_dir_all(table.join(partition)).unwrap();
+    let file = std::fs::File::create(table.join(partition).join("part-0.parquet")).unwrap();
+    let mut w = SerializedFileWriter::new(file, Arc::new(schema), Default::default()).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    let u = ByteArray::from(vec![7u8; 16]);
+    c.typed::<FixedLenByteArrayType>()
+        .write_batch(&[u.into()], None, None)
+        .unwrap();
+    c.close().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<ByteArrayType>()
+        .write_batch(&["x".into()], None, None)
+        .unwrap();
+    c.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn an_annotation_the_arrow_type_does_not_say_makes_another_type_a_legacy_one_does_not() {
+    // Legacy writers (fastparquet, old Spark) give a string only the converted type UTF8;
+    // newer ones the logical type String: one type to every reader. A UUID is not a bare
+    // 16-byte binary to DuckDB or Spark, though both are FixedSizeBinary(16) to Arrow.
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    let legacy = "message m { required fixed_len_byte_array(16) u; required binary s (UTF8); }";
+    let logical = "message m { required fixed_len_byte_array(16) u; required binary s (STRING); }";
+    let uuid =
+        "message m { required fixed_len_byte_array(16) u (UUID); required binary s (STRING); }";
+    annotated_file(&t, "p=1", legacy);
+    annotated_file(&t, "p=2", logical);
+    let findings = || {
+        let out = run_in(dir.path(), &["verify", "t", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["detail"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(findings(), Vec::<String>::new());
+    annotated_file(&t, "p=3", uuid);
+    assert_eq!(
+        findings(),
+        ["column u is FixedSizeBinary(16) in 2 partition(s) (p=1, p=2) but FixedSizeBinary(16) (Uuid) in 1 partition(s) (p=3); rewrite the odd partitions so the table has one type"]
+    );
+}
+
 #[test]
 fn rows_anomaly_flags_a_dropped_and_a_doubled_day_but_not_weekends_or_a_ramp() {
     use arrow::array::{Array, Int64Array, RecordBatch};
@@ -370,12 +427,59 @@ fn fastparquet_rebuilds_its_summary_over_rewritten_partitions() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
     assert!(t.join("_metadata").is_file());
-    // The rebuilt summary mixes row groups with and without ordinals, which the Parquet
-    // reader here refuses: verify leaves it uncompared rather than call it stale.
+    // The rebuilt summary mixes row groups with and without ordinals (the parquet crate
+    // refuses such a footer); it agrees with the files.
     let out = run_in(dir.path(), &["verify", "t", "--json"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(
         crate::support::finding_list(&out.stdout),
         Vec::<String>::new()
+    );
+
+    // Then another job (pyarrow) drops p=2's last row, in a file of another name: that
+    // summary is compared too, and found stale. pyarrow annotates strings and integers as
+    // logical types where fastparquet wrote converted ones: the same types to readers,
+    // not `mixed_column_types`.
+    let script = "import glob, os, sys, pyarrow.parquet as pq\n\
+        d = sys.argv[1] + '/p=2'\n\
+        old = sorted(glob.glob(d + '/*.parquet'))\n\
+        t = pq.ParquetDataset(old).read()\n\
+        pq.write_table(t.slice(0, t.num_rows - 1), d + '/fixed.parquet')\n\
+        [os.remove(f) for f in old]\n\
+        print(t.num_rows - 1)";
+    let out = std::process::Command::new(crate::support::engines::python("pyarrow"))
+        .args(["-c", script])
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+    let out = run_in(dir.path(), &["verify", "t", "--json"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{}", out.stdout);
+    assert_eq!(findings[0]["kind"], "stale_summary");
+    assert_eq!(findings[0]["path"], "_metadata");
+    assert!(
+        findings[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the summary does not list p=2/fixed.parquet (and 1 more)"),
+        "{}",
+        out.stdout
+    );
+
+    // A summary that is not a Parquet footer at all: readers that use it fail.
+    std::fs::write(t.join("_metadata"), b"not parquet").unwrap();
+    let out = run_in(dir.path(), &["verify", "t", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["findings"][0]["detail"],
+        "the summary cannot be read: it is not a readable Parquet footer; readers that use it (fastparquet, dask) fail on it: delete it, or write it again with the tool that wrote it"
     );
 }

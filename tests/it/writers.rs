@@ -65,6 +65,15 @@ fn checksums_equal_the_reference_implementation_on_real_files() {
             "3a584b3d4fb60cb99dbb650dea7459462eb7d6879c21d3fa30cea9c31d59d529"
         ]
     );
+    // DECIMAL(19..38) in 16 bytes whatever the precision, top-level and nested.
+    // From: python testdata/checksum_reference.py testdata/duckdb_decimals/p=1 testdata/duckdb_decimals/p=2
+    assert_eq!(
+        partition_checksums("testdata/duckdb_decimals", &[]),
+        [
+            "4da946cd02b5b916edf40f1b85155573097e3e87109f07fa8cca5637866cb4ec",
+            "298d7e376d2117b7aee442b61d388d2cee506f2faaa722472eaf6d2f0a5ea6f4"
+        ]
+    );
     // Every type pyarrow writes.
     // From: python testdata/checksum_reference.py testdata/pyarrow_alltypes/p=1 testdata/pyarrow_alltypes/p=2
     assert_eq!(
