@@ -391,6 +391,21 @@ fn a_parquet_summary_that_disagrees_with_the_files_is_reported() {
     );
 }
 
+/// What `script` prints, run by `engine`'s Python with the table folder as its argument.
+fn python_on(engine: &str, script: &str, table: &std::path::Path) -> String {
+    let out = std::process::Command::new(crate::support::engines::python(engine))
+        .args(["-c", script])
+        .arg(table)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[test]
 fn fastparquet_rebuilds_its_summary_over_rewritten_partitions() {
     // What a fastparquet user does after a run: move the summaries back in by rebuilding
@@ -415,17 +430,7 @@ fn fastparquet_rebuilds_its_summary_over_rewritten_partitions() {
         t = sys.argv[1]\n\
         fastparquet.writer.merge(sorted(glob.glob(t + '/p=*/*.parquet')))\n\
         print(fastparquet.ParquetFile(t).count())";
-    let out = std::process::Command::new(crate::support::engines::python("fastparquet"))
-        .args(["-c", script])
-        .arg(&t)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
+    assert_eq!(python_on("fastparquet", script, &t), "5");
     assert!(t.join("_metadata").is_file());
     // The rebuilt summary mixes row groups with and without ordinals (the parquet crate
     // refuses such a footer); it agrees with the files.
@@ -447,17 +452,7 @@ fn fastparquet_rebuilds_its_summary_over_rewritten_partitions() {
         pq.write_table(t.slice(0, t.num_rows - 1), d + '/fixed.parquet')\n\
         [os.remove(f) for f in old]\n\
         print(t.num_rows - 1)";
-    let out = std::process::Command::new(crate::support::engines::python("pyarrow"))
-        .args(["-c", script])
-        .arg(&t)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+    assert_eq!(python_on("pyarrow", script, &t), "2");
     let out = run_in(dir.path(), &["verify", "t", "--json"]);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
