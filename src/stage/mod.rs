@@ -430,7 +430,7 @@ impl GroupWriter {
                         twelve_bytes::to_binary(column, encoded_field.data_type(), field.name())
                             .map_err(failed)?
                     } else if encoded_field.data_type() != field.data_type() {
-                        // A decimal widened to its stored width ([`widened_decimal`]).
+                        // A decimal widened to its stored width ([`encoded_as`]).
                         arrow::compute::cast(column, encoded_field.data_type()).map_err(|e| {
                             Error::Arrow {
                                 context: format!("widening decimal column {}", field.name()),
