@@ -546,71 +546,41 @@ async fn a_snapshot_fetches_each_small_file_with_one_request() {
     assert_eq!(of(&on_s3), of(&on_disk));
 }
 
-/// A summary (`_metadata`) of `file`, naming it by `path`: the file's row groups, each
-/// with that path, as fastparquet and dask write one.
-fn summary_of(file: &[u8], path: &str) -> Vec<u8> {
-    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
-    let meta = ParquetMetaDataReader::new()
-        .parse_and_finish(&bytes::Bytes::from(file.to_vec()))
-        .unwrap();
-    let groups = meta
-        .row_groups()
-        .iter()
-        .map(|g| {
-            let columns = g
-                .columns()
-                .iter()
-                .map(|c| {
-                    c.clone()
-                        .into_builder()
-                        .set_file_path(path.into())
-                        .build()
-                        .unwrap()
-                })
-                .collect();
-            g.clone()
-                .into_builder()
-                .set_column_metadata(columns)
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let meta = meta.into_builder().set_row_groups(groups).build();
-    let mut out = Vec::new();
-    ParquetMetaDataWriter::new(&mut out, &meta)
-        .finish()
-        .unwrap();
-    out
-}
-
 #[tokio::test]
 async fn parquet_summaries_on_s3_refuse_a_run_and_are_verified() {
+    // fastparquet's table, its `_metadata` and `_common_metadata` beside the partitions.
     let server = s3::server();
     let bucket = s3::bucket(server);
     let store = s3::store(&server.endpoint, &bucket);
-    put_table(&store, "lake/t", 2).await;
-    let day2 = Path::from("lake/t/day=2024-04-02/part-0.parquet");
-    let file = store.get(&day2).await.unwrap().bytes().await.unwrap();
-    store
-        .put(
-            &Path::from("lake/t/day=2024-04-02/_metadata"),
-            PutPayload::from(summary_of(&file, "part-0.parquet")),
-        )
-        .await
-        .unwrap();
+    let fixture = crate::support::root().join("testdata/fastparquet_summary");
+    let put_file = |relative: &str| {
+        let store = store.clone();
+        let bytes = std::fs::read(fixture.join(relative)).unwrap();
+        let path = Path::parse(format!("lake/t/{relative}")).unwrap();
+        async move { store.put(&path, PutPayload::from(bytes)).await.unwrap() }
+    };
+    for f in [
+        "_metadata",
+        "_common_metadata",
+        "p=1/part.0.parquet",
+        "p=1/part.1.parquet",
+        "p=2/part.1.parquet",
+    ] {
+        put_file(f).await;
+    }
     let before = list(&store, "").await;
     let loc = s3::location(&server.endpoint, &bucket, "lake/t");
     let table = backfill::table::discover(&loc, &Default::default())
         .await
         .unwrap();
 
-    // The run would leave the summary naming a file that is gone: refused, nothing written.
-    let err = backfill::run::run(&table, request("SELECT id + 1 AS id, name FROM source", 2))
+    // The run would leave the summary naming files that are gone: refused, nothing written.
+    let err = backfill::run::run(&table, request("SELECT * FROM source WHERE k <> 1", 2))
         .await
         .unwrap_err();
     match &err {
         backfill::Error::SummaryFiles { files, .. } => {
-            assert_eq!(files, "day=2024-04-02/_metadata")
+            assert_eq!(files, "_common_metadata, _metadata")
         }
         other => panic!("{other}"),
     }
@@ -641,12 +611,14 @@ async fn parquet_summaries_on_s3_refuse_a_run_and_are_verified() {
             })
             .collect::<Vec<_>>()
     };
-    // As written, it agrees with the file.
+    // As fastparquet wrote it, the summary agrees with the files.
     assert_eq!(verify(table).await, Vec::<String>::new());
-    // Another job rewrites the file with one row fewer.
-    let fewer = rows(&[(200, Some("a")), (201, None)]);
+    // Another job puts p=2's three rows in p=1's first file, which held two.
     store
-        .put(&day2, PutPayload::from(parquet_bytes(&fewer)))
+        .put(
+            &Path::from("lake/t/p=1/part.0.parquet"),
+            PutPayload::from(std::fs::read(fixture.join("p=2/part.1.parquet")).unwrap()),
+        )
         .await
         .unwrap();
     let table = backfill::table::discover(&loc, &Default::default())
@@ -654,6 +626,6 @@ async fn parquet_summaries_on_s3_refuse_a_run_and_are_verified() {
         .unwrap();
     assert_eq!(
         verify(table).await,
-        ["stale_summary day=2024-04-02/_metadata the summary lists 3 rows for day=2024-04-02/part-0.parquet, which holds 2"]
+        ["stale_summary _metadata the summary lists 2 rows for p=1/part.0.parquet, which holds 3"]
     );
 }
